@@ -1,0 +1,73 @@
+//! Detection: Sigma rules over raw records, and stateful identity detectors over
+//! [`IdentityEvent`]s. Every detector sees every event in event-time order (per batch) and
+//! every finding the others produced, so correlations (account takeover) are detectors too.
+//!
+//! To add a detector: one file implementing [`Detector`], one variant in [`DetectorKind`].
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Finding, IdentityEvent};
+use crate::state::{StateError, StateStore};
+
+/// What a detector may use besides the event: the state store and the wall clock of the run
+/// (only for expiry of state; detection logic reads `event.time`).
+pub struct DetectContext<'a> {
+    /// Durable state (history, counters, first-seen marks).
+    pub state: &'a dyn StateStore,
+    /// Wall-clock time of this batch, for TTLs.
+    pub now: DateTime<Utc>,
+}
+
+/// Errors of a detector.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    /// The state store failed.
+    #[error("detector {detector}: state: {source}")]
+    State {
+        /// Detector id.
+        detector: String,
+        /// Cause.
+        #[source]
+        source: StateError,
+    },
+    /// A stored value could not be decoded.
+    #[error("detector {detector}: {message}")]
+    Internal {
+        /// Detector id.
+        detector: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl DetectError {
+    /// Whether retrying the batch may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DetectError::State { source, .. } => source.is_retryable(),
+            DetectError::Internal { .. } => false,
+        }
+    }
+}
+
+/// A detector: looks at events (and other detectors' findings) and reports findings.
+pub trait Detector: Send {
+    /// The detector id (`impossible-travel`, `sigma`, ...), as in findings and playbooks.
+    fn id(&self) -> &str;
+
+    /// Looks at one normalized, enriched event.
+    fn on_event(
+        &mut self,
+        event: &IdentityEvent,
+        cx: &DetectContext<'_>,
+    ) -> Result<Vec<Finding>, DetectError>;
+
+    /// Looks at a finding another detector produced (correlation). Default: nothing.
+    fn on_finding(
+        &mut self,
+        _finding: &Finding,
+        _cx: &DetectContext<'_>,
+    ) -> Result<Vec<Finding>, DetectError> {
+        Ok(Vec::new())
+    }
+}

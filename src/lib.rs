@@ -1,0 +1,16 @@
+//! picket: cloud identity and control-plane threat detection and response.
+//!
+//! ```text
+//!  sources ─────► normalize ─────► enrich ──────► detect ──────► respond ──────► notify
+//!  raw JSON       IdentityEvent    geo-IP, ASN,   rules +        playbooks,      Slack, email,
+//!  + cursor       (one model)      trusted nets   stateful       guardrails      webhook, JSONL
+//!             state store: cursors, history, dedup, counters, ledger
+//! ```
+//!
+//! One function runs one batch through the whole chain ([`pipeline::Pipeline::process`]); the
+//! CLI, replay, tests and the Lambda handlers all call it.
+
+pub mod detect;
+pub mod model;
+pub mod normalize;
+pub mod state;

@@ -1,0 +1,172 @@
+//! The state store: cursors, per-identity history, dedup marks, counters and the response
+//! ledger all live behind [`StateStore`], so the CLI (SQLite), tests (memory) and Lambda
+//! (DynamoDB) share one semantics.
+//!
+//! To add a backend: implement [`StateStore`], add a variant to [`StateConfig`], and run the
+//! shared property suite (`state::contract`) against it.
+
+use chrono::{DateTime, Utc};
+
+pub mod memory;
+// sqlite: SqliteStore (embedded default) lands with the sqlite backend.
+
+pub use memory::MemoryStore;
+
+/// A stored value with its version (for compare-and-set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The bytes stored.
+    pub value: Vec<u8>,
+    /// Starts at 1 on insert and grows by one on every write.
+    pub version: u64,
+}
+
+/// Outcome of a compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// Written; the new version.
+    Written(u64),
+    /// Not written: the version did not match. What is there now (None: absent).
+    Conflict(Option<Versioned>),
+}
+
+/// Outcome of a bounded counter increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterOutcome {
+    /// Counted; the count in the window after this increment.
+    Counted(u64),
+    /// Not counted: the window already holds `limit`; the count as it is.
+    LimitReached(u64),
+}
+
+/// Errors of a state backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The backend failed (I/O, SQL, network).
+    #[error("state backend {backend}: {message}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What went wrong.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// A stored value could not be decoded.
+    #[error("state value {namespace}/{key} is corrupt: {message}")]
+    Corrupt {
+        /// Namespace.
+        namespace: String,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl StateError {
+    /// Whether retrying the call may help (throttling, contention, network).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StateError::Backend { message, .. } => {
+                message.contains("busy")
+                    || message.contains("locked")
+                    || message.contains("throttl")
+            }
+            StateError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// Durable key-value state with the operations DynamoDB also provides natively.
+///
+/// Keys live in namespaces (`cursor`, `history`, `dedup`, `counter`, `ledger`, ...). `now` is
+/// passed in (wall-clock time of the caller) so expiry is testable; expired entries behave as
+/// absent everywhere.
+pub trait StateStore: Send + Sync {
+    /// The backend's name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Reads a value; expired or absent values are `None`.
+    fn get(&self, ns: &str, key: &str, now: DateTime<Utc>)
+    -> Result<Option<Versioned>, StateError>;
+
+    /// Writes a value unconditionally; `expires` sets a TTL.
+    fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StateError>;
+
+    /// Inserts only if absent (or expired). Returns whether it inserted.
+    fn put_if_absent(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StateError>;
+
+    /// Writes only if the current version is `expected` (`None`: only if absent).
+    fn compare_and_set(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<u64>,
+        value: &[u8],
+        expires: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<CasOutcome, StateError>;
+
+    /// Deletes a value (absent is fine).
+    fn delete(&self, ns: &str, key: &str) -> Result<(), StateError>;
+
+    /// Lists the live keys of a namespace that start with `prefix`, sorted, at most `limit`.
+    fn list(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Versioned)>, StateError>;
+
+    /// Atomically adds one to the counter `key` for the fixed window of `window_secs` that
+    /// contains `at`, unless it already holds `limit`. Windows expire on their own.
+    fn incr_window(
+        &self,
+        ns: &str,
+        key: &str,
+        window_secs: u64,
+        at: DateTime<Utc>,
+        limit: Option<u64>,
+    ) -> Result<CounterOutcome, StateError>;
+}
+
+/// The per-window key of a windowed counter and when that window's entry may expire
+/// (one window after it closes). Every backend uses this, so counts agree across backends.
+pub(crate) fn window_bucket(
+    key: &str,
+    window_secs: u64,
+    at: DateTime<Utc>,
+) -> (String, DateTime<Utc>) {
+    let window = window_secs.max(1) as i64;
+    let index = at.timestamp().div_euclid(window);
+    let expires = DateTime::<Utc>::from_timestamp((index + 2) * window, 0)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    (format!("{key}#{window}#{index}"), expires)
+}
+
+/// Decodes a counter value (8 bytes, big-endian).
+pub(crate) fn decode_count(ns: &str, key: &str, value: &[u8]) -> Result<u64, StateError> {
+    let bytes: [u8; 8] = value.try_into().map_err(|_| StateError::Corrupt {
+        namespace: ns.to_string(),
+        key: key.to_string(),
+        message: format!("counter of {} bytes, expected 8", value.len()),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
