@@ -248,9 +248,7 @@ fn locate(text: &str, table: &toml::de::DeTable<'_>, path: &str) -> Option<usize
         let next = match (current, seg) {
             (None, Seg::Key(k)) => table.get(k).map(|v| (v.span(), v.get_ref())),
             (Some(DeValue::Table(t)), Seg::Key(k)) => t.get(k).map(|v| (v.span(), v.get_ref())),
-            (Some(DeValue::Array(a)), Seg::Index(i)) => {
-                a.iter().nth(i).map(|v| (v.span(), v.get_ref()))
-            }
+            (Some(DeValue::Array(a)), Seg::Index(i)) => a.get(i).map(|v| (v.span(), v.get_ref())),
             _ => None,
         };
         match next {

@@ -172,7 +172,10 @@ pub fn expand(path: &Path) -> Result<Vec<PathBuf>, DecodeError> {
 /// Whether a file found in a folder is one replay reads: `.json`, `.jsonl`, `.ndjson`, `.log`,
 /// `.gz` of those, or no extension. (A file named explicitly is always read.)
 fn is_log_file(p: &Path) -> bool {
-    let name = p.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
     match name.rsplit_once('.') {
         None => true,
@@ -271,8 +274,22 @@ impl Records {
         let mut skipped = 0;
         loop {
             self.buf.clear();
-            let n = read_line_bounded(&mut self.reader, &mut self.buf, self.limits.max_line_bytes)
-                .map_err(|e| self.read_error(e, Some(skipped + 1)))?;
+            let n = match read_line_bounded(
+                &mut self.reader,
+                &mut self.buf,
+                self.limits.max_line_bytes,
+            ) {
+                Ok(n) => n,
+                Err(e) => {
+                    let err = self.read_error(e, Some(skipped + 1));
+                    if matches!(err, DecodeError::TooLarge { .. }) {
+                        // An oversized first line: skip it and read the rest as JSON Lines.
+                        self.index += 1;
+                        self.mode = Mode::Lines(skipped + 1);
+                    }
+                    return Err(err);
+                }
+            };
             if n == 0 {
                 return Ok(());
             }
@@ -319,25 +336,43 @@ impl Records {
         let error = self.split_document(&doc);
         self.mode = Mode::Document;
         match error {
-            Some(message) => Err(DecodeError::Json {
-                origin: self.origin(None),
+            Some((message, at)) => Err(DecodeError::Json {
+                origin: Origin {
+                    index: at,
+                    ..self.origin(None)
+                },
                 message,
             }),
             None => Ok(()),
         }
     }
 
-    /// Parses the values of a document into `pending`; returns the parse error, if any.
-    fn split_document(&mut self, doc: &[u8]) -> Option<String> {
+    /// Parses the values of a document into `pending`; returns the parse error, if any. When
+    /// the document is broken (truncated, corrupt), the records of its array that come before
+    /// the damage are still kept.
+    fn split_document(&mut self, doc: &[u8]) -> Option<(String, usize)> {
         let mut stream = serde_json::Deserializer::from_slice(doc).into_iter::<Value>();
-        for v in &mut stream {
+        let mut offset = 0;
+        while let Some(v) = stream.next() {
             match v {
                 Ok(v) => {
                     let mut records = Vec::new();
                     unwrap_container(v, &mut records);
                     self.pending.extend(records.into_iter().map(|r| (r, None)));
+                    offset = stream.byte_offset();
                 }
-                Err(e) => return Some(e.to_string()),
+                Err(e) => {
+                    let salvaged = salvage_array(&doc[offset..]);
+                    let n = salvaged.len();
+                    self.pending.extend(salvaged.into_iter().map(|r| (r, None)));
+                    let msg = e.to_string();
+                    let message = if n > 0 {
+                        format!("{msg} (the {n} record(s) before it were kept)")
+                    } else {
+                        msg
+                    };
+                    return Some((message, self.pending.len()));
+                }
             }
         }
         None
@@ -469,16 +504,68 @@ fn unwrap_container(v: Value, out: &mut Vec<Value>) {
         Value::Array(items) => out.extend(items),
         Value::Object(mut map) => {
             for key in ["Records", "value", "items", "entries"] {
-                if matches!(map.get(key), Some(Value::Array(_))) && !looks_like_record(&map) {
-                    if let Some(Value::Array(items)) = map.remove(key) {
-                        out.extend(items);
-                        return;
-                    }
+                if matches!(map.get(key), Some(Value::Array(_)))
+                    && !looks_like_record(&map)
+                    && let Some(Value::Array(items)) = map.remove(key)
+                {
+                    out.extend(items);
+                    return;
                 }
             }
             out.push(Value::Object(map));
         }
         other => out.push(other),
+    }
+}
+
+/// Reads the complete elements of the record array at the start of a broken document (a plain
+/// array, or the first array-valued key of an object such as `"Records"`), stopping at the
+/// damage.
+fn salvage_array(doc: &[u8]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let ws = |b: &u8| b.is_ascii_whitespace();
+    let Some(first) = doc.iter().position(|b| !ws(b)) else {
+        return out;
+    };
+    let mut pos = match doc[first] {
+        b'[' => first + 1,
+        b'{' => {
+            // The array of the first container key, if the document starts with one.
+            let Some(open) = doc.iter().position(|&b| b == b'[') else {
+                return out;
+            };
+            let key_part = &doc[first..open];
+            let known = [
+                &b"\"Records\""[..],
+                b"\"value\"",
+                b"\"items\"",
+                b"\"entries\"",
+            ];
+            if !known
+                .iter()
+                .any(|k| key_part.windows(k.len()).any(|w| w == *k))
+            {
+                return out;
+            }
+            open + 1
+        }
+        _ => return out,
+    };
+    loop {
+        while pos < doc.len() && (ws(&doc[pos]) || doc[pos] == b',') {
+            pos += 1;
+        }
+        if pos >= doc.len() || doc[pos] == b']' {
+            return out;
+        }
+        let mut it = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<Value>();
+        match it.next() {
+            Some(Ok(v)) => {
+                pos += it.byte_offset();
+                out.push(v);
+            }
+            _ => return out,
+        }
     }
 }
 
@@ -573,4 +660,188 @@ pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s.as_str()?)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn decode(bytes: &[u8], limits: Limits) -> (Vec<RawRecord>, Vec<DecodeError>) {
+        let mut ok = Vec::new();
+        let mut errors = Vec::new();
+        for r in from_bytes(bytes.to_vec(), "input", limits) {
+            match r {
+                Ok(r) => ok.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        (ok, errors)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn json_lines_keep_going_past_a_bad_line() {
+        let (ok, errors) = decode(b"{\"a\":1}\n{not json\n\n{\"a\":3}\n", Limits::default());
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].value["a"], 3);
+        assert_eq!(ok[1].origin.line, Some(4));
+        assert_eq!(errors.len(), 1);
+        let o = errors[0].origin().unwrap();
+        assert_eq!((o.line, o.index), (Some(2), 1));
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("input:2 (record 1): invalid JSON")
+        );
+    }
+
+    #[test]
+    fn containers_are_unwrapped() {
+        let ct = br#"{"Records":[{"eventVersion":"1.08","eventID":"a"},{"eventVersion":"1.08","eventID":"b"}]}"#;
+        let (ok, errors) = decode(ct, Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[1].origin.index, 1);
+
+        let page = b"{\n  \"@odata.nextLink\": \"https://x\",\n  \"value\": [\n    {\"id\": 1},\n    {\"id\": 2}\n  ]\n}\n";
+        let (ok, errors) = decode(page, Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(ok.len(), 2);
+
+        let array = b"[\n {\"id\": 1},\n {\"id\": 2},\n {\"id\": 3}\n]";
+        assert_eq!(decode(array, Limits::default()).0.len(), 3);
+
+        let one = b"{\n  \"eventVersion\": \"1.08\",\n  \"Records\": [1]\n}";
+        let (ok, _) = decode(one, Limits::default());
+        assert_eq!(ok.len(), 1, "a record with a Records field is a record");
+    }
+
+    #[test]
+    fn gzip_of_either_shape() {
+        let (ok, errors) = decode(&gzip(b"{\"a\":1}\n{\"a\":2}\n"), Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(ok.len(), 2);
+        let (ok, errors) = decode(
+            &gzip(b"{\"Records\": [\n{\"a\":1},\n{\"a\":2}]}"),
+            Limits::default(),
+        );
+        assert!(errors.is_empty());
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn truncated_gzip_keeps_what_came_before() {
+        let mut lines = Vec::new();
+        for i in 0..2000 {
+            lines.extend_from_slice(
+                format!("{{\"n\":{i},\"pad\":\"{}\"}}\n", "x".repeat(40)).as_bytes(),
+            );
+        }
+        let gz = gzip(&lines);
+        let cut = &gz[..gz.len() / 2];
+        let (ok, errors) = decode(cut, Limits::default());
+        assert!(ok.len() > 100, "records before the cut: {}", ok.len());
+        assert!(ok.len() < 2000);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            matches!(errors[0], DecodeError::Gzip { .. }),
+            "{:?}",
+            errors[0]
+        );
+    }
+
+    #[test]
+    fn truncated_document_keeps_complete_records() {
+        let doc = b"{\"Records\": [\n {\"eventID\": \"a\"},\n {\"eventID\": \"b\"},\n {\"eventID\": \"c\", \"userAg";
+        let (ok, errors) = decode(doc, Limits::default());
+        assert_eq!(ok.len(), 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].origin().unwrap().index, 2);
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("2 record(s) before it were kept")
+        );
+    }
+
+    #[test]
+    fn binary_and_empty_inputs() {
+        let (ok, errors) = decode(b"\x7fELF\x02\x01\x01\0\0\0\0\0", Limits::default());
+        assert!(ok.is_empty());
+        assert!(matches!(errors[..], [DecodeError::Binary { .. }]));
+        let (ok, errors) = decode(b"", Limits::default());
+        assert!(ok.is_empty() && errors.is_empty());
+        let (ok, errors) = decode(b"\n\n  \n", Limits::default());
+        assert!(ok.is_empty() && errors.is_empty());
+    }
+
+    #[test]
+    fn huge_strings_within_limits_and_beyond() {
+        let big = "A".repeat(10 * 1024 * 1024);
+        let input = format!("{{\"ua\":\"{big}\"}}\n{{\"a\":2}}\n");
+        let (ok, errors) = decode(input.as_bytes(), Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(ok[0].value["ua"].as_str().map(str::len), Some(big.len()));
+
+        let small = Limits {
+            max_line_bytes: 1024,
+            max_document_bytes: 4096,
+        };
+        let (ok, errors) = decode(input.as_bytes(), small);
+        assert_eq!(
+            ok.len(),
+            1,
+            "the line after the oversized one is still read"
+        );
+        assert_eq!(ok[0].value["a"], 2);
+        assert!(matches!(
+            errors[..],
+            [DecodeError::TooLarge { what: "line", .. }]
+        ));
+
+        let doc = format!("[\n{{\"ua\":\"{}\"}}\n]", "B".repeat(8192));
+        let (ok, errors) = decode(doc.as_bytes(), small);
+        assert!(ok.is_empty());
+        assert!(matches!(
+            errors[..],
+            [DecodeError::TooLarge {
+                what: "document",
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn folders_list_log_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for name in ["a.json", "sub/b.jsonl.gz", "README.md", ".hidden.json", "c"] {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        let files = expand(dir.path()).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["a.json", "c", "sub/b.jsonl.gz"]);
+    }
+
+    #[test]
+    fn record_time_per_kind() {
+        let ct = serde_json::json!({"eventTime": "2024-01-02T03:04:05Z"});
+        assert_eq!(
+            record_time(RecordKind::Cloudtrail, &ct).map(|t| t.to_rfc3339()),
+            Some("2024-01-02T03:04:05+00:00".to_string())
+        );
+        let reports = serde_json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
+        assert!(record_time(RecordKind::GoogleReports, &reports).is_some());
+        assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
+    }
 }

@@ -100,11 +100,14 @@ impl Open {
     }
 }
 
+/// (head record time, insertion sequence, open-file slot).
+type HeapEntry = (Option<DateTime<Utc>>, usize, usize);
+
 /// The k-way merge over indexed files.
 pub struct Merge {
     pending: VecDeque<FileSpan>,
     open: Vec<Open>,
-    heap: BinaryHeap<Reverse<(Option<DateTime<Utc>>, usize, usize)>>,
+    heap: BinaryHeap<Reverse<HeapEntry>>,
     kind: Option<RecordKind>,
     limits: Limits,
     reorder_window: usize,
@@ -242,5 +245,64 @@ impl Iterator for Merge {
             self.push_head(slot);
             return Some(Ok(rec));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ct(id: &str, minute: u32) -> String {
+        format!(
+            r#"{{"eventVersion":"1.08","eventSource":"iam.amazonaws.com","eventID":"{id}","eventTime":"2024-01-01T10:{minute:02}:00Z"}}"#
+        )
+    }
+
+    #[test]
+    fn merges_files_in_event_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two interleaved JSON Lines files, and a CloudTrail document out of order inside.
+        std::fs::write(
+            dir.path().join("a.jsonl"),
+            format!("{}\n{}\n{}\n", ct("a1", 1), ct("a4", 4), ct("a7", 7)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.jsonl"),
+            format!("{}\n{}\n", ct("b2", 2), ct("b5", 5)),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("c.json"),
+            format!("{{\"Records\": [\n{},\n{}]}}", ct("c6", 6), ct("c3", 3)),
+        )
+        .unwrap();
+        let (spans, errors) = index(&[dir.path().to_path_buf()], None, Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(spans.len(), 3);
+        let ids: Vec<String> = Merge::new(spans, None, Limits::default(), 100)
+            .map(|r| r.unwrap().value["eventID"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, ["a1", "b2", "c3", "a4", "b5", "c6", "a7"]);
+    }
+
+    #[test]
+    fn files_that_do_not_overlap_are_read_one_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in 0..20u32 {
+            let body: String = (0..3)
+                .map(|i| ct(&format!("{f}-{i}"), f * 2 + i / 2) + "\n")
+                .collect();
+            std::fs::write(dir.path().join(format!("{f:02}.jsonl")), body).unwrap();
+        }
+        let (spans, _) = index(&[dir.path().to_path_buf()], None, Limits::default());
+        let mut merge = Merge::new(spans, None, Limits::default(), 100);
+        let n = merge.by_ref().filter(|r| r.is_ok()).count();
+        assert_eq!(n, 60);
+        assert!(
+            merge.peak_open_files() <= 2,
+            "peak {}",
+            merge.peak_open_files()
+        );
     }
 }
