@@ -18,7 +18,7 @@
 use serde_json::{Map, Value};
 
 use super::NormalizeError;
-use super::util::{req_str, req_time, require_object, str_at, string_at, text_at};
+use super::util::{is_nil_guid, req_str, req_time, require_object, str_at, string_at, text_at};
 use super::{entra_audit, entra_signin};
 use crate::model::{IdentityEvent, RecordKind, Status};
 
@@ -39,7 +39,10 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             return Err(NormalizeError::Invalid {
                 kind: kind_guess,
                 field: "properties",
-                message: format!("expected a JSON object, found {}", super::util::type_name(other)),
+                message: format!(
+                    "expected a JSON object, found {}",
+                    super::util::type_name(other)
+                ),
             });
         }
         None => {
@@ -88,7 +91,7 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         let ua = event.src.user_agent.take();
         event.src = super::util::endpoint(Some(ip), ua.as_deref());
     }
-    if let Some(tenant) = string_at(&raw, "tenantId") {
+    if let Some(tenant) = string_at(&raw, "tenantId").filter(|t| !is_nil_guid(t)) {
         event.account = Some(tenant);
     }
     event.raw = raw;
@@ -121,8 +124,15 @@ fn in_properties(e: NormalizeError) -> NormalizeError {
 
 fn rename_field(e: NormalizeError, f: impl Fn(&'static str) -> &'static str) -> NormalizeError {
     match e {
-        NormalizeError::Missing { kind, field } => NormalizeError::Missing { kind, field: f(field) },
-        NormalizeError::Invalid { kind, field, message } => NormalizeError::Invalid {
+        NormalizeError::Missing { kind, field } => NormalizeError::Missing {
+            kind,
+            field: f(field),
+        },
+        NormalizeError::Invalid {
+            kind,
+            field,
+            message,
+        } => NormalizeError::Invalid {
             kind,
             field: f(field),
             message,
@@ -162,7 +172,11 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     for (column, field, static_field) in [
         ("InitiatedBy", "initiatedBy", "InitiatedBy"),
         ("TargetResources", "targetResources", "TargetResources"),
-        ("AdditionalDetails", "additionalDetails", "AdditionalDetails"),
+        (
+            "AdditionalDetails",
+            "additionalDetails",
+            "AdditionalDetails",
+        ),
     ] {
         let value = match raw.get(column) {
             Some(Value::String(s)) if !s.trim().is_empty() => {
@@ -184,7 +198,10 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     if event.src.user_agent.is_none() {
         event.src.user_agent = string_at(&raw, "UserAgent");
     }
-    event.account = string_at(&raw, "AADTenantId").or_else(|| string_at(&raw, "TenantId"));
+    // Anonymised exports (OTRF) carry the all-zero tenant: no tenant at all.
+    event.account = string_at(&raw, "AADTenantId")
+        .or_else(|| string_at(&raw, "TenantId"))
+        .filter(|t| !is_nil_guid(t));
     event.raw = raw;
     Ok(vec![event])
 }
@@ -228,12 +245,20 @@ mod tests {
     fn category_decides_interactivity_and_result_type_status() {
         let e = normalize(signin("SignInLogs")).expect("ok").remove(0);
         assert_eq!(e.kind, RecordKind::AzureMonitorSignin);
-        assert_eq!((e.auth.interactive, e.status), (Some(true), Status::Failure));
-        assert_eq!(e.status_detail.as_deref(), Some("50126: Invalid username or password"));
+        assert_eq!(
+            (e.auth.interactive, e.status),
+            (Some(true), Status::Failure)
+        );
+        assert_eq!(
+            e.status_detail.as_deref(),
+            Some("50126: Invalid username or password")
+        );
         assert_eq!(e.src.raw.as_deref(), Some("203.0.113.50"));
         assert_eq!(e.account.as_deref(), Some("t-1"));
         assert_eq!(e.time.to_rfc3339(), "2024-04-01T12:00:00.123456700+00:00");
-        let e = normalize(signin("NonInteractiveUserSignInLogs")).expect("ok").remove(0);
+        let e = normalize(signin("NonInteractiveUserSignInLogs"))
+            .expect("ok")
+            .remove(0);
         assert_eq!(e.auth.interactive, Some(false));
         assert_eq!(e.service.as_deref(), Some("NonInteractiveUserSignInLogs"));
     }
@@ -246,16 +271,29 @@ mod tests {
                 "initiatedBy": {"user": {"id": "u-1", "userPrincipalName": "admin@contoso.com"}},
                 "targetResources": [{"id": "u-9", "type": "User", "userPrincipalName": "eve@contoso.com"}]}});
         let e = normalize(v.clone()).expect("ok").remove(0);
-        assert_eq!((e.kind, e.activity), (RecordKind::AzureMonitorAudit, Activity::PrivilegeGrant));
+        assert_eq!(
+            (e.kind, e.activity),
+            (RecordKind::AzureMonitorAudit, Activity::PrivilegeGrant)
+        );
         assert_eq!(e.targets[0].name.as_deref(), Some("eve@contoso.com"));
         let mut bad = v.clone();
-        bad["properties"]
-            .as_object_mut()
-            .map(|o| o.remove("id"));
-        assert_eq!(normalize(bad), Err(NormalizeError::Missing { kind: RecordKind::AzureMonitorAudit, field: "properties.id" }));
+        bad["properties"].as_object_mut().map(|o| o.remove("id"));
+        assert_eq!(
+            normalize(bad),
+            Err(NormalizeError::Missing {
+                kind: RecordKind::AzureMonitorAudit,
+                field: "properties.id"
+            })
+        );
         let mut bad = v;
         bad["category"] = json!("ProvisioningLogs");
-        assert!(matches!(normalize(bad), Err(NormalizeError::Invalid { field: "category", .. })));
+        assert!(matches!(
+            normalize(bad),
+            Err(NormalizeError::Invalid {
+                field: "category",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -265,17 +303,35 @@ mod tests {
             "Category": "ApplicationManagement",
             "InitiatedBy": "{\"user\":{\"id\":\"u-1\",\"userPrincipalName\":\"pgustavo@simulandlabs.com\"}}",
             "TargetResources": "[{\"id\":\"g\",\"displayName\":\"Microsoft Graph\",\"type\":\"ServicePrincipal\",\"modifiedProperties\":[{\"displayName\":\"DelegatedPermissionGrant.Scope\",\"oldValue\":null,\"newValue\":\"\\\"User.Read Mail.ReadWrite\\\"\"}]}]"});
-        assert_eq!(super::super::detect_kind(&row), Some(RecordKind::AzureMonitorAudit));
+        assert_eq!(
+            super::super::detect_kind(&row),
+            Some(RecordKind::AzureMonitorAudit)
+        );
         let e = normalize(row.clone()).expect("ok").remove(0);
         assert_eq!(e.activity, Activity::ConsentGrant);
         assert_eq!(e.actor.principal_type, PrincipalType::User);
-        assert_eq!(e.oauth.map(|o| o.scopes), Some(vec!["User.Read".to_owned(), "Mail.ReadWrite".to_owned()]));
+        assert_eq!(
+            e.oauth.map(|o| o.scopes),
+            Some(vec!["User.Read".to_owned(), "Mail.ReadWrite".to_owned()])
+        );
         assert_eq!(e.raw, row);
         let mut bad = row;
         bad["InitiatedBy"] = json!("{not json");
-        assert!(matches!(normalize(bad.clone()), Err(NormalizeError::Invalid { field: "InitiatedBy", .. })));
+        assert!(matches!(
+            normalize(bad.clone()),
+            Err(NormalizeError::Invalid {
+                field: "InitiatedBy",
+                ..
+            })
+        ));
         bad.as_object_mut().map(|o| o.remove("Id"));
         bad["InitiatedBy"] = json!(null);
-        assert_eq!(normalize(bad), Err(NormalizeError::Missing { kind: RecordKind::AzureMonitorAudit, field: "Id" }));
+        assert_eq!(
+            normalize(bad),
+            Err(NormalizeError::Missing {
+                kind: RecordKind::AzureMonitorAudit,
+                field: "Id"
+            })
+        );
     }
 }

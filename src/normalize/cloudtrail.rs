@@ -90,7 +90,8 @@ fn from_record(r: &Value) -> Result<IdentityEvent, NormalizeError> {
     } else {
         let auth = AuthFacts {
             mfa: bool_at(r, "userIdentity.sessionContext.attributes.mfaAuthenticated"),
-            mfa_failed: action == "CheckMfa" && str_at(r, "responseElements.CheckMfa") == Some("Failure"),
+            mfa_failed: action == "CheckMfa"
+                && str_at(r, "responseElements.CheckMfa") == Some("Failure"),
             ..AuthFacts::default()
         };
         match error_code {
@@ -282,16 +283,35 @@ pub(crate) fn activity(event_name: &str) -> Activity {
         | "UploadSigningCertificate"
         | "GetFederationToken"
         | "CreateTrustAnchor" => Activity::CredentialCreate,
-        "CreateVirtualMFADevice" | "EnableMFADevice" | "DeactivateMFADevice"
-        | "DeleteVirtualMFADevice" | "ResyncMFADevice" => Activity::MfaChange,
-        "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "PutUserPolicy"
-        | "PutRolePolicy" | "PutGroupPolicy" | "AddUserToGroup" | "CreatePolicyVersion"
-        | "SetDefaultPolicyVersion" | "UpdateAssumeRolePolicy" => Activity::PrivilegeGrant,
+        "CreateVirtualMFADevice"
+        | "EnableMFADevice"
+        | "DeactivateMFADevice"
+        | "DeleteVirtualMFADevice"
+        | "ResyncMFADevice" => Activity::MfaChange,
+        "AttachUserPolicy"
+        | "AttachRolePolicy"
+        | "AttachGroupPolicy"
+        | "PutUserPolicy"
+        | "PutRolePolicy"
+        | "PutGroupPolicy"
+        | "AddUserToGroup"
+        | "CreatePolicyVersion"
+        | "SetDefaultPolicyVersion"
+        | "UpdateAssumeRolePolicy" => Activity::PrivilegeGrant,
         // Audit trails, flow/DNS logs, detectors and the organization (its trail) weakened.
-        "StopLogging" | "DeleteTrail" | "UpdateTrail" | "PutEventSelectors" | "DeleteFlowLogs"
-        | "DeleteResolverQueryLogConfig" | "DeleteLogGroup" | "DeleteDetector"
-        | "UpdateDetector" | "StopConfigurationRecorder" | "DeleteConfigurationRecorder"
-        | "DeleteDeliveryChannel" | "LeaveOrganization" => Activity::LoggingChange,
+        "StopLogging"
+        | "DeleteTrail"
+        | "UpdateTrail"
+        | "PutEventSelectors"
+        | "DeleteFlowLogs"
+        | "DeleteResolverQueryLogConfig"
+        | "DeleteLogGroup"
+        | "DeleteDetector"
+        | "UpdateDetector"
+        | "StopConfigurationRecorder"
+        | "DeleteConfigurationRecorder"
+        | "DeleteDeliveryChannel"
+        | "LeaveOrganization" => Activity::LoggingChange,
         _ => Activity::ApiCall,
     }
 }
@@ -319,27 +339,63 @@ mod tests {
     #[test]
     fn every_identity_type() {
         let cases = [
-            (json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/Alice", "userName": "Alice", "accountId": "111122223333", "accessKeyId": "AKIAX"}),
-             PrincipalType::User, "arn:aws:iam::111122223333:user/Alice", None),
-            (json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_1/Alice@Corp.Example", "accountId": "111122223333",
+            (
+                json!({"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/Alice", "userName": "Alice", "accountId": "111122223333", "accessKeyId": "AKIAX"}),
+                PrincipalType::User,
+                "arn:aws:iam::111122223333:user/Alice",
+                None,
+            ),
+            (
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_1/Alice@Corp.Example", "accountId": "111122223333",
                     "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_1"}}}),
-             PrincipalType::Role, "alice@corp.example", Some("Alice@Corp.Example")),
-            (json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/botocore-session-1", "accountId": "111122223333"}),
-             PrincipalType::Role, "arn:aws:sts::111122223333:assumed-role/r/botocore-session-1", None),
-            (json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"}),
-             PrincipalType::Root, "arn:aws:iam::111122223333:root", None),
-            (json!({"type": "FederatedUser", "arn": "arn:aws:sts::111122223333:federated-user/bob", "accountId": "111122223333",
+                PrincipalType::Role,
+                "alice@corp.example",
+                Some("Alice@Corp.Example"),
+            ),
+            (
+                json!({"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/r/botocore-session-1", "accountId": "111122223333"}),
+                PrincipalType::Role,
+                "arn:aws:sts::111122223333:assumed-role/r/botocore-session-1",
+                None,
+            ),
+            (
+                json!({"type": "Root", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"}),
+                PrincipalType::Root,
+                "arn:aws:iam::111122223333:root",
+                None,
+            ),
+            (
+                json!({"type": "FederatedUser", "arn": "arn:aws:sts::111122223333:federated-user/bob", "accountId": "111122223333",
                     "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:user/fed"}}}),
-             PrincipalType::Role, "arn:aws:sts::111122223333:federated-user/bob", None),
-            (json!({"type": "AWSService", "invokedBy": "rds.amazonaws.com"}),
-             PrincipalType::Service, "rds.amazonaws.com", None),
-            (json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE", "accountId": "444455556666"}),
-             PrincipalType::Account, "AIDAEXAMPLE", None),
-            (json!({"type": "IdentityCenterUser", "accountId": "111122223333", "credentialId": "cred-1",
+                PrincipalType::Role,
+                "arn:aws:sts::111122223333:federated-user/bob",
+                None,
+            ),
+            (
+                json!({"type": "AWSService", "invokedBy": "rds.amazonaws.com"}),
+                PrincipalType::Service,
+                "rds.amazonaws.com",
+                None,
+            ),
+            (
+                json!({"type": "AWSAccount", "principalId": "AIDAEXAMPLE", "accountId": "444455556666"}),
+                PrincipalType::Account,
+                "AIDAEXAMPLE",
+                None,
+            ),
+            (
+                json!({"type": "IdentityCenterUser", "accountId": "111122223333", "credentialId": "cred-1",
                     "onBehalfOf": {"userId": "544894e8-80c1-707f-60e3-3ba6510dfac1", "identityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-1"}}),
-             PrincipalType::User, "544894e8-80c1-707f-60e3-3ba6510dfac1", None),
-            (json!({"accountId": "111122223333", "invokedBy": "secretsmanager.amazonaws.com"}),
-             PrincipalType::Service, "secretsmanager.amazonaws.com", None),
+                PrincipalType::User,
+                "544894e8-80c1-707f-60e3-3ba6510dfac1",
+                None,
+            ),
+            (
+                json!({"accountId": "111122223333", "invokedBy": "secretsmanager.amazonaws.com"}),
+                PrincipalType::Service,
+                "secretsmanager.amazonaws.com",
+                None,
+            ),
         ];
         for (identity, ty, key, email) in cases {
             let e = one(record(identity.clone()));
@@ -347,10 +403,17 @@ mod tests {
             assert_eq!(e.actor.key, key, "{identity}");
             assert_eq!(e.actor.email.as_deref(), email, "{identity}");
         }
-        let e = one(record(json!({"type": "IdentityCenterUser", "accountId": "1", "credentialId": "cred-1", "onBehalfOf": {"userId": "u"}})));
+        let e = one(record(
+            json!({"type": "IdentityCenterUser", "accountId": "1", "credentialId": "cred-1", "onBehalfOf": {"userId": "u"}}),
+        ));
         assert_eq!(e.actor.credential_id.as_deref(), Some("cred-1"));
-        let e = one(record(json!({"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/bob", "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::1:user/fed"}}})));
-        assert_eq!(e.actor.session_issuer.as_deref(), Some("arn:aws:iam::1:user/fed"));
+        let e = one(record(
+            json!({"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/bob", "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::1:user/fed"}}}),
+        ));
+        assert_eq!(
+            e.actor.session_issuer.as_deref(),
+            Some("arn:aws:iam::1:user/fed")
+        );
         assert_eq!(e.actor.name.as_deref(), Some("bob"));
     }
 
@@ -372,14 +435,31 @@ mod tests {
     #[test]
     fn console_login_mfa_yes_no_and_failures() {
         let e = one(console_login("Success", "Yes", json!({})));
-        assert_eq!((e.activity, e.status, e.auth.mfa, e.auth.interactive), (Activity::SignIn, Status::Success, Some(true), Some(true)));
+        assert_eq!(
+            (e.activity, e.status, e.auth.mfa, e.auth.interactive),
+            (Activity::SignIn, Status::Success, Some(true), Some(true))
+        );
         assert!(e.is_interactive_signin_success());
         let e = one(console_login("Success", "No", json!({})));
-        assert_eq!((e.status, e.auth.mfa, e.auth.mfa_failed), (Status::Success, Some(false), false));
-        let e = one(console_login("Failure", "No", json!({"errorMessage": "Failed authentication"})));
-        assert_eq!((e.status, e.status_detail.as_deref(), e.auth.mfa_failed), (Status::Failure, Some("Failed authentication"), false));
+        assert_eq!(
+            (e.status, e.auth.mfa, e.auth.mfa_failed),
+            (Status::Success, Some(false), false)
+        );
+        let e = one(console_login(
+            "Failure",
+            "No",
+            json!({"errorMessage": "Failed authentication"}),
+        ));
+        assert_eq!(
+            (e.status, e.status_detail.as_deref(), e.auth.mfa_failed),
+            (Status::Failure, Some("Failed authentication"), false)
+        );
         assert_eq!(e.class, crate::model::EventClass::Authentication);
-        let e = one(console_login("Failure", "Yes", json!({"errorMessage": "Failed authentication"})));
+        let e = one(console_login(
+            "Failure",
+            "Yes",
+            json!({"errorMessage": "Failed authentication"}),
+        ));
         assert!(e.auth.mfa_failed);
     }
 
@@ -391,7 +471,10 @@ mod tests {
         let mut r = record(json!({"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"}));
         r["sourceIPAddress"] = json!("AWS Internal");
         let e = one(r);
-        assert_eq!((e.src.ip, e.src.raw.as_deref()), (None, Some("AWS Internal")));
+        assert_eq!(
+            (e.src.ip, e.src.raw.as_deref()),
+            (None, Some("AWS Internal"))
+        );
     }
 
     #[test]
@@ -399,7 +482,10 @@ mod tests {
         let mut r = record(json!({"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}));
         r["errorCode"] = json!("AccessDenied");
         let e = one(r);
-        assert_eq!((e.status, e.status_detail.as_deref()), (Status::Failure, Some("AccessDenied")));
+        assert_eq!(
+            (e.status, e.status_detail.as_deref()),
+            (Status::Failure, Some("AccessDenied"))
+        );
     }
 
     #[test]
@@ -417,19 +503,46 @@ mod tests {
         assert_eq!(e.activity, Activity::SignIn);
 
         let bad = json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}});
-        assert!(matches!(normalize(bad), Err(NormalizeError::Invalid { field: "detail-type", .. })));
+        assert!(matches!(
+            normalize(bad),
+            Err(NormalizeError::Invalid {
+                field: "detail-type",
+                ..
+            })
+        ));
         let no_detail = json!({"detail-type": "AWS API Call via CloudTrail"});
-        assert_eq!(normalize(no_detail), Err(NormalizeError::Missing { kind: KIND, field: "detail" }));
+        assert_eq!(
+            normalize(no_detail),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "detail"
+            })
+        );
     }
 
     #[test]
     fn missing_and_wrong_fields_are_named() {
         let mut r = record(json!({"type": "IAMUser"}));
         r.as_object_mut().map(|o| o.remove("eventID"));
-        assert_eq!(normalize(r.clone()), Err(NormalizeError::Missing { kind: KIND, field: "eventID" }));
+        assert_eq!(
+            normalize(r.clone()),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "eventID"
+            })
+        );
         r["eventID"] = json!(7);
-        assert!(matches!(normalize(r), Err(NormalizeError::Invalid { field: "eventID", .. })));
-        assert!(matches!(normalize(json!([1])), Err(NormalizeError::Invalid { field: "$", .. })));
+        assert!(matches!(
+            normalize(r),
+            Err(NormalizeError::Invalid {
+                field: "eventID",
+                ..
+            })
+        ));
+        assert!(matches!(
+            normalize(json!([1])),
+            Err(NormalizeError::Invalid { field: "$", .. })
+        ));
     }
 
     #[test]

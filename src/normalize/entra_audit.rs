@@ -101,7 +101,11 @@ pub(crate) fn build(
         actor,
         action,
         service: string_at(a, "category"),
-        targets: targets_raw.iter().map(target).collect(),
+        targets: targets_raw
+            .iter()
+            .map(target)
+            .filter(|t| t.uid.is_some() || t.name.is_some())
+            .collect(),
         auth: AuthFacts::default(),
         oauth,
         uid,
@@ -137,7 +141,8 @@ fn actor(a: &Value) -> (Actor, Option<&str>) {
         }
     }
     if let Some(app) = get(a, "initiatedBy.app").filter(|u| u.is_object()) {
-        let uid = real(string_at(app, "servicePrincipalId")).or_else(|| real(string_at(app, "appId")));
+        let uid =
+            real(string_at(app, "servicePrincipalId")).or_else(|| real(string_at(app, "appId")));
         let actor = Actor {
             key: identity_key(None, &[uid.as_deref()]),
             uid,
@@ -153,6 +158,7 @@ fn actor(a: &Value) -> (Actor, Option<&str>) {
 fn target(t: &Value) -> Target {
     let kind = str_at(t, "type")
         .or_else(|| str_at(t, "Type"))
+        .filter(|k| !k.eq_ignore_ascii_case("N/A"))
         .map(|k| match k {
             "ServicePrincipal" => "service_principal".to_owned(),
             other => other.to_ascii_lowercase(),
@@ -386,13 +392,25 @@ mod tests {
         let e = one(consent(vec![
             prop("ConsentContext.IsAdminConsent", "\"False\""),
             prop("ConsentContext.OnBehalfOfAll", "\"False\""),
-            prop("ConsentAction.Permissions", "\"[] => [[Id: aBc, ClientId: sp-obj-1, PrincipalId: u-1, ResourceId: graph-1, ConsentType: Principal, Scope:  Mail.Read offline_access User.Read, CreatedDateTime: , LastModifiedDateTime: ]]; \""),
-            prop("TargetId.ServicePrincipalNames", "\"1b2c3d4e-0000-4000-8000-00000000abcd;https://evil.example\""),
+            prop(
+                "ConsentAction.Permissions",
+                "\"[] => [[Id: aBc, ClientId: sp-obj-1, PrincipalId: u-1, ResourceId: graph-1, ConsentType: Principal, Scope:  Mail.Read offline_access User.Read, CreatedDateTime: , LastModifiedDateTime: ]]; \"",
+            ),
+            prop(
+                "TargetId.ServicePrincipalNames",
+                "\"1b2c3d4e-0000-4000-8000-00000000abcd;https://evil.example\"",
+            ),
         ]));
-        assert_eq!((e.activity, e.class), (Activity::ConsentGrant, crate::model::EventClass::UserAccess));
+        assert_eq!(
+            (e.activity, e.class),
+            (Activity::ConsentGrant, crate::model::EventClass::UserAccess)
+        );
         let o = e.oauth.expect("oauth");
         assert_eq!(o.scopes, ["Mail.Read", "offline_access", "User.Read"]);
-        assert_eq!(o.app_id.as_deref(), Some("1b2c3d4e-0000-4000-8000-00000000abcd"));
+        assert_eq!(
+            o.app_id.as_deref(),
+            Some("1b2c3d4e-0000-4000-8000-00000000abcd")
+        );
         assert_eq!(o.app_name.as_deref(), Some("Evil Mail Reader"));
         assert!(!o.admin_consent && !o.all_principals);
         assert_eq!(e.actor.key, "victim@contoso.com");
@@ -403,7 +421,10 @@ mod tests {
     fn consent_admin_all_principals_from_grant_type() {
         let e = one(consent(vec![
             prop("ConsentContext.IsAdminConsent", "\"True\""),
-            prop("ConsentAction.Permissions", "\"[[Id: o, ConsentType: Principal, Scope: User.Read, CreatedDateTime: ]] => [[Id: o, ConsentType: AllPrincipals, Scope:  User.Read Files.ReadWrite.All, CreatedDateTime: ], [Id: p, ConsentType: AllPrincipals, Scope: Mail.Send]]; \""),
+            prop(
+                "ConsentAction.Permissions",
+                "\"[[Id: o, ConsentType: Principal, Scope: User.Read, CreatedDateTime: ]] => [[Id: o, ConsentType: AllPrincipals, Scope:  User.Read Files.ReadWrite.All, CreatedDateTime: ], [Id: p, ConsentType: AllPrincipals, Scope: Mail.Send]]; \"",
+            ),
         ]));
         let o = e.oauth.expect("oauth");
         assert_eq!(o.scopes, ["User.Read", "Files.ReadWrite.All", "Mail.Send"]);
@@ -414,7 +435,10 @@ mod tests {
     fn permissions_parser_edge_cases() {
         assert_eq!(parse_permissions(""), (vec![], false));
         assert_eq!(parse_permissions("[] => []; "), (vec![], false));
-        assert_eq!(parse_permissions("Scope: a b]"), (vec!["a".to_owned(), "b".to_owned()], false));
+        assert_eq!(
+            parse_permissions("Scope: a b]"),
+            (vec!["a".to_owned(), "b".to_owned()], false)
+        );
         // A field merely ending in "Scope" is not the Scope field.
         assert_eq!(parse_permissions("[[NotScope: x, Scope: y]]").0, ["y"]);
     }
@@ -438,17 +462,46 @@ mod tests {
         v["targetResources"] = json!([{"id": "graph-sp", "displayName": "Microsoft Graph", "type": "ServicePrincipal", "modifiedProperties": [
             prop("AppRole.Value", "\"Mail.Read\""), prop("ServicePrincipal.AppId", "\"app-9\""), prop("ServicePrincipal.DisplayName", "\"Backdoor\"")]}]);
         let o = one(v).oauth.expect("oauth");
-        assert_eq!((o.scopes.as_slice(), o.app_id.as_deref(), o.app_name.as_deref()), (&["Mail.Read".to_owned()][..], Some("app-9"), Some("Backdoor")));
+        assert_eq!(
+            (
+                o.scopes.as_slice(),
+                o.app_id.as_deref(),
+                o.app_name.as_deref()
+            ),
+            (
+                &["Mail.Read".to_owned()][..],
+                Some("app-9"),
+                Some("Backdoor")
+            )
+        );
         assert!(o.admin_consent);
     }
 
     #[test]
     fn activity_table_and_app_actor() {
-        assert_eq!(activity("Add member to role", &[]), Activity::PrivilegeGrant);
-        assert_eq!(activity("Add member to role in PIM completed (permanent)", &[]), Activity::PrivilegeGrant);
-        assert_eq!(activity("Update application – Certificates and secrets management ", &[]), Activity::CredentialCreate);
-        assert_eq!(activity("Reset password (by admin)", &[]), Activity::CredentialCreate);
-        assert_eq!(activity("User deleted security info", &[]), Activity::MfaChange);
+        assert_eq!(
+            activity("Add member to role", &[]),
+            Activity::PrivilegeGrant
+        );
+        assert_eq!(
+            activity("Add member to role in PIM completed (permanent)", &[]),
+            Activity::PrivilegeGrant
+        );
+        assert_eq!(
+            activity(
+                "Update application – Certificates and secrets management ",
+                &[]
+            ),
+            Activity::CredentialCreate
+        );
+        assert_eq!(
+            activity("Reset password (by admin)", &[]),
+            Activity::CredentialCreate
+        );
+        assert_eq!(
+            activity("User deleted security info", &[]),
+            Activity::MfaChange
+        );
         let t = [json!({"modifiedProperties": [{"displayName": "StrongAuthenticationMethod"}]})];
         assert_eq!(activity("Update user", &t), Activity::MfaChange);
         assert_eq!(activity("Update user", &[]), Activity::ApiCall);
@@ -460,8 +513,14 @@ mod tests {
         v["resultReason"] = json!("denied");
         v["initiatedBy"] = json!({"user": null, "app": {"appId": "app-1", "displayName": "Automation", "servicePrincipalId": "sp-1"}});
         let e = one(v);
-        assert_eq!((e.actor.principal_type, e.actor.key.as_str()), (PrincipalType::ServicePrincipal, "sp-1"));
-        assert_eq!((e.status, e.status_detail.as_deref()), (Status::Failure, Some("denied")));
+        assert_eq!(
+            (e.actor.principal_type, e.actor.key.as_str()),
+            (PrincipalType::ServicePrincipal, "sp-1")
+        );
+        assert_eq!(
+            (e.status, e.status_detail.as_deref()),
+            (Status::Failure, Some("denied"))
+        );
         assert!(e.oauth.is_none());
     }
 
@@ -469,6 +528,12 @@ mod tests {
     fn missing_fields_are_named() {
         let mut v = consent(vec![]);
         v.as_object_mut().map(|o| o.remove("activityDisplayName"));
-        assert_eq!(normalize(v), Err(NormalizeError::Missing { kind: KIND, field: "activityDisplayName" }));
+        assert_eq!(
+            normalize(v),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "activityDisplayName"
+            })
+        );
     }
 }

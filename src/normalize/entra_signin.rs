@@ -129,7 +129,12 @@ pub(crate) fn build(
         .iter()
         .filter_map(|p| get(s, p).and_then(Value::as_array))
         .find(|a| !a.is_empty())
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(level @ ("low" | "medium" | "high")) = str_at(s, "riskLevelDuringSignIn") {
         risk.push(format!("riskLevelDuringSignIn:{level}"));
@@ -224,18 +229,19 @@ pub(crate) fn mfa(s: &Value, status: Status) -> (Option<bool>, bool) {
     let second_failed = steps
         .iter()
         .any(|st| is_second_factor(st) && bool_at(st, "succeeded") == Some(false));
-    let code_failed = text_at(s, "status.errorCode")
-        .is_some_and(|c| MFA_FAILURE_CODES.contains(&c.as_str()));
+    let code_failed =
+        text_at(s, "status.errorCode").is_some_and(|c| MFA_FAILURE_CODES.contains(&c.as_str()));
     let requirement = str_at(s, "authenticationRequirement");
-    let mfa = if str_at(s, "mfaDetail.authMethod").is_some() || second_ok {
-        Some(true)
-    } else if requirement == Some("multiFactorAuthentication") && status == Status::Success {
-        Some(true)
-    } else if requirement == Some("singleFactorAuthentication") {
-        Some(false)
-    } else {
-        None
-    };
+    let satisfied_mfa_requirement =
+        requirement == Some("multiFactorAuthentication") && status == Status::Success;
+    let mfa =
+        if str_at(s, "mfaDetail.authMethod").is_some() || second_ok || satisfied_mfa_requirement {
+            Some(true)
+        } else if requirement == Some("singleFactorAuthentication") {
+            Some(false)
+        } else {
+            None
+        };
     (mfa, code_failed || second_failed)
 }
 
@@ -263,7 +269,10 @@ mod tests {
     fn v1_signin_is_interactive_success() {
         let e = one(base());
         assert_eq!(e.actor.key, "alice@contoso.com");
-        assert_eq!((e.status, e.auth.interactive), (Status::Success, Some(true)));
+        assert_eq!(
+            (e.status, e.auth.interactive),
+            (Status::Success, Some(true))
+        );
         assert_eq!(e.auth.client_app.as_deref(), Some("Browser"));
         assert!(e.is_interactive_signin_success());
         assert_eq!(e.service.as_deref(), Some("SignInLogs"));
@@ -290,10 +299,21 @@ mod tests {
         v["authenticationRequirement"] = json!("multiFactorAuthentication");
         let e = one(v);
         assert_eq!(e.status, Status::Failure);
-        assert!(e.status_detail.as_deref().is_some_and(|d| d.starts_with("500121: ")));
+        assert!(
+            e.status_detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("500121: "))
+        );
         assert!(e.auth.mfa_failed);
         assert_eq!(e.auth.mfa, None);
-        assert_eq!(e.auth.risk, ["unfamiliarFeatures", "anonymizedIPAddress", "riskLevelDuringSignIn:medium"]);
+        assert_eq!(
+            e.auth.risk,
+            [
+                "unfamiliarFeatures",
+                "anonymizedIPAddress",
+                "riskLevelDuringSignIn:medium"
+            ]
+        );
 
         let mut v = base();
         v["riskEventTypes"] = json!(["leakedCredentials"]);
@@ -324,7 +344,10 @@ mod tests {
             "status": {"errorCode": 0}, "ipAddress": "20.1.2.3"});
         let e = one(v);
         assert_eq!(e.actor.principal_type, PrincipalType::ServicePrincipal);
-        assert_eq!((e.actor.key.as_str(), e.auth.interactive), ("sp-2", Some(false)));
+        assert_eq!(
+            (e.actor.key.as_str(), e.auth.interactive),
+            ("sp-2", Some(false))
+        );
         assert_eq!(e.service.as_deref(), Some("ServicePrincipalSignInLogs"));
     }
 
@@ -332,9 +355,18 @@ mod tests {
     fn missing_fields_are_named() {
         let mut v = base();
         v.as_object_mut().map(|o| o.remove("createdDateTime"));
-        assert_eq!(normalize(v), Err(NormalizeError::Missing { kind: KIND, field: "createdDateTime" }));
+        assert_eq!(
+            normalize(v),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "createdDateTime"
+            })
+        );
         let mut v = base();
         v["id"] = json!({});
-        assert!(matches!(normalize(v), Err(NormalizeError::Invalid { field: "id", .. })));
+        assert!(matches!(
+            normalize(v),
+            Err(NormalizeError::Invalid { field: "id", .. })
+        ));
     }
 }

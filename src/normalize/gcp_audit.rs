@@ -37,10 +37,18 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             return Err(NormalizeError::Invalid {
                 kind: KIND,
                 field: "protoPayload",
-                message: format!("expected a JSON object, found {}", super::util::type_name(other)),
+                message: format!(
+                    "expected a JSON object, found {}",
+                    super::util::type_name(other)
+                ),
             });
         }
-        None => return Err(NormalizeError::Missing { kind: KIND, field: "protoPayload" }),
+        None => {
+            return Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "protoPayload",
+            });
+        }
     };
     if let Some(t) = str_at(p, "@type")
         && t != AUDIT_LOG_TYPE
@@ -71,17 +79,26 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         .and_then(|a| a.first());
     if action == "google.login.LoginService.loginFailure" {
         status = Status::Failure;
-        status_detail = status_detail.or_else(|| login_event.and_then(|e| param_str(e, "login_failure_type")));
+        status_detail =
+            status_detail.or_else(|| login_event.and_then(|e| param_str(e, "login_failure_type")));
     }
     let auth = match (is_login, login_event) {
         (true, ev) => {
-            let methods = ev.map(|e| param_list(e, "login_challenge_method")).unwrap_or_default();
-            let suspicious = ev.and_then(|e| param(e, "is_suspicious")).and_then(|p| bool_at(p, "boolValue"));
+            let methods = ev
+                .map(|e| param_list(e, "login_challenge_method"))
+                .unwrap_or_default();
+            let suspicious = ev
+                .and_then(|e| param(e, "is_suspicious"))
+                .and_then(|p| bool_at(p, "boolValue"));
             AuthFacts {
                 mfa: (!methods.is_empty()).then(|| methods.iter().any(|m| m != "password")),
                 interactive: Some(true),
                 mfa_failed: false,
-                risk: if suspicious == Some(true) { vec!["is_suspicious".to_owned()] } else { Vec::new() },
+                risk: if suspicious == Some(true) {
+                    vec!["is_suspicious".to_owned()]
+                } else {
+                    Vec::new()
+                },
                 client_app: None,
             }
         }
@@ -133,7 +150,11 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
 fn rename(e: NormalizeError, field: &'static str) -> NormalizeError {
     match e {
         NormalizeError::Missing { kind, .. } => NormalizeError::Missing { kind, field },
-        NormalizeError::Invalid { kind, message, .. } => NormalizeError::Invalid { kind, field, message },
+        NormalizeError::Invalid { kind, message, .. } => NormalizeError::Invalid {
+            kind,
+            field,
+            message,
+        },
         other => other,
     }
 }
@@ -182,7 +203,8 @@ pub(crate) fn activity(method: &str, p: &Value) -> Activity {
         "google.iam.admin.v1.CreateServiceAccountKey"
         | "google.iam.admin.v1.UploadServiceAccountKey"
         | "google.admin.AdminService.changePassword" => return Activity::CredentialCreate,
-        "google.admin.AdminService.assignRole" | "google.admin.AdminService.grantAdminPrivilege" => {
+        "google.admin.AdminService.assignRole"
+        | "google.admin.AdminService.grantAdminPrivilege" => {
             return Activity::PrivilegeGrant;
         }
         "google.logging.v2.ConfigServiceV2.DeleteSink"
@@ -226,7 +248,12 @@ fn param_list(ev: &Value, name: &str) -> Vec<String> {
     param(ev, name)
         .and_then(|p| get(p, "multiStrValue"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -248,12 +275,19 @@ mod tests {
     #[test]
     fn private_and_internal_caller_ips() {
         for ip in ["private", "gce-internal-ip"] {
-            let e = normalize(entry("google.iam.admin.v1.CreateRole", ip)).expect("ok").remove(0);
+            let e = normalize(entry("google.iam.admin.v1.CreateRole", ip))
+                .expect("ok")
+                .remove(0);
             assert_eq!((e.src.ip, e.src.raw.as_deref()), (None, Some(ip)));
         }
-        let e = normalize(entry("google.iam.admin.v1.CreateRole", "203.0.113.255")).expect("ok").remove(0);
+        let e = normalize(entry("google.iam.admin.v1.CreateRole", "203.0.113.255"))
+            .expect("ok")
+            .remove(0);
         assert_eq!(e.src.ip, "203.0.113.255".parse().ok());
-        assert_eq!((e.actor.key.as_str(), e.account.as_deref()), ("dev@example.com", Some("p-1")));
+        assert_eq!(
+            (e.actor.key.as_str(), e.account.as_deref()),
+            ("dev@example.com", Some("p-1"))
+        );
         assert_eq!(e.actor.principal_type, PrincipalType::User);
     }
 
@@ -261,29 +295,64 @@ mod tests {
     fn status_code_failure_and_service_account() {
         let mut v = entry("google.iam.admin.v1.CreateServiceAccountKey", "1.2.3.4");
         v["protoPayload"]["status"] = json!({"code": 7, "message": "PERMISSION_DENIED"});
-        v["protoPayload"]["authenticationInfo"] = json!({"principalEmail": "sa@p-1.iam.gserviceaccount.com"});
+        v["protoPayload"]["authenticationInfo"] =
+            json!({"principalEmail": "sa@p-1.iam.gserviceaccount.com"});
         let e = normalize(v).expect("ok").remove(0);
-        assert_eq!((e.status, e.status_detail.as_deref()), (Status::Failure, Some("PERMISSION_DENIED")));
-        assert_eq!((e.activity, e.actor.principal_type), (Activity::CredentialCreate, PrincipalType::ServicePrincipal));
+        assert_eq!(
+            (e.status, e.status_detail.as_deref()),
+            (Status::Failure, Some("PERMISSION_DENIED"))
+        );
+        assert_eq!(
+            (e.activity, e.actor.principal_type),
+            (Activity::CredentialCreate, PrincipalType::ServicePrincipal)
+        );
     }
 
     #[test]
     fn set_iam_policy_add_vs_remove() {
         let mut v = entry("SetIamPolicy", "1.2.3.4");
         v["protoPayload"]["serviceData"] = json!({"policyDelta": {"bindingDeltas": [{"action": "REMOVE", "role": "roles/owner", "member": "user:x@example.com"}]}});
-        assert_eq!(normalize(v.clone()).expect("ok")[0].activity, Activity::ApiCall);
-        v["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"][0]["action"] = json!("ADD");
-        assert_eq!(normalize(v).expect("ok")[0].activity, Activity::PrivilegeGrant);
+        assert_eq!(
+            normalize(v.clone()).expect("ok")[0].activity,
+            Activity::ApiCall
+        );
+        v["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"][0]["action"] =
+            json!("ADD");
+        assert_eq!(
+            normalize(v).expect("ok")[0].activity,
+            Activity::PrivilegeGrant
+        );
     }
 
     #[test]
     fn errors_name_fields() {
         let mut v = entry("m", "1.2.3.4");
-        v["protoPayload"].as_object_mut().map(|o| o.remove("methodName"));
-        assert_eq!(normalize(v.clone()), Err(NormalizeError::Missing { kind: KIND, field: "protoPayload.methodName" }));
-        v["protoPayload"]["@type"] = json!("type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry");
-        assert!(matches!(normalize(v.clone()), Err(NormalizeError::Invalid { field: "protoPayload.@type", .. })));
+        v["protoPayload"]
+            .as_object_mut()
+            .map(|o| o.remove("methodName"));
+        assert_eq!(
+            normalize(v.clone()),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "protoPayload.methodName"
+            })
+        );
+        v["protoPayload"]["@type"] =
+            json!("type.googleapis.com/google.cloud.loadbalancing.type.LoadBalancerLogEntry");
+        assert!(matches!(
+            normalize(v.clone()),
+            Err(NormalizeError::Invalid {
+                field: "protoPayload.@type",
+                ..
+            })
+        ));
         v.as_object_mut().map(|o| o.remove("protoPayload"));
-        assert_eq!(normalize(v), Err(NormalizeError::Missing { kind: KIND, field: "protoPayload" }));
+        assert_eq!(
+            normalize(v),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "protoPayload"
+            })
+        );
     }
 }

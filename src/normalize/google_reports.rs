@@ -39,7 +39,12 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 message: format!("expected an array, found {}", super::util::type_name(other)),
             });
         }
-        None => return Err(NormalizeError::Missing { kind: KIND, field: "events" }),
+        None => {
+            return Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "events",
+            });
+        }
     };
     let application = string_at(&raw, "id.applicationName");
     let actor = actor(&raw);
@@ -49,7 +54,10 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         let name = match ev.get("name") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
-                return Err(NormalizeError::Missing { kind: KIND, field: "events[].name" });
+                return Err(NormalizeError::Missing {
+                    kind: KIND,
+                    field: "events[].name",
+                });
             }
             Some(other) => {
                 return Err(NormalizeError::Invalid {
@@ -63,7 +71,8 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         let (status, status_detail) = match name.as_str() {
             "login_failure" => (Status::Failure, param_str(ev, "login_failure_type")),
             "login_challenge"
-                if param_str(ev, "login_challenge_status").as_deref() == Some("Challenge Failed") =>
+                if param_str(ev, "login_challenge_status").as_deref()
+                    == Some("Challenge Failed") =>
             {
                 (Status::Failure, Some("Challenge Failed".to_owned()))
             }
@@ -89,10 +98,18 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             });
         }
         if let Some(user) = param_str(ev, "USER_EMAIL") {
-            targets.push(Target { uid: Some(user.clone()), name: Some(user), kind: Some("user".to_owned()) });
+            targets.push(Target {
+                uid: Some(user.clone()),
+                name: Some(user),
+                kind: Some("user".to_owned()),
+            });
         }
         if let Some(role) = param_str(ev, "ROLE_NAME") {
-            targets.push(Target { uid: param_str(ev, "ROLE_ID"), name: Some(role), kind: Some("role".to_owned()) });
+            targets.push(Target {
+                uid: param_str(ev, "ROLE_ID"),
+                name: Some(role),
+                kind: Some("role".to_owned()),
+            });
         }
         let mut one = raw.clone();
         if let Some(o) = one.as_object_mut() {
@@ -114,7 +131,11 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             targets,
             auth,
             oauth,
-            uid: if several { format!("{qualifier}#{index}") } else { qualifier.clone() },
+            uid: if several {
+                format!("{qualifier}#{index}")
+            } else {
+                qualifier.clone()
+            },
             raw: one,
         });
     }
@@ -185,7 +206,9 @@ pub(crate) fn activity(application: Option<&str>, name: &str) -> Activity {
         }
         (
             "admin",
-            "ASSIGN_ROLE" | "GRANT_ADMIN_PRIVILEGE" | "GRANT_DELEGATED_ADMIN_PRIVILEGES"
+            "ASSIGN_ROLE"
+            | "GRANT_ADMIN_PRIVILEGE"
+            | "GRANT_DELEGATED_ADMIN_PRIVILEGES"
             | "ADD_PRIVILEGE",
         ) => Activity::PrivilegeGrant,
         ("admin", "TURN_OFF_2_STEP_VERIFICATION" | "UNENROLL_USER_FROM_STRONG_AUTH") => {
@@ -214,7 +237,11 @@ fn param_list(ev: &Value, name: &str) -> Vec<String> {
         return Vec::new();
     };
     match get(p, "multiValue").and_then(Value::as_array) {
-        Some(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         None => str_at(p, "value")
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
@@ -240,19 +267,28 @@ mod tests {
 
     #[test]
     fn multi_event_activity_ids_and_raw() {
-        let v = activity_with("login", json!([
+        let v = activity_with(
+            "login",
+            json!([
             {"type": "login", "name": "login_success", "parameters": [
                 {"name": "login_type", "value": "google_password"},
                 {"name": "login_challenge_method", "multiValue": ["password", "google_authenticator"]},
                 {"name": "is_suspicious", "boolValue": true}]},
-            {"type": "login", "name": "login_verification", "parameters": []}]));
+            {"type": "login", "name": "login_verification", "parameters": []}]),
+        );
         let out = normalize(v).expect("ok");
         assert_eq!(out.len(), 2);
-        assert_eq!((out[0].uid.as_str(), out[1].uid.as_str()), ("-4321#0", "-4321#1"));
+        assert_eq!(
+            (out[0].uid.as_str(), out[1].uid.as_str()),
+            ("-4321#0", "-4321#1")
+        );
         assert_eq!(out[0].raw["events"].as_array().map(Vec::len), Some(1));
         assert_eq!(out[1].raw["events"][0]["name"], "login_verification");
         let e = &out[0];
-        assert_eq!((e.activity, e.status, e.auth.mfa), (Activity::SignIn, Status::Success, Some(true)));
+        assert_eq!(
+            (e.activity, e.status, e.auth.mfa),
+            (Activity::SignIn, Status::Success, Some(true))
+        );
         assert_eq!(e.auth.risk, ["is_suspicious"]);
         assert!(e.is_interactive_signin_success());
         assert_eq!(e.actor.key, "carol@example.com");
@@ -262,20 +298,33 @@ mod tests {
 
     #[test]
     fn single_event_uid_and_failure() {
-        let v = activity_with("login", json!([{"name": "login_failure", "parameters": [
+        let v = activity_with(
+            "login",
+            json!([{"name": "login_failure", "parameters": [
             {"name": "login_failure_type", "value": "login_failure_invalid_password"},
-            {"name": "login_challenge_method", "multiValue": ["password"]}]}]));
+            {"name": "login_challenge_method", "multiValue": ["password"]}]}]),
+        );
         let e = normalize(v).expect("ok").remove(0);
         assert_eq!(e.uid, "-4321");
-        assert_eq!((e.status, e.status_detail.as_deref(), e.auth.mfa), (Status::Failure, Some("login_failure_invalid_password"), Some(false)));
+        assert_eq!(
+            (e.status, e.status_detail.as_deref(), e.auth.mfa),
+            (
+                Status::Failure,
+                Some("login_failure_invalid_password"),
+                Some(false)
+            )
+        );
     }
 
     #[test]
     fn token_authorize_is_consent() {
-        let v = activity_with("token", json!([{"type": "auth", "name": "authorize", "parameters": [
+        let v = activity_with(
+            "token",
+            json!([{"type": "auth", "name": "authorize", "parameters": [
             {"name": "client_id", "value": "1234.apps.googleusercontent.com"},
             {"name": "app_name", "value": "Mail Helper"},
-            {"name": "scope", "multiValue": ["https://mail.google.com/", "openid"]}]}]));
+            {"name": "scope", "multiValue": ["https://mail.google.com/", "openid"]}]}]),
+        );
         let e = normalize(v).expect("ok").remove(0);
         assert_eq!(e.activity, Activity::ConsentGrant);
         let o = e.oauth.expect("oauth");
@@ -289,10 +338,28 @@ mod tests {
         let mut v = activity_with("admin", json!([]));
         assert_eq!(normalize(v.clone()).map(|e| e.len()), Ok(0));
         v["events"] = json!({});
-        assert!(matches!(normalize(v.clone()), Err(NormalizeError::Invalid { field: "events", .. })));
+        assert!(matches!(
+            normalize(v.clone()),
+            Err(NormalizeError::Invalid {
+                field: "events",
+                ..
+            })
+        ));
         v["events"] = json!([{"parameters": []}]);
-        assert_eq!(normalize(v.clone()), Err(NormalizeError::Missing { kind: KIND, field: "events[].name" }));
+        assert_eq!(
+            normalize(v.clone()),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "events[].name"
+            })
+        );
         v["id"] = json!({"time": "2024-06-01T08:00:00Z"});
-        assert_eq!(normalize(v), Err(NormalizeError::Missing { kind: KIND, field: "id.uniqueQualifier" }));
+        assert_eq!(
+            normalize(v),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "id.uniqueQualifier"
+            })
+        );
     }
 }

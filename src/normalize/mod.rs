@@ -49,10 +49,10 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     if obj.contains_key("eventVersion") && obj.contains_key("eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
-    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str) {
-        if dt.ends_with("via CloudTrail") {
-            return Some(RecordKind::Cloudtrail);
-        }
+    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
+        && dt.ends_with("via CloudTrail")
+    {
+        return Some(RecordKind::Cloudtrail);
     }
     if obj.get("kind").and_then(Value::as_str) == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);
@@ -201,8 +201,14 @@ mod tests {
                     assert_eq!(e.provider(), *provider, "{}: {}", file.display(), e.uid);
                     assert!(!e.raw.is_null(), "{}: {} has no raw", file.display(), e.uid);
                 }
-                let rel = file.strip_prefix(&dir).expect("under dir").with_extension("json");
-                let golden = root().join("tests/golden/normalize").join(provider_dir).join(rel);
+                let rel = file
+                    .strip_prefix(&dir)
+                    .expect("under dir")
+                    .with_extension("json");
+                let golden = root()
+                    .join("tests/golden/normalize")
+                    .join(provider_dir)
+                    .join(rel);
                 let actual = serde_json::to_string_pretty(&events).expect("serializes") + "\n";
                 if bless {
                     std::fs::create_dir_all(golden.parent().expect("parent")).expect("mkdir");
@@ -221,7 +227,10 @@ mod tests {
 
     #[test]
     fn unsupported_shapes_are_not_detected() {
-        for dir in ["tests/fixtures/gcp/unsupported", "tests/fixtures/entra/unsupported"] {
+        for dir in [
+            "tests/fixtures/gcp/unsupported",
+            "tests/fixtures/entra/unsupported",
+        ] {
             let files = fixture_files(&root().join(dir));
             assert!(!files.is_empty(), "{dir} is empty");
             for file in files {
@@ -234,7 +243,13 @@ mod tests {
         for file in fixture_files(&root().join("tests/fixtures/gcp/unsupported")) {
             for record in load_records(&file) {
                 let err = gcp_audit::normalize(record).expect_err("not an audit entry");
-                assert!(matches!(err, NormalizeError::Missing { field: "protoPayload", .. }));
+                assert!(matches!(
+                    err,
+                    NormalizeError::Missing {
+                        field: "protoPayload",
+                        ..
+                    }
+                ));
             }
         }
     }
@@ -243,15 +258,42 @@ mod tests {
     fn detect_kind_of_each_shape() {
         use serde_json::json;
         let cases = [
-            (json!({"eventVersion": "1.08", "eventSource": "iam.amazonaws.com"}), Some(RecordKind::Cloudtrail)),
-            (json!({"detail-type": "AWS API Call via CloudTrail", "detail": {}}), Some(RecordKind::Cloudtrail)),
-            (json!({"kind": "admin#reports#activity"}), Some(RecordKind::GoogleReports)),
-            (json!({"protoPayload": {}, "logName": "x"}), Some(RecordKind::GcpAudit)),
-            (json!({"category": "NonInteractiveUserSignInLogs", "properties": {}}), Some(RecordKind::AzureMonitorSignin)),
-            (json!({"category": "AuditLogs", "properties": {}}), Some(RecordKind::AzureMonitorAudit)),
-            (json!({"ActivityDisplayName": "x", "ActivityDateTime": "y", "InitiatedBy": "{}"}), Some(RecordKind::AzureMonitorAudit)),
-            (json!({"activityDisplayName": "x", "activityDateTime": "y"}), Some(RecordKind::EntraAudit)),
-            (json!({"createdDateTime": "x", "userPrincipalName": "y"}), Some(RecordKind::EntraSignin)),
+            (
+                json!({"eventVersion": "1.08", "eventSource": "iam.amazonaws.com"}),
+                Some(RecordKind::Cloudtrail),
+            ),
+            (
+                json!({"detail-type": "AWS API Call via CloudTrail", "detail": {}}),
+                Some(RecordKind::Cloudtrail),
+            ),
+            (
+                json!({"kind": "admin#reports#activity"}),
+                Some(RecordKind::GoogleReports),
+            ),
+            (
+                json!({"protoPayload": {}, "logName": "x"}),
+                Some(RecordKind::GcpAudit),
+            ),
+            (
+                json!({"category": "NonInteractiveUserSignInLogs", "properties": {}}),
+                Some(RecordKind::AzureMonitorSignin),
+            ),
+            (
+                json!({"category": "AuditLogs", "properties": {}}),
+                Some(RecordKind::AzureMonitorAudit),
+            ),
+            (
+                json!({"ActivityDisplayName": "x", "ActivityDateTime": "y", "InitiatedBy": "{}"}),
+                Some(RecordKind::AzureMonitorAudit),
+            ),
+            (
+                json!({"activityDisplayName": "x", "activityDateTime": "y"}),
+                Some(RecordKind::EntraAudit),
+            ),
+            (
+                json!({"createdDateTime": "x", "userPrincipalName": "y"}),
+                Some(RecordKind::EntraSignin),
+            ),
             (json!({"kind": "admin#reports#activities"}), None),
             (json!([]), None),
         ];
@@ -264,29 +306,115 @@ mod tests {
 
     /// Field names the normalizers look at, so random objects reach deep code paths.
     const KEYS: &[&str] = &[
-        "eventVersion", "eventSource", "eventTime", "eventID", "eventName", "userIdentity", "type",
-        "arn", "userName", "invokedBy", "sessionContext", "sessionIssuer", "onBehalfOf", "userId",
-        "errorCode", "responseElements", "ConsoleLogin", "additionalEventData", "MFAUsed",
-        "sourceIPAddress", "detail-type", "detail", "requestParameters", "resources", "ARN",
-        "category", "properties", "time", "id", "createdDateTime", "status", "isInteractive",
-        "signInEventTypes", "riskEventTypes_v2", "authenticationDetails", "succeeded",
-        "activityDisplayName", "activityDateTime", "initiatedBy", "user", "app", "targetResources",
-        "modifiedProperties", "displayName", "newValue", "ActivityDisplayName", "ActivityDateTime",
-        "InitiatedBy", "TargetResources", "kind", "uniqueQualifier", "events", "name", "parameters",
-        "multiValue", "boolValue", "value", "protoPayload", "logName", "insertId", "timestamp",
-        "methodName", "@type", "code", "metadata", "event", "parameter", "serviceData",
+        "eventVersion",
+        "eventSource",
+        "eventTime",
+        "eventID",
+        "eventName",
+        "userIdentity",
+        "type",
+        "arn",
+        "userName",
+        "invokedBy",
+        "sessionContext",
+        "sessionIssuer",
+        "onBehalfOf",
+        "userId",
+        "errorCode",
+        "responseElements",
+        "ConsoleLogin",
+        "additionalEventData",
+        "MFAUsed",
+        "sourceIPAddress",
+        "detail-type",
+        "detail",
+        "requestParameters",
+        "resources",
+        "ARN",
+        "category",
+        "properties",
+        "time",
+        "id",
+        "createdDateTime",
+        "status",
+        "isInteractive",
+        "signInEventTypes",
+        "riskEventTypes_v2",
+        "authenticationDetails",
+        "succeeded",
+        "activityDisplayName",
+        "activityDateTime",
+        "initiatedBy",
+        "user",
+        "app",
+        "targetResources",
+        "modifiedProperties",
+        "displayName",
+        "newValue",
+        "ActivityDisplayName",
+        "ActivityDateTime",
+        "InitiatedBy",
+        "TargetResources",
+        "kind",
+        "uniqueQualifier",
+        "events",
+        "name",
+        "parameters",
+        "multiValue",
+        "boolValue",
+        "value",
+        "protoPayload",
+        "logName",
+        "insertId",
+        "timestamp",
+        "methodName",
+        "@type",
+        "code",
+        "metadata",
+        "event",
+        "parameter",
+        "serviceData",
     ];
 
     /// Values the normalizers treat specially.
     const STRINGS: &[&str] = &[
-        "2024-01-01T00:00:00Z", "2024-13-45T99:00:00Z", "ConsoleLogin", "Success", "Failure",
-        "Yes", "075.050.255.67", "AWS Internal", "private", "gce-internal-ip", "::1",
-        "AWS API Call via CloudTrail", "SignInLogs", "AuditLogs", "NonInteractiveUserSignInLogs",
-        "Consent to application", "Add delegated permission grant", "ConsentAction.Permissions",
-        "\"[] => [[Scope: a b, ConsentType: AllPrincipals]]\"", "Scope:", "=>", "login",
-        "login_success", "token", "authorize", "admin#reports#activity", "AssumedRole",
-        "IAMUser", "Root", "AWSService", "IdentityCenterUser", "SetIamPolicy", "0", "",
-        "type.googleapis.com/google.cloud.audit.AuditLog", "a@b.c", "ü€\u{0}\"\\",
+        "2024-01-01T00:00:00Z",
+        "2024-13-45T99:00:00Z",
+        "ConsoleLogin",
+        "Success",
+        "Failure",
+        "Yes",
+        "075.050.255.67",
+        "AWS Internal",
+        "private",
+        "gce-internal-ip",
+        "::1",
+        "AWS API Call via CloudTrail",
+        "SignInLogs",
+        "AuditLogs",
+        "NonInteractiveUserSignInLogs",
+        "Consent to application",
+        "Add delegated permission grant",
+        "ConsentAction.Permissions",
+        "\"[] => [[Scope: a b, ConsentType: AllPrincipals]]\"",
+        "Scope:",
+        "=>",
+        "login",
+        "login_success",
+        "token",
+        "authorize",
+        "admin#reports#activity",
+        "AssumedRole",
+        "IAMUser",
+        "Root",
+        "AWSService",
+        "IdentityCenterUser",
+        "SetIamPolicy",
+        "0",
+        "",
+        "type.googleapis.com/google.cloud.audit.AuditLog",
+        "a@b.c",
+        "ü€\u{0}\"\\",
     ];
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -294,7 +422,8 @@ mod tests {
             Just(Value::Null),
             any::<bool>().prop_map(Value::Bool),
             any::<i64>().prop_map(Value::from),
-            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
             any::<String>().prop_map(Value::String),
             proptest::sample::select(STRINGS).prop_map(|s| Value::String(s.to_owned())),
         ];
@@ -331,7 +460,9 @@ mod tests {
 
     /// Walks `path` down from `v` and applies `op` to a child of the container reached.
     fn mutate(v: &mut Value, path: &[Index], op: &Op) {
-        let Some((first, rest)) = path.split_first() else { return };
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
         let child_key: Option<String> = match v {
             Value::Object(o) if !o.is_empty() => o.keys().nth(first.index(o.len())).cloned(),
             _ => None,
@@ -398,7 +529,10 @@ mod tests {
                 prop_assert!(!field.is_empty());
             }
             Err(NormalizeError::UnknownShape) => {
-                prop_assert!(false, "a normalizer answered UnknownShape instead of naming a field");
+                prop_assert!(
+                    false,
+                    "a normalizer answered UnknownShape instead of naming a field"
+                );
             }
         }
         Ok(())
@@ -408,15 +542,34 @@ mod tests {
 
     /// Every normalizer with the fixture folders holding its records.
     const NORMALIZERS: &[(&str, NormalizeFn, &[RecordKind])] = &[
-        ("cloudtrail", cloudtrail::normalize, &[RecordKind::Cloudtrail]),
-        ("entra_signin", entra_signin::normalize, &[RecordKind::EntraSignin]),
-        ("entra_audit", entra_audit::normalize, &[RecordKind::EntraAudit]),
+        (
+            "cloudtrail",
+            cloudtrail::normalize,
+            &[RecordKind::Cloudtrail],
+        ),
+        (
+            "entra_signin",
+            entra_signin::normalize,
+            &[RecordKind::EntraSignin],
+        ),
+        (
+            "entra_audit",
+            entra_audit::normalize,
+            &[RecordKind::EntraAudit],
+        ),
         (
             "azure_monitor",
             azure_monitor::normalize,
-            &[RecordKind::AzureMonitorSignin, RecordKind::AzureMonitorAudit],
+            &[
+                RecordKind::AzureMonitorSignin,
+                RecordKind::AzureMonitorAudit,
+            ],
         ),
-        ("google_reports", google_reports::normalize, &[RecordKind::GoogleReports]),
+        (
+            "google_reports",
+            google_reports::normalize,
+            &[RecordKind::GoogleReports],
+        ),
         ("gcp_audit", gcp_audit::normalize, &[RecordKind::GcpAudit]),
     ];
 
@@ -443,7 +596,11 @@ mod tests {
             .ok()
             .and_then(|c| c.parse().ok())
             .unwrap_or(CASES);
-        ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
     }
 
     #[test]
@@ -470,7 +627,11 @@ mod tests {
             runner
                 .run(&strategy, |(mut record, path, ops)| {
                     for (i, op) in ops.iter().enumerate() {
-                        mutate(&mut record, &path[..path.len().saturating_sub(i).max(1)], op);
+                        mutate(
+                            &mut record,
+                            &path[..path.len().saturating_sub(i).max(1)],
+                            op,
+                        );
                     }
                     check(f(record))
                 })

@@ -16,7 +16,8 @@ use crate::model::{Activity, Endpoint, EventClass, RecordKind, Status};
 /// The value at a dotted path (`userIdentity.sessionContext.sessionIssuer.arn`); object keys
 /// only. `None` when any step is missing or not an object.
 pub(crate) fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |cur, key| cur.as_object()?.get(key))
+    path.split('.')
+        .try_fold(v, |cur, key| cur.as_object()?.get(key))
 }
 
 /// A non-empty string at `path`; `None` for absent, null, empty or non-string values.
@@ -259,12 +260,27 @@ mod tests {
         let k = RecordKind::Cloudtrail;
         assert_eq!(
             req_str(&v, "x", k),
-            Err(NormalizeError::Missing { kind: k, field: "x" })
+            Err(NormalizeError::Missing {
+                kind: k,
+                field: "x"
+            })
         );
-        assert!(matches!(req_str(&v, "t", k), Err(NormalizeError::Invalid { field: "t", .. })));
-        assert!(matches!(req_str(&v, "e", k), Err(NormalizeError::Invalid { field: "e", .. })));
-        assert!(matches!(req_time(&v, "bad", k), Err(NormalizeError::Invalid { field: "bad", .. })));
-        assert_eq!(req_time(&v, "s", k).map(|t| t.timestamp()), Ok(1_704_164_645));
+        assert!(matches!(
+            req_str(&v, "t", k),
+            Err(NormalizeError::Invalid { field: "t", .. })
+        ));
+        assert!(matches!(
+            req_str(&v, "e", k),
+            Err(NormalizeError::Invalid { field: "e", .. })
+        ));
+        assert!(matches!(
+            req_time(&v, "bad", k),
+            Err(NormalizeError::Invalid { field: "bad", .. })
+        ));
+        assert_eq!(
+            req_time(&v, "s", k).map(|t| t.timestamp()),
+            Ok(1_704_164_645)
+        );
         assert_eq!(req_id(&v, "t", k).as_deref(), Ok("3"));
     }
 
@@ -293,8 +309,14 @@ mod tests {
 
     #[test]
     fn identity_keys() {
-        assert_eq!(identity_key(Some("Alice@Corp.Example"), &[Some("id")]), "alice@corp.example");
-        assert_eq!(identity_key(None, &[None, Some("arn:aws:iam::1:user/Bob")]), "arn:aws:iam::1:user/Bob");
+        assert_eq!(
+            identity_key(Some("Alice@Corp.Example"), &[Some("id")]),
+            "alice@corp.example"
+        );
+        assert_eq!(
+            identity_key(None, &[None, Some("arn:aws:iam::1:user/Bob")]),
+            "arn:aws:iam::1:user/Bob"
+        );
         assert_eq!(identity_key(Some(" "), &[]), "");
         assert!(is_email("a.b@example.com"));
         assert!(!is_email("arn:aws:sts::1:assumed-role/r/a@b.c"));
