@@ -26,17 +26,22 @@ use crate::model::{
 const KIND: RecordKind = RecordKind::GoogleReports;
 
 /// Normalizes one Reports API activity into one event per element of `events[]`.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
     let time = req_time(&raw, "id.time", KIND)?;
     let qualifier = req_id(&raw, "id.uniqueQualifier", KIND)?;
-    let events = match raw.get("events") {
+    // `events` is taken out so each event's `raw` is the rest of the activity plus that one
+    // event, without copying every other event into it.
+    let events = match raw.as_object_mut().and_then(|o| o.remove("events")) {
         Some(Value::Array(a)) => a,
         Some(other) => {
             return Err(NormalizeError::Invalid {
                 kind: KIND,
                 field: "events",
-                message: format!("expected an array, found {}", super::util::type_name(other)),
+                message: format!(
+                    "expected an array, found {}",
+                    super::util::type_name(&other)
+                ),
             });
         }
         None => {
@@ -50,7 +55,7 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     let actor = actor(&raw);
     let several = events.len() > 1;
     let mut out = Vec::with_capacity(events.len());
-    for (index, ev) in events.iter().enumerate() {
+    for (index, ev) in events.into_iter().enumerate() {
         let name = match ev.get("name") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
             Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -69,9 +74,9 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         };
         let activity = activity(application.as_deref(), &name);
         let (status, status_detail) = match name.as_str() {
-            "login_failure" => (Status::Failure, param_str(ev, "login_failure_type")),
+            "login_failure" => (Status::Failure, param_str(&ev, "login_failure_type")),
             "login_challenge"
-                if param_str(ev, "login_challenge_status").as_deref()
+                if param_str(&ev, "login_challenge_status").as_deref()
                     == Some("Challenge Failed") =>
             {
                 (Status::Failure, Some("Challenge Failed".to_owned()))
@@ -79,14 +84,14 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             _ => (Status::Success, None),
         };
         let auth = if application.as_deref() == Some("login") {
-            signin_auth(ev, status)
+            signin_auth(&ev, status)
         } else {
             AuthFacts::default()
         };
         let oauth = (activity == Activity::ConsentGrant).then(|| OAuthGrant {
-            app_id: param_str(ev, "client_id"),
-            app_name: param_str(ev, "app_name"),
-            scopes: param_list(ev, "scope"),
+            app_id: param_str(&ev, "client_id"),
+            app_name: param_str(&ev, "app_name"),
+            scopes: param_list(&ev, "scope"),
             ..OAuthGrant::default()
         });
         let mut targets = Vec::new();
@@ -97,23 +102,23 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 kind: Some("application".to_owned()),
             });
         }
-        if let Some(user) = param_str(ev, "USER_EMAIL") {
+        if let Some(user) = param_str(&ev, "USER_EMAIL") {
             targets.push(Target {
                 uid: Some(user.clone()),
                 name: Some(user),
                 kind: Some("user".to_owned()),
             });
         }
-        if let Some(role) = param_str(ev, "ROLE_NAME") {
+        if let Some(role) = param_str(&ev, "ROLE_NAME") {
             targets.push(Target {
-                uid: param_str(ev, "ROLE_ID"),
+                uid: param_str(&ev, "ROLE_ID"),
                 name: Some(role),
                 kind: Some("role".to_owned()),
             });
         }
         let mut one = raw.clone();
         if let Some(o) = one.as_object_mut() {
-            o.insert("events".to_owned(), Value::Array(vec![ev.clone()]));
+            o.insert("events".to_owned(), Value::Array(vec![ev]));
         }
         out.push(IdentityEvent {
             time,
