@@ -191,6 +191,7 @@ mod tests {
         let bless = std::env::var_os("PICKET_BLESS").is_some();
         let mut files = 0;
         let mut mismatches = Vec::new();
+        let mut expected = std::collections::HashSet::new();
         for (provider_dir, provider) in PROVIDERS {
             let dir = root().join("tests/fixtures").join(provider_dir);
             for file in fixture_files(&dir) {
@@ -209,12 +210,25 @@ mod tests {
                     .join("tests/golden/normalize")
                     .join(provider_dir)
                     .join(rel);
+                expected.insert(golden.clone());
                 let actual = serde_json::to_string_pretty(&events).expect("serializes") + "\n";
                 if bless {
                     std::fs::create_dir_all(golden.parent().expect("parent")).expect("mkdir");
                     std::fs::write(&golden, &actual).expect("write golden");
                 } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(&actual) {
                     mismatches.push(golden.display().to_string());
+                }
+            }
+        }
+        // A golden file whose fixture is gone would otherwise rot unnoticed.
+        let mut stack = vec![root().join("tests/golden/normalize")];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("golden dir") {
+                let p = entry.expect("dir entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !expected.contains(&p) {
+                    mismatches.push(format!("{} (no fixture)", p.display()));
                 }
             }
         }
