@@ -5,12 +5,54 @@
 //! To add a backend: implement [`StateStore`], add a variant to [`StateConfig`], and run the
 //! shared property suite (`state::contract`) against it.
 
-use chrono::{DateTime, Utc};
+use std::path::PathBuf;
+use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod memory;
-// sqlite: SqliteStore (embedded default) lands with the sqlite backend.
+pub mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+/// `[state]` of `picket.toml`: which backend keeps the state.
+///
+/// `Dynamodb { table }` joins with the `aws` feature (`state/dynamodb.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateConfig {
+    /// An SQLite file on local disk: the default for `picket run`.
+    Sqlite {
+        /// The database file (created if missing); relative paths were resolved by the config
+        /// loader. Default `picket.db`.
+        #[serde(default = "sqlite::default_path")]
+        path: PathBuf,
+    },
+    /// Process memory: nothing survives the process (`picket replay`, tests).
+    Memory,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Sqlite {
+            path: sqlite::default_path(),
+        }
+    }
+}
+
+impl StateConfig {
+    /// Opens the configured backend.
+    pub fn build(&self) -> Result<Arc<dyn StateStore>, StateError> {
+        Ok(match self {
+            StateConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
+            StateConfig::Memory => Arc::new(MemoryStore::new()),
+        })
+    }
+}
 
 /// A stored value with its version (for compare-and-set).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,6 +187,14 @@ pub trait StateStore: Send + Sync {
         at: DateTime<Utc>,
         limit: Option<u64>,
     ) -> Result<CounterOutcome, StateError>;
+
+    /// Runs `ops` (which call this same store, e.g. through a captured `Arc`) as one group:
+    /// backends that can (SQLite) commit the group in one transaction for throughput. Each
+    /// operation keeps its own semantics; a group is not all-or-nothing. The default just
+    /// calls `ops`.
+    fn run_batch(&self, ops: &mut dyn FnMut() -> Result<(), StateError>) -> Result<(), StateError> {
+        ops()
+    }
 }
 
 /// The per-window key of a windowed counter and when that window's entry may expire
