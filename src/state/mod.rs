@@ -32,8 +32,9 @@ pub enum StateConfig {
         #[serde(default = "sqlite::default_path")]
         path: PathBuf,
     },
-    /// Process memory: nothing survives the process (`picket replay`, tests).
-    Memory,
+    /// Process memory: nothing survives the process (`picket replay`, tests). A struct
+    /// variant so that keys given with it (`path`) are refused, not ignored.
+    Memory {},
 }
 
 impl Default for StateConfig {
@@ -49,7 +50,7 @@ impl StateConfig {
     pub fn build(&self) -> Result<Arc<dyn StateStore>, StateError> {
         Ok(match self {
             StateConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
-            StateConfig::Memory => Arc::new(MemoryStore::new()),
+            StateConfig::Memory {} => Arc::new(MemoryStore::new()),
         })
     }
 }
@@ -219,4 +220,81 @@ pub(crate) fn decode_count(ns: &str, key: &str, value: &[u8]) -> Result<u64, Sta
         message: format!("counter of {} bytes, expected 8", value.len()),
     })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<StateConfig, toml::de::Error> {
+        toml::from_str(s)
+    }
+
+    #[test]
+    fn config_parses_each_backend_and_defaults_the_path() {
+        assert_eq!(
+            parse("backend = \"sqlite\"").unwrap(),
+            StateConfig::Sqlite {
+                path: PathBuf::from("picket.db")
+            }
+        );
+        assert_eq!(
+            parse("backend = \"sqlite\"\npath = \"/var/lib/picket/state.db\"").unwrap(),
+            StateConfig::Sqlite {
+                path: PathBuf::from("/var/lib/picket/state.db")
+            }
+        );
+        assert_eq!(
+            parse("backend = \"memory\"").unwrap(),
+            StateConfig::Memory {}
+        );
+        assert_eq!(
+            StateConfig::default(),
+            parse("backend = \"sqlite\"").unwrap()
+        );
+    }
+
+    #[test]
+    fn config_rejects_unknown_backends_and_keys() {
+        let err = parse("backend = \"redis\"").unwrap_err().to_string();
+        assert!(err.contains("redis"), "{err}");
+        let err = parse("backend = \"sqlite\"\npaht = \"x.db\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("paht"), "{err}");
+        assert!(parse("backend = \"memory\"\npath = \"x.db\"").is_err());
+    }
+
+    #[test]
+    fn config_builds_working_stores() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        for config in [
+            StateConfig::Memory {},
+            StateConfig::Sqlite {
+                path: dir.path().join("state.db"),
+            },
+        ] {
+            let store = config.build().unwrap();
+            assert_eq!(store.put("n", "k", b"v", None, now).unwrap(), 1);
+            assert_eq!(store.get("n", "k", now).unwrap().unwrap().value, b"v");
+        }
+        assert!(dir.path().join("state.db").exists());
+    }
+
+    #[test]
+    fn run_batch_through_the_trait_object() {
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::in_memory().unwrap());
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        let s = Arc::clone(&store);
+        store
+            .run_batch(&mut || {
+                for i in 0..100 {
+                    s.put("n", &format!("k{i}"), b"v", None, now)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.list("n", "k", 1000, now).unwrap().len(), 100);
+    }
 }
