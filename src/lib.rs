@@ -11,6 +11,7 @@
 //! CLI, replay, tests and the Lambda handlers all call it.
 
 pub mod detect;
+pub mod enrich;
 pub mod model;
 pub mod normalize;
 pub mod state;
