@@ -11,6 +11,7 @@
 //! To change the schema: bump [`SCHEMA_VERSION`] and add a step to `migrate`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -57,6 +58,7 @@ macro_rules! live {
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     gate: Gate,
+    writes: AtomicU64,
     location: String,
 }
 
@@ -79,9 +81,10 @@ struct Gate {
 struct GateState {
     owner: Option<ThreadId>,
     depth: usize,
+    /// Threads waiting for the gate (only then is a wake-up needed).
+    waiters: usize,
     /// The outermost holder opened a transaction that nested operations join.
     in_batch: bool,
-    writes: u64,
 }
 
 /// Holds the gate; releases it on drop (also when a batch closure panics).
@@ -96,8 +99,9 @@ impl Gate {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes the gate; returns the guard and whether this is the outermost hold.
-    fn enter(&self) -> (GateGuard<'_>, bool) {
+    /// Takes the gate; returns the guard, whether this is the outermost hold, and whether a
+    /// batch transaction is open.
+    fn enter(&self) -> (GateGuard<'_>, bool, bool) {
         let me = std::thread::current().id();
         let mut st = self.lock_state();
         loop {
@@ -107,12 +111,15 @@ impl Gate {
                     st.owner = Some(me);
                     break;
                 }
-                Some(_) => st = self.free.wait(st).unwrap_or_else(|p| p.into_inner()),
+                Some(_) => {
+                    st.waiters += 1;
+                    st = self.free.wait(st).unwrap_or_else(|p| p.into_inner());
+                    st.waiters -= 1;
+                }
             }
         }
         st.depth += 1;
-        let outermost = st.depth == 1;
-        (GateGuard { gate: self }, outermost)
+        (GateGuard { gate: self }, st.depth == 1, st.in_batch)
     }
 }
 
@@ -123,8 +130,11 @@ impl Drop for GateGuard<'_> {
         if st.depth == 0 {
             st.owner = None;
             st.in_batch = false;
+            let waiters = st.waiters > 0;
             drop(st);
-            self.gate.free.notify_one();
+            if waiters {
+                self.gate.free.notify_one();
+            }
         }
     }
 }
@@ -215,6 +225,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             gate: Gate::default(),
+            writes: AtomicU64::new(0),
             location,
         })
     }
@@ -234,8 +245,7 @@ impl SqliteStore {
         what: &str,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
     ) -> Result<R, StateError> {
-        let (_guard, _) = self.gate.enter();
-        let in_batch = self.gate.lock_state().in_batch;
+        let (_guard, _, in_batch) = self.gate.enter();
         let conn = self.conn();
         if !atomic || in_batch {
             return f(&conn).map_err(|e| self.err(what, e));
@@ -264,12 +274,8 @@ impl SqliteStore {
     /// Counts a write; every [`PURGE_EVERY_WRITES`] writes deletes a bounded number of rows
     /// that expired at least a second before `now`.
     fn after_write(&self, now: DateTime<Utc>) {
-        let due = {
-            let mut st = self.gate.lock_state();
-            st.writes = st.writes.wrapping_add(1);
-            st.writes.is_multiple_of(PURGE_EVERY_WRITES)
-        };
-        if !due {
+        let writes = self.writes.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if !writes.is_multiple_of(PURGE_EVERY_WRITES) {
             return;
         }
         let result = self.with_conn(false, "purging expired rows", |c| {
@@ -306,7 +312,7 @@ impl SqliteStore {
     /// beyond this: if the final commit fails, none of the batch's writes persist and the
     /// error is returned. Writes of operations that returned an error inside `f` were not made.
     pub fn batch<R>(&self, f: impl FnOnce(&SqliteStore) -> R) -> Result<R, StateError> {
-        let (guard, outermost) = self.gate.enter();
+        let (guard, outermost, _) = self.gate.enter();
         if !outermost {
             return Ok(f(self));
         }
@@ -818,6 +824,38 @@ mod tests {
             total
         );
         assert_eq!(v.version, total);
+    }
+
+    /// A measurement, not an assertion on time: run with
+    /// `cargo test --no-default-features --lib sqlite_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "measurement; prints operations per second"]
+    fn sqlite_throughput() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("bench.db")).unwrap();
+        let n = 20_000u32;
+        let start = std::time::Instant::now();
+        s.batch(|s| {
+            for i in 0..n {
+                s.put_if_absent("dedup", &format!("e{i}"), b"", Some(t(3600)), t(0))
+                    .unwrap();
+                s.incr_window("c", &format!("k{}", i % 100), 60, t(0), Some(1000))
+                    .unwrap();
+            }
+        })
+        .unwrap();
+        let batched = start.elapsed();
+        let start = std::time::Instant::now();
+        for i in 0..2_000u32 {
+            s.put_if_absent("dedup2", &format!("e{i}"), b"", None, t(0))
+                .unwrap();
+        }
+        let single = start.elapsed();
+        eprintln!(
+            "batched: {:.0} ops/s; unbatched: {:.0} ops/s",
+            f64::from(2 * n) / batched.as_secs_f64(),
+            2_000.0 / single.as_secs_f64()
+        );
     }
 
     /// Several processes' worth of connections on one file: the limit holds and exactly one
