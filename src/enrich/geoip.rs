@@ -6,7 +6,7 @@
 //! lookup is a tree walk plus a few small decodes (no cache needed; see the measurement test
 //! at the bottom). An address the database does not hold, or a lookup error, is `None`.
 //!
-//! To support another database schema: add a record struct beside [`CityRecord`] and a
+//! To support another database schema: add a record struct beside `CityRecord` and a
 //! lookup method, and accept its `database_type` in [`DbKind::accepts`].
 
 use std::net::IpAddr;

@@ -10,7 +10,7 @@
 //! `?` exactly one; matching is case-insensitive. The matcher is the small one in this file
 //! (no dependency): patterns are short and the guardrail checks a handful per action.
 //!
-//! To add a kind of principal with its own matching rule: extend [`principal_form`] and its
+//! To add a kind of principal with its own matching rule: extend `principal_form` and its
 //! tests.
 
 use std::collections::{BTreeMap, HashMap};
