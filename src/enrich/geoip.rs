@@ -3,8 +3,11 @@
 //! (GeoLite2 ASN, GeoIP2 ISP, DB-IP Lite ASN) gives [`Asn`].
 //!
 //! Lookups decode only the fields picket uses, borrowing strings from the database, so one
-//! lookup is a tree walk plus a few small decodes (no cache needed; see the measurement test
-//! at the bottom). An address the database does not hold, or a lookup error, is `None`.
+//! lookup is a tree walk plus a few small decodes. Measured (`geoip_lookup_cost`, optimized,
+//! on the test databases): about 0.5 µs for city + ASN of one address, a small share of the
+//! 3 µs per event a 300k events/s/core pipeline allows, so there is no cache; private and
+//! reserved addresses skip the lookup altogether. An address the database does not hold, or a
+//! lookup error, is `None`.
 //!
 //! To support another database schema: add a record struct beside `CityRecord` and a
 //! lookup method, and accept its `database_type` in [`DbKind::accepts`].

@@ -60,8 +60,9 @@ impl Networks {
                     .map_err(|_| "not an IP address or CIDR".to_string())
             };
             match net {
-                // An IPv4-mapped IPv6 network would never match: addresses are canonicalized.
-                Ok(net) => nets.push(net),
+                // Addresses are canonicalized before matching, so an IPv4-mapped network
+                // (`::ffff:10.0.0.0/104`) is stored as its IPv4 form.
+                Ok(net) => nets.push(canonical_net(net)),
                 Err(message) => {
                     return Err(EnrichError::Network {
                         index,
@@ -84,6 +85,18 @@ impl Networks {
         let ip = ip.to_canonical();
         self.trusted.iter().any(|n| n.contains(&ip))
     }
+}
+
+/// `::ffff:a.b.c.d/(96+n)` as `a.b.c.d/n`; other networks unchanged.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.network().to_ipv4_mapped()
+        && let Ok(n) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(n);
+    }
+    net
 }
 
 /// Special IPv4 ranges: (network, prefix length, name).
@@ -415,6 +428,12 @@ mod tests {
         // Host bits are dropped: 10.1.2.3/8 is 10.0.0.0/8.
         assert!(n.is_trusted("10.200.0.1".parse().unwrap()));
         assert_eq!(n.trusted().len(), 4);
+        // An IPv4-mapped network matches both spellings of its addresses.
+        let m = Networks::new(&["::ffff:192.0.2.0/120"]).unwrap();
+        assert_eq!(m.trusted()[0].to_string(), "192.0.2.0/24");
+        assert!(m.is_trusted("192.0.2.77".parse().unwrap()));
+        assert!(m.is_trusted("::ffff:192.0.2.77".parse().unwrap()));
+        assert!(!m.is_trusted("192.0.3.1".parse().unwrap()));
     }
 
     #[test]

@@ -311,6 +311,8 @@ impl SqliteStore {
     /// Each operation keeps its own semantics; the batch adds no all-or-nothing guarantee
     /// beyond this: if the final commit fails, none of the batch's writes persist and the
     /// error is returned. Writes of operations that returned an error inside `f` were not made.
+    ///
+    /// Inside `f`, do not wait for other threads that use this store: they wait for the batch.
     pub fn batch<R>(&self, f: impl FnOnce(&SqliteStore) -> R) -> Result<R, StateError> {
         let (guard, outermost, _) = self.gate.enter();
         if !outermost {
