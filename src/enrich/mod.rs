@@ -302,6 +302,12 @@ mod tests {
     }
 
     #[test]
+    fn enricher_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Enricher>();
+    }
+
+    #[test]
     fn from_config_reports_the_bad_part() {
         let err = Enricher::from_config(
             &GeoipConfig::default(),
