@@ -1,0 +1,5 @@
+//! Sigma rules (spec v2) over raw records.
+pub mod condition;
+pub mod detection;
+pub mod path;
+pub mod pattern;
