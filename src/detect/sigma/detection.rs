@@ -13,6 +13,7 @@ use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 use super::condition::{self, Cond};
+use super::mapping::Resolved;
 use super::path::{FieldPath, string_form};
 use super::pattern::{self, Anchor, StrPattern};
 use crate::model::RecordKind;
@@ -31,8 +32,8 @@ pub fn kind_idx(k: RecordKind) -> usize {
 
 /// Resolves a Sigma field name to raw paths, or says why it cannot.
 pub trait Resolver {
-    /// The paths of `field` per kind, or the reason it has none.
-    fn resolve(&self, field: &str) -> Result<KindPaths, String>;
+    /// The paths (and value translations) of `field` per kind, or the reason it has none.
+    fn resolve(&self, field: &str) -> Result<Resolved, String>;
 }
 
 /// Numeric comparison of `gt`/`gte`/`lt`/`lte`.
@@ -66,6 +67,8 @@ pub struct FieldMatch {
     paths: Box<KindPaths>,
     /// Per original value, its alternatives (transform variants).
     groups: Vec<Vec<VMatch>>,
+    /// Groups compiled with a kind's value translations, for the kinds that have some.
+    kind_groups: Vec<(usize, Vec<Vec<VMatch>>)>,
     all: bool,
     exists: Option<bool>,
     keyword: bool,
@@ -200,10 +203,14 @@ fn compile_value(
     v: &Yaml,
     m: &Mods,
     resolver: &dyn Resolver,
+    translate: Option<&std::collections::BTreeMap<String, String>>,
 ) -> Result<Vec<VMatch>, String> {
-    let Some(text) = scalar(v)? else {
+    let Some(mut text) = scalar(v)? else {
         return Ok(vec![VMatch::Null]);
     };
+    if let Some(raw) = translate.and_then(|t| t.get(&text.to_lowercase())) {
+        text = raw.clone();
+    }
     if let Some((i, ml, s)) = m.re {
         return Ok(vec![VMatch::Str(StrPattern::regex(&text, i, ml, s)?)]);
     }
@@ -221,9 +228,9 @@ fn compile_value(
         return Ok(vec![VMatch::Num(cmp, n)]);
     }
     if m.fieldref {
-        let paths = resolver.resolve(&text)?;
+        let resolved = resolver.resolve(&text)?;
         return Ok(vec![VMatch::FieldRef {
-            paths: Box::new(paths),
+            paths: Box::new(resolved.paths),
             anchor: m.anchor.unwrap_or(Anchor::Exact),
             cased: m.cased,
         }]);
@@ -299,11 +306,15 @@ fn compile_field(
     if keyword && (m.exists || m.fieldref) {
         return Err("keyword searches cannot use 'exists' or 'fieldref'".to_string());
     }
-    let paths = if keyword {
-        Box::new(std::array::from_fn(|_| Vec::new()))
+    let resolved = if keyword {
+        Resolved {
+            paths: std::array::from_fn(|_| Vec::new()),
+            values: std::array::from_fn(|_| None),
+        }
     } else {
-        Box::new(resolver.resolve(&field)?)
+        resolver.resolve(&field)?
     };
+    let paths = Box::new(resolved.paths);
     let values: Vec<&Yaml> = match value {
         Yaml::Sequence(items) => items.iter().collect(),
         other => vec![other],
@@ -325,20 +336,31 @@ fn compile_field(
             field,
             paths,
             groups: Vec::new(),
+            kind_groups: Vec::new(),
             all: false,
             exists: Some(b),
             keyword,
         });
     }
-    let groups = values
-        .into_iter()
-        .map(|v| compile_value(v, &m, resolver))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| if field.is_empty() { e } else { format!("field '{field}': {e}") })?;
+    let compile = |translate| {
+        values
+            .iter()
+            .map(|v| compile_value(v, &m, resolver, translate))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| if field.is_empty() { e } else { format!("field '{field}': {e}") })
+    };
+    let groups = compile(None)?;
+    let mut kind_groups = Vec::new();
+    for (k, t) in resolved.values.iter().enumerate() {
+        if let Some(t) = t {
+            kind_groups.push((k, compile(Some(t))?));
+        }
+    }
     Ok(FieldMatch {
         field,
         paths,
         groups,
+        kind_groups,
         all: m.all,
         exists: None,
         keyword,
@@ -510,7 +532,7 @@ impl FieldMatch {
             return None;
         };
         let mut lits = Vec::new();
-        for g in &self.groups {
+        for g in self.groups_for(kind_idx(kind)) {
             for vm in g {
                 match vm {
                     VMatch::Str(p) => lits.push(p.exact_literal()?),
@@ -519,6 +541,13 @@ impl FieldMatch {
             }
         }
         Some((path, lits))
+    }
+
+    fn groups_for(&self, k: usize) -> &[Vec<VMatch>] {
+        self.kind_groups
+            .iter()
+            .find(|(kk, _)| *kk == k)
+            .map_or(&self.groups, |(_, g)| g)
     }
 
     /// The raw paths of this field for `kind`.
@@ -543,10 +572,11 @@ impl FieldMatch {
         if let Some(want) = self.exists {
             return self.paths[k].iter().any(|p| p.exists(raw)) == want;
         }
+        let groups = self.groups_for(k);
         if self.all {
-            self.groups.iter().all(|g| self.group_matches(g, k, raw))
+            groups.iter().all(|g| self.group_matches(g, k, raw))
         } else {
-            self.groups.iter().any(|g| self.group_matches(g, k, raw))
+            groups.iter().any(|g| self.group_matches(g, k, raw))
         }
     }
 }
@@ -559,9 +589,12 @@ mod tests {
     /// Every field maps to itself for every kind.
     struct Raw;
     impl Resolver for Raw {
-        fn resolve(&self, field: &str) -> Result<KindPaths, String> {
+        fn resolve(&self, field: &str) -> Result<Resolved, String> {
             let p = FieldPath::parse(field)?;
-            Ok(std::array::from_fn(|_| vec![p.clone()]))
+            Ok(Resolved {
+                paths: std::array::from_fn(|_| vec![p.clone()]),
+                values: std::array::from_fn(|_| None),
+            })
         }
     }
 
