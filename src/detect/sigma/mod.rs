@@ -6,3 +6,4 @@ pub mod path;
 pub mod pattern;
 pub mod rule;
 pub mod ruleset;
+pub mod correlation;
