@@ -577,15 +577,16 @@ impl VMatch {
 }
 
 impl FieldMatch {
-    /// The folded literals this match requires at a single path of `kind`, when it is a plain
-    /// equality (used by the rule index).
-    pub fn index_literals(&self, kind: RecordKind) -> Option<(&FieldPath, Vec<&str>)> {
+    /// The folded literals this match requires at one of its paths of `kind`, when it is a
+    /// plain equality (used by the rule index).
+    pub fn index_literals(&self, kind: RecordKind) -> Option<(&[FieldPath], Vec<&str>)> {
         if self.keyword || self.exists.is_some() || (self.all && self.groups.len() > 1) {
             return None;
         }
-        let [path] = self.paths[kind_idx(kind)].as_slice() else {
+        let paths = self.paths[kind_idx(kind)].as_slice();
+        if paths.is_empty() {
             return None;
-        };
+        }
         let mut lits = Vec::new();
         for g in self.groups_for(kind_idx(kind)) {
             for vm in g {
@@ -595,7 +596,7 @@ impl FieldMatch {
                 }
             }
         }
-        Some((path, lits))
+        Some((paths, lits))
     }
 
     fn groups_for(&self, k: usize) -> &[Vec<VMatch>] {

@@ -32,7 +32,15 @@ pub const DISCRIMINATING: &[&str] = &[
     "eventSource",
     "protoPayload.serviceName",
     "id.applicationName",
+    "properties.category",
     "category",
+    "status.errorCode",
+    "properties.status.errorCode",
+    "resultType",
+    "riskEventTypes_v2",
+    "riskEventTypes",
+    "properties.riskEventTypes_v2",
+    "properties.riskEventTypes",
 ];
 
 /// Why a rule (or file) did not load.
@@ -413,29 +421,38 @@ impl RuleSet {
             for &kind in &rule.kinds {
                 let ki = &mut index[kind_idx(kind)];
                 let required = rule.detection.required_matches();
+                // A match with several alternative paths is indexed under each of them; its
+                // rank is that of its least selective path.
+                let rank_of = |p: &FieldPath| {
+                    DISCRIMINATING
+                        .iter()
+                        .position(|d| d.eq_ignore_ascii_case(p.as_str()))
+                };
                 let best = required
                     .iter()
                     .filter_map(|fm| fm.index_literals(kind))
-                    .filter_map(|(p, lits)| {
-                        DISCRIMINATING
-                            .iter()
-                            .position(|d| d.eq_ignore_ascii_case(p.as_str()))
-                            .map(|rank| (rank, p, lits))
+                    .filter_map(|(paths, lits)| {
+                        let ranks: Option<Vec<usize>> = paths.iter().map(rank_of).collect();
+                        ranks
+                            .and_then(|r| r.into_iter().max())
+                            .map(|rank| (rank, paths, lits))
                     })
                     .min_by_key(|(rank, _, _)| *rank);
                 match best {
-                    Some((_, p, lits)) => {
-                        let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
-                            Some(i) => i,
-                            None => {
-                                ki.keyed.push((p.clone(), HashMap::new()));
-                                ki.keyed.len() - 1
-                            }
-                        };
-                        for l in lits {
-                            let list = ki.keyed[slot].1.entry(l.into()).or_default();
-                            if list.last() != Some(&(ri as u32)) {
-                                list.push(ri as u32);
+                    Some((_, paths, lits)) => {
+                        for p in paths {
+                            let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
+                                Some(i) => i,
+                                None => {
+                                    ki.keyed.push((p.clone(), HashMap::new()));
+                                    ki.keyed.len() - 1
+                                }
+                            };
+                            for l in &lits {
+                                let list = ki.keyed[slot].1.entry((*l).into()).or_default();
+                                if list.last() != Some(&(ri as u32)) {
+                                    list.push(ri as u32);
+                                }
                             }
                         }
                     }

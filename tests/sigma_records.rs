@@ -1,0 +1,145 @@
+//! Every loadable rule (SigmaHQ's cloud rules and the shipped pack) on real and documented
+//! records (`tests/fixtures/sigma-records`, see its README): the index must pick exactly the
+//! rules a full scan finds, and the matches are a golden file
+//! (`tests/golden/sigma/record_matches.txt`, rewritten with `PICKET_BLESS=1`).
+
+use std::path::{Path, PathBuf};
+
+use picket::detect::sigma::record_view;
+use picket::detect::sigma::ruleset::RuleSet;
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Flattens `{"Records": [...]}`, `{"value": [...]}`, `{"items": [...]}` and arrays.
+fn records(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(a) => a.into_iter().for_each(|x| records(x, out)),
+        Value::Object(mut o) => {
+            for k in ["Records", "value", "items"] {
+                if let Some(inner) = o.remove(k) {
+                    return records(inner, out);
+                }
+            }
+            out.push(Value::Object(o));
+        }
+        _ => {}
+    }
+}
+
+fn json_files(d: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            json_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+}
+
+/// All fixture records with a label `folder/file#index`.
+pub fn fixture_records() -> Vec<(String, Value)> {
+    let base = root().join("tests/fixtures/sigma-records");
+    let mut files = Vec::new();
+    json_files(&base, &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        let mut recs = Vec::new();
+        records(v, &mut recs);
+        let label = f.strip_prefix(&base).unwrap().display().to_string();
+        for (i, r) in recs.into_iter().enumerate() {
+            out.push((format!("{label}#{i}"), r));
+        }
+    }
+    out
+}
+
+/// SigmaHQ's rules plus the shipped pack.
+pub fn all_rules() -> RuleSet {
+    let (set, _rejected) = RuleSet::load(
+        &[
+            root().join("tests/fixtures/sigma-cloud"),
+            root().join("detections"),
+        ],
+        &root().join("detections/mappings"),
+    );
+    set
+}
+
+#[test]
+fn rules_on_fixture_records() {
+    let set = all_rules();
+    let mut lines = Vec::new();
+    let mut n = 0;
+    for (label, raw) in fixture_records() {
+        let Some(kind) = picket::normalize::detect_kind(&raw) else {
+            continue;
+        };
+        n += 1;
+        let view = record_view(kind, &raw);
+        let indexed = set.matching(kind, view);
+        let full: Vec<usize> = (0..set.rules().len())
+            .filter(|&i| set.rules()[i].matches(kind, view))
+            .collect();
+        assert_eq!(indexed, full, "index and full scan disagree on {label}");
+        if indexed.is_empty() {
+            continue;
+        }
+        let mut names: Vec<String> = indexed
+            .iter()
+            .map(|&i| {
+                let p = &set.rules()[i].meta.path;
+                p.file_stem().unwrap().to_string_lossy().into_owned()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        lines.push(format!("{label} {kind} => {}", names.join(", ")));
+    }
+    assert!(n > 300, "only {n} records recognised");
+    let report = format!(
+        "records: {n}\nwith matches: {}\n\n{}\n",
+        lines.len(),
+        lines.join("\n")
+    );
+    let golden = root().join("tests/golden/sigma/record_matches.txt");
+    if std::env::var_os("PICKET_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::write(&golden, &report).unwrap();
+    }
+    assert_eq!(
+        report,
+        std::fs::read_to_string(&golden).unwrap_or_default(),
+        "record matches changed (PICKET_BLESS=1 to accept)"
+    );
+    // What must hold whatever the golden says.
+    let has = |label: &str, rule: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(label) && l.contains(rule))
+    };
+    assert!(has(
+        "stratus/aws.defense-evasion.cloudtrail-stop.json",
+        "aws_cloudtrail_disable_logging"
+    ));
+    assert!(has(
+        "stratus/aws.defense-evasion.cloudtrail-delete.json",
+        "aws_cloudtrail_disable_logging"
+    ));
+    assert!(has(
+        "msgraph/signIns-list.beta.example1.failed-password.json",
+        "entra_password_spray"
+    ));
+    assert!(!has(
+        "msgraph/signIns-list.beta.example1.failed-password.json",
+        "azure_ad_only_single_factor_auth_required"
+    ));
+}
