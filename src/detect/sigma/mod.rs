@@ -362,3 +362,149 @@ impl Detector for SigmaDetector {
         result.map(|()| out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Actor, EventClass};
+    use crate::state::MemoryStore;
+    use mapping::Mappings;
+    use std::path::{Path, PathBuf};
+
+    fn mappings() -> Mappings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/mappings");
+        let (m, errors) = Mappings::load_dir(&dir);
+        assert!(errors.is_empty(), "{errors:?}");
+        m
+    }
+
+    fn set(yaml: &str) -> RuleSet {
+        let (set, errors) =
+            RuleSet::from_sources(&[(PathBuf::from("t.yml"), yaml.to_string())], &mappings());
+        assert!(errors.is_empty(), "{errors:?}");
+        set
+    }
+
+    fn event(raw: Value, minute: u32) -> IdentityEvent {
+        let mut e = author::event_for(RecordKind::Cloudtrail, &raw, "x");
+        e.time = DateTime::from_timestamp(1_763_632_800 + i64::from(minute) * 60, 0).unwrap();
+        e.class = EventClass::ApiActivity;
+        e.actor = Actor {
+            key: "alice@corp.example".into(),
+            ..Actor::default()
+        };
+        e
+    }
+
+    fn ct(name: &str, arn: &str, id: &str) -> Value {
+        json!({"eventVersion": "1.08", "eventSource": "iam.amazonaws.com", "eventName": name,
+               "userIdentity": {"type": "IAMUser", "arn": arn}, "eventID": id,
+               "eventTime": "2025-11-20T10:00:00Z"})
+    }
+
+    const RULE: &str = "title: Key Made\nid: r-1\ndescription: d\nauthor: someone\nlevel: high\ntags: [attack.persistence, attack.t1098.001]\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    eventName: CreateAccessKey\n  condition: sel\n";
+
+    #[test]
+    fn findings_carry_rule_metadata() {
+        let mut d = SigmaDetector::new(set(RULE));
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: Utc::now(),
+        };
+        let e = event(ct("CreateAccessKey", "arn:aws:iam::1:user/a", "e1"), 0);
+        let f = d.on_event(&e, &cx).unwrap();
+        assert_eq!(f.len(), 1);
+        let f = &f[0];
+        assert_eq!(f.detector, "r-1");
+        assert_eq!(f.title, "Key Made");
+        assert_eq!(f.description, "d");
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.identity.as_deref(), Some("alice@corp.example"));
+        assert_eq!(f.attacks[0].technique, "T1098.001");
+        assert_eq!(f.evidence[0].uid, "e1");
+        assert_eq!(f.data["rule_author"], json!("someone"));
+        assert!(
+            d.on_event(&event(ct("GetUser", "a", "e2"), 0), &cx)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(d.id(), "sigma");
+    }
+
+    #[test]
+    fn eventbridge_envelope_is_unwrapped() {
+        let mut d = SigmaDetector::new(set(RULE));
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: Utc::now(),
+        };
+        let inner = ct("CreateAccessKey", "arn:aws:iam::1:user/a", "e1");
+        let raw = json!({"detail-type": "AWS API Call via CloudTrail", "detail": inner});
+        assert_eq!(d.on_event(&event(raw, 0), &cx).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dedup_suppresses_and_counts_within_the_window() {
+        let rule =
+            format!("{RULE}picket:\n  dedup:\n    fields: [userIdentity.arn]\n    window: 1h\n");
+        let mut d = SigmaDetector::new(set(&rule));
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let cx = DetectContext { state: &store, now };
+        let a = "arn:aws:iam::1:user/a";
+        let fire = |d: &mut SigmaDetector, arn: &str, id: &str, minute| {
+            d.on_event(&event(ct("CreateAccessKey", arn, id), minute), &cx)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(fire(&mut d, a, "e1", 0), 1);
+        assert_eq!(fire(&mut d, a, "e2", 10), 0);
+        assert_eq!(fire(&mut d, a, "e3", 59), 0);
+        // The same event again (a re-run) is neither a new finding nor counted.
+        assert_eq!(fire(&mut d, a, "e1", 0), 0);
+        assert_eq!(
+            SigmaDetector::dedup_count(&store, "r-1", &[a.to_string()], now),
+            Some(3)
+        );
+        // Another group is its own finding; after the window a new finding starts.
+        assert_eq!(fire(&mut d, "arn:aws:iam::1:user/b", "e4", 5), 1);
+        assert_eq!(fire(&mut d, a, "e5", 61), 1);
+        // A second detector over the same store (another process) sees the group.
+        let mut d2 = SigmaDetector::new(set(&rule));
+        assert_eq!(fire(&mut d2, a, "e6", 70), 0);
+    }
+
+    #[test]
+    fn unmapped_field_is_rejected_by_name() {
+        let bad = "title: T\nid: r-2\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    evntName: CreateAccessKey\n  condition: sel\n";
+        let (set, errors) = RuleSet::from_sources(
+            &[(PathBuf::from("rules/x.yml"), bad.to_string())],
+            &mappings(),
+        );
+        assert!(set.rules().is_empty());
+        assert_eq!(
+            errors[0].to_string(),
+            "rules/x.yml: rule 'T': search 'sel': field 'evntName' has no mapping for logsource product=aws service=cloudtrail"
+        );
+    }
+
+    #[test]
+    fn several_documents_per_file_and_mapped_fields() {
+        let yaml = "title: A\nid: a\nlogsource: {product: azure, service: signinlogs}\ndetection:\n  sel:\n    ResultType: 50126\n    DeviceDetail.isCompliant: 'false'\n  condition: sel\n---\ntitle: B\nid: b\nlogsource: {product: azure, service: signinlogs}\ndetection:\n  sel:\n    Status: Success\n  condition: sel\n";
+        let s = set(yaml);
+        assert_eq!(s.rules().len(), 2);
+        let graph = json!({"createdDateTime": "2025-01-01T00:00:00Z", "userPrincipalName": "a@b",
+            "status": {"errorCode": 50126}, "deviceDetail": {"isCompliant": false}});
+        let monitor = json!({"time": "2025-01-01T00:00:00Z", "category": "SignInLogs", "resultType": "0",
+            "properties": {"status": {"errorCode": 0}, "deviceDetail": {"isCompliant": true}}});
+        assert_eq!(s.matching(RecordKind::EntraSignin, &graph), vec![0]);
+        assert_eq!(
+            s.matching(RecordKind::AzureMonitorSignin, &monitor),
+            vec![1]
+        );
+        // A rule never matches a kind outside its logsource.
+        assert!(s.matching(RecordKind::Cloudtrail, &graph).is_empty());
+    }
+}
