@@ -20,13 +20,13 @@ use crate::state::{CasOutcome, StateError, StateStore};
 /// State namespace of correlation windows.
 pub const NAMESPACE: &str = "sigma-corr";
 /// At most this many matches are kept per group.
-pub const MAX_ENTRIES: usize = 4096;
+pub const MAX_ENTRIES: usize = 1000;
 const CAS_TRIES: usize = 16;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Window {
     /// (time ms, referenced rule position, value for value_count, event uid).
-    e: Vec<(i64, usize, Option<String>, String)>,
+    e: Vec<Entry>,
     /// Quiet until this event time (ms) after firing.
     #[serde(default)]
     f: Option<i64>,
@@ -79,70 +79,99 @@ fn key(id: &str, group: &[String]) -> String {
     format!("{id}|{}", serde_json::Value::from(group.to_vec()))
 }
 
-/// The best window containing `t`: Some((count, start, end)) when the condition holds.
-fn holds(
-    spec: &Spec<'_>,
-    entries: &[(i64, usize, Option<String>, String)],
-    t: i64,
-) -> Option<(u64, i64, i64)> {
-    // Entries are sorted by (time, ref).
-    for (si, s) in entries.iter().enumerate() {
-        let start = s.0;
-        if start < t - spec.span_ms || start > t {
+type Entry = (i64, usize, Option<String>, String);
+
+/// The first window (of one timespan, starting at a match) that contains `t` and satisfies
+/// the condition: `Some((count, start, last match time))`. Entries are sorted by (time, ref).
+/// One pass with two pointers: O(n) for the count types, O(n * refs) for temporal_ordered.
+fn holds(spec: &Spec<'_>, entries: &[Entry], t: i64) -> Option<(u64, i64, i64)> {
+    let n = entries.len();
+    let needed = match spec.typ {
+        CorrelationType::EventCount | CorrelationType::ValueCount => spec.threshold.max(1),
+        _ => spec.n_refs as u64,
+    };
+    // next[j][i]: the first index >= i whose ref is j (temporal_ordered only).
+    let next: Vec<Vec<usize>> = if spec.typ == CorrelationType::TemporalOrdered {
+        (0..spec.n_refs)
+            .map(|j| {
+                let mut v = vec![n; n + 1];
+                for i in (0..n).rev() {
+                    v[i] = if entries[i].1 == j { i } else { v[i + 1] };
+                }
+                v
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut values: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut refs = vec![0usize; spec.n_refs];
+    let mut end = 0usize; // exclusive end of the window
+    let mut prev_start = 0usize; // entries before this index were removed from the counters
+    for si in 0..n {
+        let start = entries[si].0;
+        if si > 0 && entries[si - 1].0 == start {
+            continue; // one window per distinct start time
+        }
+        // Drop the entries before si from the counters.
+        for e in &entries[prev_start..si] {
+            if let Some(v) = e.2.as_deref()
+                && let Some(c) = values.get_mut(v)
+            {
+                *c -= 1;
+                if *c == 0 {
+                    values.remove(v);
+                }
+            }
+            if let Some(r) = refs.get_mut(e.1) {
+                *r -= 1;
+            }
+        }
+        prev_start = si;
+        if end < si {
+            end = si;
+        }
+        while end < n && entries[end].0 <= start + spec.span_ms {
+            if let Some(v) = entries[end].2.as_deref() {
+                *values.entry(v).or_insert(0) += 1;
+            }
+            if let Some(r) = refs.get_mut(entries[end].1) {
+                *r += 1;
+            }
+            end += 1;
+        }
+        if start < t - spec.span_ms {
             continue;
         }
-        let end = start + spec.span_ms;
-        let window = entries[si..].iter().take_while(|e| e.0 <= end);
+        if start > t {
+            break;
+        }
         let count = match spec.typ {
-            CorrelationType::EventCount => window.count() as u64,
-            CorrelationType::ValueCount => {
-                let mut vals: Vec<&str> = window.filter_map(|e| e.2.as_deref()).collect();
-                vals.sort_unstable();
-                vals.dedup();
-                vals.len() as u64
-            }
+            CorrelationType::EventCount => (end - si) as u64,
+            CorrelationType::ValueCount => values.len() as u64,
             CorrelationType::Temporal => {
-                let mut seen = vec![false; spec.n_refs];
-                for e in window {
-                    if let Some(s) = seen.get_mut(e.1) {
-                        *s = true;
-                    }
-                }
-                if seen.iter().all(|b| *b) {
+                if refs.iter().all(|c| *c > 0) {
                     spec.n_refs as u64
                 } else {
                     0
                 }
             }
             CorrelationType::TemporalOrdered => {
-                let mut next = 0;
-                for e in window {
-                    if e.1 == next {
-                        next += 1;
-                        if next == spec.n_refs {
-                            break;
-                        }
+                let mut p = si;
+                let mut ok = true;
+                for table in &next {
+                    let idx = table[p.min(n)];
+                    if idx >= end {
+                        ok = false;
+                        break;
                     }
+                    p = idx + 1;
                 }
-                if next == spec.n_refs {
-                    spec.n_refs as u64
-                } else {
-                    0
-                }
+                if ok { spec.n_refs as u64 } else { 0 }
             }
         };
-        let needed = match spec.typ {
-            CorrelationType::EventCount | CorrelationType::ValueCount => spec.threshold,
-            _ => spec.n_refs as u64,
-        };
-        if count >= needed && count > 0 {
-            let last = entries[si..]
-                .iter()
-                .take_while(|e| e.0 <= end)
-                .map(|e| e.0)
-                .max()
-                .unwrap_or(start);
-            return Some((count, start, last));
+        if count >= needed {
+            return Some((count, start, entries[end - 1].0));
         }
     }
     None
@@ -380,6 +409,64 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    /// The plain definition: some window [s, s + span] starting at a match time in
+    /// [t - span, t] satisfies the condition.
+    fn reference(spec: &Spec<'_>, entries: &[Entry], t: i64) -> bool {
+        entries
+            .iter()
+            .map(|e| e.0)
+            .filter(|s| *s >= t - spec.span_ms && *s <= t)
+            .any(|s| {
+                let w: Vec<&Entry> = entries
+                    .iter()
+                    .filter(|e| e.0 >= s && e.0 <= s + spec.span_ms)
+                    .collect();
+                match spec.typ {
+                    CorrelationType::EventCount => w.len() as u64 >= spec.threshold,
+                    CorrelationType::ValueCount => {
+                        let mut v: Vec<&str> = w.iter().filter_map(|e| e.2.as_deref()).collect();
+                        v.sort_unstable();
+                        v.dedup();
+                        v.len() as u64 >= spec.threshold
+                    }
+                    CorrelationType::Temporal => {
+                        (0..spec.n_refs).all(|r| w.iter().any(|e| e.1 == r))
+                    }
+                    CorrelationType::TemporalOrdered => {
+                        let mut next = 0;
+                        for e in &w {
+                            if next < spec.n_refs && e.1 == next {
+                                next += 1;
+                            }
+                        }
+                        next == spec.n_refs
+                    }
+                }
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn holds_agrees_with_the_definition(
+            raw in proptest::collection::vec((0i64..50, 0usize..3, 0u8..4), 0..40),
+            t_pick in 0usize..40,
+            typ in 0u8..4,
+            threshold in 1u64..5,
+        ) {
+            let mut entries: Vec<Entry> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, (t, r, v))| (*t, *r, Some(format!("v{v}")), format!("u{i}")))
+                .collect();
+            entries.sort_by_key(|e| (e.0, e.1));
+            let typ = [CorrelationType::EventCount, CorrelationType::ValueCount,
+                CorrelationType::Temporal, CorrelationType::TemporalOrdered][typ as usize];
+            let sp = Spec { id: "p", typ, span_ms: 10, threshold, n_refs: 3 };
+            let t = entries.get(t_pick).map_or(0, |e| e.0);
+            proptest::prop_assert_eq!(holds(&sp, &entries, t).is_some(), reference(&sp, &entries, t));
+        }
     }
 
     #[test]
