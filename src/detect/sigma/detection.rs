@@ -531,7 +531,11 @@ fn as_f64(v: &Value) -> Option<f64> {
 impl VMatch {
     fn on(&self, v: &Value, k: usize, raw: &Value) -> bool {
         match self {
-            VMatch::Str(p) => string_form(v).is_some_and(|s| p.is_match(&s)),
+            VMatch::Str(p) => match (v, p.exact_number()) {
+                // Numbers compare numerically with an exact numeric literal: no allocation.
+                (Value::Number(n), Some(want)) => n.as_f64() == Some(want),
+                _ => string_form(v).is_some_and(|s| p.is_match(&s)),
+            },
             VMatch::Null => v.is_null(),
             VMatch::Num(cmp, n) => as_f64(v).is_some_and(|x| match cmp {
                 Cmp::Gt => x > *n,

@@ -477,6 +477,34 @@ mod tests {
     }
 
     #[test]
+    fn dedup_from_configuration() {
+        let mut s = set(RULE);
+        assert!(s.set_dedup("nope", &[], 60).is_err());
+        assert!(s.set_dedup("r-1", &["bogus".to_string()], 60).is_err());
+        s.set_dedup("r-1", &["userIdentity.arn".to_string()], 3600)
+            .unwrap();
+        let mut d = SigmaDetector::new(s);
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: Utc::now(),
+        };
+        let a = "arn:aws:iam::1:user/a";
+        assert_eq!(
+            d.on_event(&event(ct("CreateAccessKey", a, "e1"), 0), &cx)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            d.on_event(&event(ct("CreateAccessKey", a, "e2"), 1), &cx)
+                .unwrap()
+                .len(),
+            0
+        );
+    }
+
+    #[test]
     fn unmapped_field_is_rejected_by_name() {
         let bad = "title: T\nid: r-2\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    evntName: CreateAccessKey\n  condition: sel\n";
         let (set, errors) = RuleSet::from_sources(

@@ -111,6 +111,7 @@ pub struct RuleSet {
     index: Vec<KindIndex>,
     /// Rules files that were read (for cases lookup).
     pub files: Vec<PathBuf>,
+    mappings: Mappings,
 }
 
 /// Every rule file under the given paths (recursive, sorted), skipping `mappings` folders.
@@ -258,6 +259,7 @@ impl RuleSet {
         let mut set = RuleSet {
             rules,
             files,
+            mappings: mappings.clone(),
             ..RuleSet::default()
         };
         set.bind_correlations(corrs, mappings, &mut errors);
@@ -461,6 +463,52 @@ impl RuleSet {
             }
         }
         self.index = index;
+    }
+
+    /// Sets (or replaces) a rule's dedup, e.g. from configuration: one finding per group of
+    /// `fields` values within `window_secs`. Correlations group by their own `group-by`.
+    pub fn set_dedup(
+        &mut self,
+        rule_id: &str,
+        fields: &[String],
+        window_secs: u64,
+    ) -> Result<(), String> {
+        if window_secs == 0 {
+            return Err(format!("rule {rule_id}: dedup window must be positive"));
+        }
+        if let Some(rule) = self.rules.iter_mut().find(|r| r.meta.id == rule_id) {
+            let mapping = self
+                .mappings
+                .find(&rule.logsource)
+                .ok_or_else(|| format!("rule {rule_id}: no mapping"))?;
+            let resolved = fields
+                .iter()
+                .map(|f| {
+                    mapping
+                        .resolve_field(f)
+                        .map_err(|e| format!("rule {rule_id}: dedup: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
+            rule.meta.picket.dedup = Some(super::rule::Dedup {
+                fields: fields.to_vec(),
+                window_secs,
+                resolved,
+            });
+            return Ok(());
+        }
+        if let Some(c) = self
+            .correlations
+            .iter_mut()
+            .find(|c| c.corr.meta.id == rule_id)
+        {
+            c.corr.meta.picket.dedup = Some(super::rule::Dedup {
+                fields: fields.to_vec(),
+                window_secs,
+                resolved: Vec::new(),
+            });
+            return Ok(());
+        }
+        Err(format!("no rule with id {rule_id}"))
     }
 
     /// The detection rules.
