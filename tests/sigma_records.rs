@@ -143,3 +143,62 @@ fn rules_on_fixture_records() {
         "azure_ad_only_single_factor_auth_required"
     ));
 }
+
+fn read(rel: &str) -> Value {
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/sigma-records").join(rel)).unwrap();
+    let mut recs = Vec::new();
+    records(serde_json::from_str(&text).unwrap(), &mut recs);
+    recs.remove(0)
+}
+
+fn matched_ids(set: &RuleSet, raw: &Value) -> Vec<String> {
+    let kind = picket::normalize::detect_kind(raw).expect("known shape");
+    set.matching(kind, record_view(kind, raw))
+        .into_iter()
+        .map(|i| set.rules()[i].meta.id.clone())
+        .collect()
+}
+
+/// Real records edited into the situation a SigmaHQ rule describes, so the Google and GCP
+/// mappings (value translation, `[name=...]` parameters, `data.*` rewrites) are exercised.
+#[test]
+fn sigmahq_google_and_gcp_rules_on_edited_records() {
+    let set = all_rules();
+    // GCP audit: a bucket deleted (gcp.audit.method_name).
+    let mut gcp = read("gcp-csa/google.storage.objects.get-notInSameVPC.json");
+    gcp["protoPayload"]["methodName"] = "storage.buckets.delete".into();
+    assert!(matched_ids(&set, &gcp).contains(&"4d9f2ee2-c903-48ab-b9c1-8c0f474913d0".to_string()));
+    gcp["protoPayload"]["methodName"] = "storage.objects.get".into();
+    assert!(!matched_ids(&set, &gcp).contains(&"4d9f2ee2-c903-48ab-b9c1-8c0f474913d0".to_string()));
+
+    // Workspace admin via the Reports API: eventService admin.googleapis.com = application
+    // `admin`, setting_name = the SETTING_NAME parameter.
+    let mut admin = read("google-reports/admin-activities-list.json");
+    admin["events"][0]["name"] = "CHANGE_APPLICATION_SETTING".into();
+    admin["events"][0]["parameters"] = serde_json::json!([
+        {"name": "APPLICATION_NAME", "value": "Security"},
+        {"name": "SETTING_NAME", "value": "ContextAwareAccess <Access level>"}
+    ]);
+    let id = "22f2fb54-5312-435d-852f-7c74f81684ca".to_string();
+    assert!(matched_ids(&set, &admin).contains(&id));
+    admin["events"][0]["parameters"][1]["value"] = "Other setting".into();
+    assert!(!matched_ids(&set, &admin).contains(&id));
+    admin["events"][0]["parameters"][1]["value"] = "ContextAwareAccess x".into();
+    admin["id"]["applicationName"] = "drive".into();
+    assert!(!matched_ids(&set, &admin).contains(&id));
+
+    // Workspace login as exported to Cloud Logging.
+    let mut login = read("gcp-csa/google.login.LoginService.loginSuccess.json");
+    let id = "38360161-76c4-4283-842e-efcf997dafc8".to_string();
+    assert!(!matched_ids(&set, &login).contains(&id));
+    login["protoPayload"]["metadata"]["event"][0]["eventName"] = "suspicious_login".into();
+    assert!(matched_ids(&set, &login).contains(&id));
+    // ... and as read from the Reports API (application `login`).
+    let mut reports = read("google-reports/admin-activities-list.json");
+    reports["id"]["applicationName"] = "login".into();
+    reports["events"][0]["name"] = "suspicious_login".into();
+    assert!(matched_ids(&set, &reports).contains(&id));
+    reports["id"]["applicationName"] = "admin".into();
+    assert!(!matched_ids(&set, &reports).contains(&id));
+}
