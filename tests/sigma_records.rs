@@ -202,3 +202,53 @@ fn sigmahq_google_and_gcp_rules_on_edited_records() {
     reports["id"]["applicationName"] = "admin".into();
     assert!(!matched_ids(&set, &reports).contains(&id));
 }
+
+/// The Graph documentation records and their Azure Monitor export shape against SigmaHQ's
+/// Azure rules (Log Analytics names mapped onto Graph names).
+#[test]
+fn sigmahq_azure_rules_on_graph_and_monitor_shapes() {
+    let set = all_rules();
+    let monitor = |category: &str, op: &str, extra: Value, props: &Value| {
+        let mut m = serde_json::json!({
+            "time": "2026-11-20T08:00:00Z", "category": category, "operationName": op,
+            "properties": props,
+        });
+        if let (Some(m), Value::Object(extra)) = (m.as_object_mut(), extra) {
+            m.extend(extra);
+        }
+        m
+    };
+    // Audit: a member added to an admin role.
+    let mut audit = read("msgraph/directoryAudits-list.v1.0.example1.add-member-to-group.json");
+    let role = "ebbeb024-5b1d-4e16-9c0c-917f86c708a7".to_string();
+    assert!(!matched_ids(&set, &audit).contains(&role));
+    audit["activityDisplayName"] = "Add member to role".into();
+    audit["targetResources"][0]["displayName"] = "Global Administrator".into();
+    assert!(matched_ids(&set, &audit).contains(&role));
+    let wrapped = monitor("AuditLogs", "Add member to role", Value::Null, &audit);
+    assert!(matched_ids(&set, &wrapped).contains(&role));
+
+    // Sign-in: the failed-password example is no lockout; 50053 is.
+    let mut signin = read("msgraph/signIns-list.beta.example1.failed-password.json");
+    let lockout = "2b7d6fc0-71ac-4cf7-8ed1-b5788ee5257a".to_string();
+    assert!(!matched_ids(&set, &signin).contains(&lockout));
+    signin["status"]["errorCode"] = 50053.into();
+    assert!(matched_ids(&set, &signin).contains(&lockout));
+    let wrapped = monitor(
+        "SignInLogs",
+        "Sign-in activity",
+        serde_json::json!({"resultType": "50053"}),
+        &signin,
+    );
+    assert!(matched_ids(&set, &wrapped).contains(&lockout));
+
+    // Protocol and risk mappings.
+    let ropc = "55695bc0-c8cf-461f-a379-2535f563c854".to_string();
+    assert!(!matched_ids(&set, &signin).contains(&ropc));
+    signin["authenticationProtocol"] = "ropc".into();
+    assert!(matched_ids(&set, &signin).contains(&ropc));
+    let anon = "53acd925-2003-440d-a1f3-71a5253fe237".to_string();
+    assert!(!matched_ids(&set, &signin).contains(&anon));
+    signin["riskEventTypes_v2"] = serde_json::json!(["unfamiliarFeatures", "anonymizedIPAddress"]);
+    assert!(matched_ids(&set, &signin).contains(&anon));
+}

@@ -114,11 +114,17 @@ pub struct RuleSet {
     mappings: Mappings,
 }
 
-/// Every rule file under the given paths (recursive, sorted), skipping `mappings` folders.
+/// Folders under a rule path that hold other YAML than rules: field mappings and the tuning
+/// of the built-in (stateful) detectors.
+pub const NOT_RULE_FOLDERS: &[&str] = &["mappings", "stateful"];
+
+/// Every rule file under the given paths (recursive, sorted), skipping [`NOT_RULE_FOLDERS`].
 pub fn rule_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<RuleError>) {
     fn walk(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RuleError>) {
         if p.is_dir() {
-            if p.file_name().is_some_and(|n| n == "mappings") {
+            if p.file_name()
+                .is_some_and(|n| NOT_RULE_FOLDERS.iter().any(|x| n == *x))
+            {
                 return;
             }
             match std::fs::read_dir(p) {
