@@ -171,6 +171,7 @@ fn holds(spec: &Spec<'_>, entries: &[Entry], t: i64) -> Option<(u64, i64, i64)> 
             }
         };
         if count >= needed {
+            // INVARIANT: the window always holds its own start entry, so end > si.
             return Some((count, start, entries[end - 1].0));
         }
     }

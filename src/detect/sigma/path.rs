@@ -78,6 +78,7 @@ impl FieldPath {
 
     /// The first key of the path.
     pub fn head(&self) -> &str {
+        // INVARIANT: `parse` never builds a path without steps.
         match &self.steps[0] {
             Step::Key(k) => k,
             Step::Where { array, .. } => array,

@@ -566,6 +566,7 @@ impl RuleSet {
 
     /// Indices of the rules matching a raw record of `kind`, in rule order.
     pub fn matching(&self, kind: RecordKind, raw: &Value) -> Vec<usize> {
+        let raw = super::record_view(kind, raw);
         let mut cands = Vec::new();
         self.candidates(kind, raw, &mut cands);
         cands
