@@ -595,3 +595,105 @@ pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Value) -> Opti
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: A\nid: a\nname: base_a\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateUser}\n  condition: sel\n";
+
+    fn mappings() -> Mappings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/mappings");
+        Mappings::load_dir(&dir).0
+    }
+
+    #[test]
+    fn load_walks_folders_and_reports_every_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("aws/deep")).unwrap();
+        std::fs::create_dir_all(d.join("stateful")).unwrap();
+        std::fs::create_dir_all(d.join("mappings")).unwrap();
+        std::fs::write(d.join("aws/deep/a.yaml"), RULE).unwrap();
+        std::fs::write(
+            d.join("aws/two.yml"),
+            RULE.replace("id: a", "id: b").replace("base_a", "base_b")
+                + "---\n"
+                + &RULE.replace("id: a", "id: c").replace("base_a", "base_c"),
+        )
+        .unwrap();
+        std::fs::write(d.join("aws/broken.yml"), "title: [unclosed\n").unwrap();
+        std::fs::write(d.join("aws/dup.yml"), RULE).unwrap();
+        std::fs::write(d.join("aws/notes.txt"), "not a rule").unwrap();
+        std::fs::write(
+            d.join("stateful/impossible_travel.yml"),
+            "max_speed_kmh: 900\n",
+        )
+        .unwrap();
+        let mappings_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/mappings");
+        let (set, errors) = RuleSet::load(&[d.to_path_buf(), d.join("missing")], &mappings_dir);
+        let mut ids: Vec<&str> = set.rules().iter().map(|r| r.meta.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{text:#?}");
+        assert!(text.iter().any(|e| e.contains("broken.yml")));
+        assert!(text.iter().any(|e| e.contains("duplicate rule id a")));
+        assert!(
+            text.iter()
+                .any(|e| e.contains("missing: no such file or folder"))
+        );
+    }
+
+    #[test]
+    fn correlation_binding_errors_are_named() {
+        let corr = |body: &str| {
+            format!("{RULE}---\ntitle: C\nid: corr\nname: corr_c\ncorrelation:\n{body}")
+        };
+        let load =
+            |text: String| RuleSet::from_sources(&[(PathBuf::from("c.yml"), text)], &mappings());
+        let (set, errors) = load(corr(
+            "  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(set.correlations().is_empty());
+        assert!(
+            errors[0].reason.contains("unknown rule 'nope'"),
+            "{errors:?}"
+        );
+        let (_, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [nosuchfield]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(
+            errors[0].reason.contains("group-by: field 'nosuchfield'"),
+            "{errors:?}"
+        );
+        let (_, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  timespan: 5m\n  condition: {lt: 2}\n",
+        ));
+        assert!(
+            errors[0]
+                .reason
+                .contains("unsupported correlation condition 'lt'"),
+            "{errors:?}"
+        );
+        let (set, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [userIdentity.arn]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.correlations().len(), 1);
+        // Referenced without `generate: true`: the base rule only feeds the correlation.
+        assert!(set.rules()[0].silent);
+        // A chained correlation must group by fields of the inner one.
+        let chained = corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [userIdentity.arn]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ) + "---\ntitle: D\nid: outer\ncorrelation:\n  type: temporal\n  rules: [corr_c, base_a]\n  group-by: [sourceIPAddress]\n  timespan: 5m\n";
+        let (set, errors) = load(chained);
+        assert_eq!(set.correlations().len(), 1);
+        assert!(
+            errors[0]
+                .reason
+                .contains("not in correlation 'corr_c''s group-by"),
+            "{errors:?}"
+        );
+    }
+}
