@@ -41,7 +41,8 @@ pub struct Spec<'a> {
     pub typ: CorrelationType,
     /// Timespan in ms.
     pub span_ms: i64,
-    /// Threshold (count types).
+    /// Threshold: events (event_count), distinct values (value_count), distinct referenced
+    /// rules (temporal); temporal_ordered always needs every rule in order.
     pub threshold: u64,
     /// Number of referenced rules.
     pub n_refs: usize,
@@ -87,8 +88,8 @@ type Entry = (i64, usize, Option<String>, String);
 fn holds(spec: &Spec<'_>, entries: &[Entry], t: i64) -> Option<(u64, i64, i64)> {
     let n = entries.len();
     let needed = match spec.typ {
-        CorrelationType::EventCount | CorrelationType::ValueCount => spec.threshold.max(1),
-        _ => spec.n_refs as u64,
+        CorrelationType::TemporalOrdered => spec.n_refs as u64,
+        _ => spec.threshold.max(1),
     };
     // next[j][i]: the first index >= i whose ref is j (temporal_ordered only).
     let next: Vec<Vec<usize>> = if spec.typ == CorrelationType::TemporalOrdered {
@@ -149,13 +150,7 @@ fn holds(spec: &Spec<'_>, entries: &[Entry], t: i64) -> Option<(u64, i64, i64)> 
         let count = match spec.typ {
             CorrelationType::EventCount => (end - si) as u64,
             CorrelationType::ValueCount => values.len() as u64,
-            CorrelationType::Temporal => {
-                if refs.iter().all(|c| *c > 0) {
-                    spec.n_refs as u64
-                } else {
-                    0
-                }
-            }
+            CorrelationType::Temporal => refs.iter().filter(|c| **c > 0).count() as u64,
             CorrelationType::TemporalOrdered => {
                 let mut p = si;
                 let mut ok = true;
@@ -398,7 +393,7 @@ mod tests {
         );
         let sp = Spec {
             id: "t",
-            ..spec(CorrelationType::Temporal, 1, 2)
+            ..spec(CorrelationType::Temporal, 2, 2)
         };
         assert!(
             observe(&store, &sp, &obs(&g, 1, 10, "s1", None), at(0))
@@ -433,7 +428,10 @@ mod tests {
                         v.len() as u64 >= spec.threshold
                     }
                     CorrelationType::Temporal => {
-                        (0..spec.n_refs).all(|r| w.iter().any(|e| e.1 == r))
+                        (0..spec.n_refs)
+                            .filter(|r| w.iter().any(|e| e.1 == *r))
+                            .count() as u64
+                            >= spec.threshold
                     }
                     CorrelationType::TemporalOrdered => {
                         let mut next = 0;

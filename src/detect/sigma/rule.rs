@@ -116,7 +116,8 @@ pub struct Correlation {
     pub group_by: Vec<String>,
     /// `timespan` in seconds.
     pub timespan_secs: u64,
-    /// `condition` threshold: fires when the count is at least this (`gte`; `gt` is +1).
+    /// `condition` threshold: fires when the count is at least this (`gte`; `gt` is +1). For
+    /// `temporal` it counts distinct referenced rules (default: all of them).
     pub threshold: u64,
     /// `condition.field` for value_count.
     pub field: Option<String>,
@@ -341,6 +342,16 @@ fn parse_correlation(meta: Meta, c: &Yaml) -> Result<Correlation, String> {
             }
         }
     }
+    let explicit = get(c, "condition").is_some();
+    match typ {
+        CorrelationType::Temporal if !explicit => threshold = rules.len() as u64,
+        CorrelationType::TemporalOrdered if explicit && threshold != rules.len() as u64 => {
+            return Err(
+                "unsupported: temporal_ordered with a condition other than all rules".to_string(),
+            );
+        }
+        _ => {}
+    }
     if typ == CorrelationType::ValueCount && field.is_none() {
         return Err("correlation value_count: condition needs `field`".to_string());
     }
@@ -362,6 +373,45 @@ fn parse_correlation(meta: Meta, c: &Yaml) -> Result<Correlation, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn corr(body: &str) -> Result<Correlation, String> {
+        let doc: Yaml =
+            serde_norway::from_str(&format!("title: t\nid: c\ncorrelation:\n{body}")).unwrap();
+        match parse_document(Path::new("c.yml"), &doc, &Mappings::default())? {
+            Document::Correlation(c) => Ok(*c),
+            Document::Rule(_) => panic!("not a correlation"),
+        }
+    }
+
+    #[test]
+    fn correlation_conditions() {
+        let c = corr("  type: temporal\n  rules: [a, b, c]\n  timespan: 1h\n").unwrap();
+        assert_eq!(c.threshold, 3);
+        let c =
+            corr("  type: temporal\n  rules: [a, b, c]\n  timespan: 1h\n  condition: {gte: 2}\n")
+                .unwrap();
+        assert_eq!(c.threshold, 2);
+        let c = corr("  type: event_count\n  rules: [a]\n  timespan: 1h\n  condition: {gt: 4}\n")
+            .unwrap();
+        assert_eq!((c.threshold, c.timespan_secs), (5, 3600));
+        assert!(
+            corr("  type: value_count\n  rules: [a]\n  timespan: 1h\n  condition: {gte: 4}\n")
+                .unwrap_err()
+                .contains("field")
+        );
+        assert!(
+            corr(
+                "  type: temporal_ordered\n  rules: [a, b]\n  timespan: 1h\n  condition: {gte: 1}\n"
+            )
+            .is_err()
+        );
+        assert!(corr("  type: event_count\n  rules: [a]\n  timespan: 1h\n  aliases: {}\n  condition: {gte: 1}\n").unwrap_err().contains("'aliases'"));
+        assert!(
+            corr("  type: sequence\n  rules: [a]\n  timespan: 1h\n")
+                .unwrap_err()
+                .contains("'sequence'")
+        );
+    }
 
     #[test]
     fn durations() {
