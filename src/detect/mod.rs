@@ -4,6 +4,8 @@
 //!
 //! To add a detector: one file implementing [`Detector`], one variant in [`DetectorKind`].
 
+pub mod sigma;
+
 use chrono::{DateTime, Utc};
 
 use crate::model::{Finding, IdentityEvent};
