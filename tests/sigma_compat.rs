@@ -24,8 +24,14 @@ fn sigmahq_cloud_rules_load() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let (set, errors) = RuleSet::load(&[fixture()], &root.join("detections/mappings"));
     let total = set.rules().len() + set.correlations().len() + errors.len();
-    assert_eq!(total, 253, "every fixture rule is either loaded or rejected");
-    let no_kind = errors.iter().filter(|e| e.reason.ends_with(": no record kind")).count();
+    assert_eq!(
+        total, 253,
+        "every fixture rule is either loaded or rejected"
+    );
+    let no_kind = errors
+        .iter()
+        .filter(|e| e.reason.ends_with(": no record kind"))
+        .count();
     let unsupported = errors.len() - no_kind;
     let engine_supported = total - unsupported;
     let mut lines: Vec<String> = errors.iter().map(relative).collect();
@@ -41,7 +47,10 @@ fn sigmahq_cloud_rules_load() {
         std::fs::write(&golden, &report).unwrap();
     }
     let want = std::fs::read_to_string(&golden).unwrap_or_default();
-    assert_eq!(report, want, "SigmaHQ load report changed (PICKET_BLESS=1 to accept)");
+    assert_eq!(
+        report, want,
+        "SigmaHQ load report changed (PICKET_BLESS=1 to accept)"
+    );
     assert!(
         engine_supported * 100 >= total * 95,
         "engine supports only {engine_supported}/{total} rules"

@@ -1,3 +1,4 @@
 //! The one integration-test binary (`autotests = false`): every end-to-end test is a module
 //! here, so the cloud SDKs are linked once.
 mod sigma_compat;
+mod sigma_rules;

@@ -108,12 +108,12 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
         } else {
             lower.parse::<usize>().ok().map(Quant::N)
         };
-        if let (Some(q), Some(next)) = (quant, words.get(i + 1)) {
-            if next.eq_ignore_ascii_case("of") {
-                out.push(Tok::Of(q));
-                i += 2;
-                continue;
-            }
+        if let (Some(q), Some(next)) = (quant, words.get(i + 1))
+            && next.eq_ignore_ascii_case("of")
+        {
+            out.push(Tok::Of(q));
+            i += 2;
+            continue;
         }
         out.push(match lower.as_str() {
             "and" => Tok::And,
@@ -146,7 +146,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.and()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Cond::Or(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Cond::Or(items)
+        })
     }
 
     fn and(&mut self) -> Result<Cond, String> {
@@ -155,7 +159,11 @@ impl Parser<'_> {
             self.pos += 1;
             items.push(self.not()?);
         }
-        Ok(if items.len() == 1 { items.remove(0) } else { Cond::And(items) })
+        Ok(if items.len() == 1 {
+            items.remove(0)
+        } else {
+            Cond::And(items)
+        })
     }
 
     fn not(&mut self) -> Result<Cond, String> {
@@ -217,7 +225,9 @@ impl Parser<'_> {
                 .filter(|&i| self.names[i].starts_with(prefix))
                 .collect()
         } else {
-            (0..self.names.len()).filter(|&i| self.names[i] == target).collect()
+            (0..self.names.len())
+                .filter(|&i| self.names[i] == target)
+                .collect()
         };
         if ids.is_empty() {
             return Err(format!("condition: `{target}` matches no search"));
@@ -232,7 +242,11 @@ pub fn parse(cond: &str, names: &[String]) -> Result<Cond, String> {
     if toks.contains(&Tok::Pipe) {
         return Err("unsupported condition aggregation '|' (use a correlation rule)".to_string());
     }
-    let mut p = Parser { toks, pos: 0, names };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        names,
+    };
     let c = p.or()?;
     if p.pos != p.toks.len() {
         return Err(format!("condition: unexpected `{:?}`", p.toks[p.pos]));
@@ -245,7 +259,9 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        ["selection", "filter_a", "filter_b", "_hidden"].map(String::from).to_vec()
+        ["selection", "filter_a", "filter_b", "_hidden"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn eval(c: &str, hits: &[bool]) -> bool {
@@ -254,23 +270,43 @@ mod tests {
 
     #[test]
     fn precedence_and_groups() {
-        assert!(eval("selection and not 1 of filter_*", &[true, false, false, false]));
-        assert!(!eval("selection and not 1 of filter_*", &[true, false, true, false]));
-        assert!(eval("selection or filter_a and filter_b", &[true, false, false, false]));
-        assert!(!eval("(selection or filter_a) and filter_b", &[true, false, false, false]));
+        assert!(eval(
+            "selection and not 1 of filter_*",
+            &[true, false, false, false]
+        ));
+        assert!(!eval(
+            "selection and not 1 of filter_*",
+            &[true, false, true, false]
+        ));
+        assert!(eval(
+            "selection or filter_a and filter_b",
+            &[true, false, false, false]
+        ));
+        assert!(!eval(
+            "(selection or filter_a) and filter_b",
+            &[true, false, false, false]
+        ));
         assert!(eval("all of filter*", &[false, true, true, false]));
-        assert!(!eval("all of them", &[true, true, true, false]) == false);
+        assert!(eval("all of them", &[true, true, true, false]));
+        assert!(!eval("all of them", &[true, false, true, false]));
         assert!(eval("not not selection", &[true, false, false, false]));
     }
 
     #[test]
     fn them_skips_underscore_names() {
-        assert_eq!(parse("all of them", &names()).unwrap(), Cond::All(vec![0, 1, 2]));
+        assert_eq!(
+            parse("all of them", &names()).unwrap(),
+            Cond::All(vec![0, 1, 2])
+        );
     }
 
     #[test]
     fn errors_are_named() {
-        assert!(parse("selection | count() > 5", &names()).unwrap_err().contains("aggregation '|'"));
+        assert!(
+            parse("selection | count() > 5", &names())
+                .unwrap_err()
+                .contains("aggregation '|'")
+        );
         assert!(parse("nothere", &names()).unwrap_err().contains("nothere"));
         assert!(parse("(selection", &names()).is_err());
         assert!(parse("1 of zz*", &names()).is_err());

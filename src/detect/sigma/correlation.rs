@@ -80,7 +80,11 @@ fn key(id: &str, group: &[String]) -> String {
 }
 
 /// The best window containing `t`: Some((count, start, end)) when the condition holds.
-fn holds(spec: &Spec<'_>, entries: &[(i64, usize, Option<String>, String)], t: i64) -> Option<(u64, i64, i64)> {
+fn holds(
+    spec: &Spec<'_>,
+    entries: &[(i64, usize, Option<String>, String)],
+    t: i64,
+) -> Option<(u64, i64, i64)> {
     // Entries are sorted by (time, ref).
     for (si, s) in entries.iter().enumerate() {
         let start = s.0;
@@ -104,7 +108,11 @@ fn holds(spec: &Spec<'_>, entries: &[(i64, usize, Option<String>, String)], t: i
                         *s = true;
                     }
                 }
-                if seen.iter().all(|b| *b) { spec.n_refs as u64 } else { 0 }
+                if seen.iter().all(|b| *b) {
+                    spec.n_refs as u64
+                } else {
+                    0
+                }
             }
             CorrelationType::TemporalOrdered => {
                 let mut next = 0;
@@ -116,7 +124,11 @@ fn holds(spec: &Spec<'_>, entries: &[(i64, usize, Option<String>, String)], t: i
                         }
                     }
                 }
-                if next == spec.n_refs { spec.n_refs as u64 } else { 0 }
+                if next == spec.n_refs {
+                    spec.n_refs as u64
+                } else {
+                    0
+                }
             }
         };
         let needed = match spec.typ {
@@ -124,7 +136,12 @@ fn holds(spec: &Spec<'_>, entries: &[(i64, usize, Option<String>, String)], t: i
             _ => spec.n_refs as u64,
         };
         if count >= needed && count > 0 {
-            let last = entries[si..].iter().take_while(|e| e.0 <= end).map(|e| e.0).max().unwrap_or(start);
+            let last = entries[si..]
+                .iter()
+                .take_while(|e| e.0 <= end)
+                .map(|e| e.0)
+                .max()
+                .unwrap_or(start);
             return Some((count, start, last));
         }
     }
@@ -160,7 +177,7 @@ pub fn observe(
             return Ok(None);
         }
         w.e.push((t, obs.ref_pos, obs.value.clone(), obs.uid.to_string()));
-        w.e.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        w.e.sort_by_key(|e| (e.0, e.1));
         let newest = w.e.last().map_or(t, |e| e.0);
         w.e.retain(|e| e.0 >= newest - spec.span_ms);
         if w.e.len() > MAX_ENTRIES {
@@ -169,22 +186,23 @@ pub fn observe(
         }
         let mut fired = None;
         let quiet = w.f.is_some_and(|f| t <= f);
-        if !quiet && w.e.iter().any(|e| e.0 == t && e.3 == obs.uid) {
-            if let Some((count, start, last)) = holds(spec, &w.e, t) {
-                let uids = w
-                    .e
-                    .iter()
+        let kept = w.e.iter().any(|e| e.0 == t && e.3 == obs.uid);
+        if !quiet
+            && kept
+            && let Some((count, start, last)) = holds(spec, &w.e, t)
+        {
+            let uids =
+                w.e.iter()
                     .filter(|e| e.0 >= start && e.0 <= start + spec.span_ms)
                     .map(|e| e.3.clone())
                     .collect();
-                w.f = Some(t + spec.span_ms);
-                fired = Some(Fired {
-                    count,
-                    uids,
-                    first: DateTime::from_timestamp_millis(start).unwrap_or(obs.time),
-                    last: DateTime::from_timestamp_millis(last).unwrap_or(obs.time),
-                });
-            }
+            w.f = Some(t + spec.span_ms);
+            fired = Some(Fired {
+                count,
+                uids,
+                first: DateTime::from_timestamp_millis(start).unwrap_or(obs.time),
+                last: DateTime::from_timestamp_millis(last).unwrap_or(obs.time),
+            });
         }
         let bytes = serde_json::to_vec(&w).map_err(|e| StateError::Corrupt {
             namespace: NAMESPACE.to_string(),
@@ -213,11 +231,29 @@ mod tests {
     }
 
     fn spec(typ: CorrelationType, threshold: u64, n_refs: usize) -> Spec<'static> {
-        Spec { id: "c", typ, span_ms: 600_000, threshold, n_refs }
+        Spec {
+            id: "c",
+            typ,
+            span_ms: 600_000,
+            threshold,
+            n_refs,
+        }
     }
 
-    fn obs<'a>(group: &'a [String], pos: usize, s: i64, uid: &'a str, v: Option<&str>) -> Observation<'a> {
-        Observation { group, ref_pos: pos, time: at(s), uid, value: v.map(String::from) }
+    fn obs<'a>(
+        group: &'a [String],
+        pos: usize,
+        s: i64,
+        uid: &'a str,
+        v: Option<&str>,
+    ) -> Observation<'a> {
+        Observation {
+            group,
+            ref_pos: pos,
+            time: at(s),
+            uid,
+            value: v.map(String::from),
+        }
     }
 
     #[test]
@@ -226,15 +262,33 @@ mod tests {
         let sp = spec(CorrelationType::EventCount, 3, 1);
         let g = vec!["k".to_string()];
         let now = at(0);
-        assert!(observe(&store, &sp, &obs(&g, 0, 300, "a", None), now).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 300, "a", None), now).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 900, "b", None), now).unwrap().is_none());
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 300, "a", None), now)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 300, "a", None), now)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 900, "b", None), now)
+                .unwrap()
+                .is_none()
+        );
         // Late event between the two: a window [300, 900] holds three.
-        let f = observe(&store, &sp, &obs(&g, 0, 500, "c", None), now).unwrap().unwrap();
+        let f = observe(&store, &sp, &obs(&g, 0, 500, "c", None), now)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.count, 3);
         assert_eq!(f.uids, vec!["a", "c", "b"]);
         // Quiet after firing.
-        assert!(observe(&store, &sp, &obs(&g, 0, 400, "d", None), now).unwrap().is_none());
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 400, "d", None), now)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -242,10 +296,26 @@ mod tests {
         let store = MemoryStore::new();
         let sp = spec(CorrelationType::EventCount, 2, 1);
         let g = vec!["k".to_string()];
-        assert!(observe(&store, &sp, &obs(&g, 0, 0, "a", None), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 601, "b", None), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 1300, "c", None), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 1201, "d", None), at(0)).unwrap().is_some());
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 0, "a", None), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 601, "b", None), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 1300, "c", None), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 1201, "d", None), at(0))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -253,10 +323,24 @@ mod tests {
         let store = MemoryStore::new();
         let sp = spec(CorrelationType::ValueCount, 3, 1);
         let g = vec!["1.2.3.4".to_string()];
-        assert!(observe(&store, &sp, &obs(&g, 0, 1, "a", Some("u1")), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 2, "b", Some("u1")), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 3, "c", Some("u2")), at(0)).unwrap().is_none());
-        let f = observe(&store, &sp, &obs(&g, 0, 4, "d", Some("u3")), at(0)).unwrap().unwrap();
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 1, "a", Some("u1")), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 2, "b", Some("u1")), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 3, "c", Some("u2")), at(0))
+                .unwrap()
+                .is_none()
+        );
+        let f = observe(&store, &sp, &obs(&g, 0, 4, "d", Some("u3")), at(0))
+            .unwrap()
+            .unwrap();
         assert_eq!(f.count, 3);
     }
 
@@ -266,13 +350,36 @@ mod tests {
         let sp = spec(CorrelationType::TemporalOrdered, 1, 2);
         let g = vec!["alice".to_string()];
         // Success before failure: no.
-        assert!(observe(&store, &sp, &obs(&g, 1, 10, "s1", None), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 20, "f1", None), at(0)).unwrap().is_none());
+        assert!(
+            observe(&store, &sp, &obs(&g, 1, 10, "s1", None), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 20, "f1", None), at(0))
+                .unwrap()
+                .is_none()
+        );
         // Then a success after the failure: yes.
-        assert!(observe(&store, &sp, &obs(&g, 1, 30, "s2", None), at(0)).unwrap().is_some());
-        let sp = Spec { id: "t", ..spec(CorrelationType::Temporal, 1, 2) };
-        assert!(observe(&store, &sp, &obs(&g, 1, 10, "s1", None), at(0)).unwrap().is_none());
-        assert!(observe(&store, &sp, &obs(&g, 0, 20, "f1", None), at(0)).unwrap().is_some());
+        assert!(
+            observe(&store, &sp, &obs(&g, 1, 30, "s2", None), at(0))
+                .unwrap()
+                .is_some()
+        );
+        let sp = Spec {
+            id: "t",
+            ..spec(CorrelationType::Temporal, 1, 2)
+        };
+        assert!(
+            observe(&store, &sp, &obs(&g, 1, 10, "s1", None), at(0))
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 20, "f1", None), at(0))
+                .unwrap()
+                .is_some()
+        );
     }
 
     #[test]
@@ -281,8 +388,16 @@ mod tests {
         let store = MemoryStore::new();
         let sp = spec(CorrelationType::EventCount, 2, 1);
         let g = vec!["k".to_string()];
-        assert!(observe(&store, &sp, &obs(&g, 0, 1, "a", None), at(0)).unwrap().is_none());
+        assert!(
+            observe(&store, &sp, &obs(&g, 0, 1, "a", None), at(0))
+                .unwrap()
+                .is_none()
+        );
         let shared: &dyn StateStore = &store;
-        assert!(observe(shared, &sp, &obs(&g, 0, 2, "b", None), at(5)).unwrap().is_some());
+        assert!(
+            observe(shared, &sp, &obs(&g, 0, 2, "b", None), at(5))
+                .unwrap()
+                .is_some()
+        );
     }
 }

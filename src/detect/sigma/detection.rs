@@ -162,10 +162,16 @@ impl Mods {
                 other => return Err(format!("unknown modifier '{other}'")),
             }
         }
-        let kinds = [m.re.is_some(), m.cidr, m.exists, m.cmp.is_some(), m.fieldref]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let kinds = [
+            m.re.is_some(),
+            m.cidr,
+            m.exists,
+            m.cmp.is_some(),
+            m.fieldref,
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if kinds > 1 {
             return Err(format!("incompatible modifiers '{}'", mods.join("|")));
         }
@@ -173,13 +179,18 @@ impl Mods {
             return Err(format!("incompatible modifiers '{}'", mods.join("|")));
         }
         if m.transforms.iter().any(|t| {
-            matches!(t, Transform::Utf16Le | Transform::Utf16Be | Transform::Utf16Bom)
+            matches!(
+                t,
+                Transform::Utf16Le | Transform::Utf16Be | Transform::Utf16Bom
+            )
         }) && !m
             .transforms
             .iter()
             .any(|t| matches!(t, Transform::Base64 | Transform::Base64Offset))
         {
-            return Err("modifier 'utf16*'/'wide' needs a following 'base64' or 'base64offset'".to_string());
+            return Err(
+                "modifier 'utf16*'/'wide' needs a following 'base64' or 'base64offset'".to_string(),
+            );
         }
         Ok(m)
     }
@@ -266,7 +277,10 @@ fn compile_value(
             Transform::Base64 => {
                 literal = true;
                 cased = true;
-                variants.iter().map(|b| pattern::base64(b).into_bytes()).collect()
+                variants
+                    .iter()
+                    .map(|b| pattern::base64(b).into_bytes())
+                    .collect()
             }
             Transform::Base64Offset => {
                 literal = true;
@@ -283,7 +297,8 @@ fn compile_value(
     variants
         .into_iter()
         .map(|b| {
-            let s = String::from_utf8(b).map_err(|_| "transformed value is not text".to_string())?;
+            let s =
+                String::from_utf8(b).map_err(|_| "transformed value is not text".to_string())?;
             Ok(VMatch::Str(StrPattern::sigma(&s, anchor, cased, literal)?))
         })
         .collect()
@@ -347,7 +362,13 @@ fn compile_field(
             .iter()
             .map(|v| compile_value(v, &m, resolver, translate))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| if field.is_empty() { e } else { format!("field '{field}': {e}") })
+            .map_err(|e| {
+                if field.is_empty() {
+                    e
+                } else {
+                    format!("field '{field}': {e}")
+                }
+            })
     };
     let groups = compile(None)?;
     let mut kind_groups = Vec::new();
@@ -367,7 +388,10 @@ fn compile_field(
     })
 }
 
-fn compile_map(map: &serde_norway::Mapping, resolver: &dyn Resolver) -> Result<Vec<FieldMatch>, String> {
+fn compile_map(
+    map: &serde_norway::Mapping,
+    resolver: &dyn Resolver,
+) -> Result<Vec<FieldMatch>, String> {
     map.iter()
         .map(|(k, v)| {
             let key = scalar(k)?.unwrap_or_default();
@@ -387,12 +411,21 @@ fn compile_search(v: &Yaml, resolver: &dyn Resolver) -> Result<Search, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Search::AnyMap(maps))
         }
-        Yaml::Sequence(items) if items.iter().all(|i| !matches!(i, Yaml::Mapping(_) | Yaml::Sequence(_))) => {
+        Yaml::Sequence(items)
+            if items
+                .iter()
+                .all(|i| !matches!(i, Yaml::Mapping(_) | Yaml::Sequence(_))) =>
+        {
             Ok(Search::Map(vec![compile_field("", v, resolver, true)?]))
         }
         Yaml::Sequence(_) => Err("a search list mixes maps and keywords".to_string()),
         Yaml::Tagged(t) => compile_search(&t.value, resolver),
-        scalar_value => Ok(Search::Map(vec![compile_field("", scalar_value, resolver, true)?])),
+        scalar_value => Ok(Search::Map(vec![compile_field(
+            "",
+            scalar_value,
+            resolver,
+            true,
+        )?])),
     }
 }
 
@@ -417,10 +450,14 @@ impl Detection {
                         other => vec![scalar(other)?.unwrap_or_default()],
                     });
                 }
-                "timeframe" => return Err("unsupported feature 'timeframe' (use a correlation rule)".to_string()),
+                "timeframe" => {
+                    return Err(
+                        "unsupported feature 'timeframe' (use a correlation rule)".to_string()
+                    );
+                }
                 _ => {
-                    let search = compile_search(v, resolver)
-                        .map_err(|e| format!("search '{key}': {e}"))?;
+                    let search =
+                        compile_search(v, resolver).map_err(|e| format!("search '{key}': {e}"))?;
                     names.push(key);
                     searches.push(search);
                 }
@@ -431,8 +468,16 @@ impl Detection {
             .iter()
             .map(|c| condition::parse(c, &names))
             .collect::<Result<Vec<_>, _>>()?;
-        let cond = if conds.len() == 1 { conds.remove(0) } else { Cond::Or(conds) };
-        Ok(Detection { names, searches, cond })
+        let cond = if conds.len() == 1 {
+            conds.remove(0)
+        } else {
+            Cond::Or(conds)
+        };
+        Ok(Detection {
+            names,
+            searches,
+            cond,
+        })
     }
 
     /// Evaluates on a raw record of `kind`.
@@ -498,14 +543,24 @@ impl VMatch {
                 .as_str()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
                 .is_some_and(|ip| net.contains(&ip)),
-            VMatch::FieldRef { paths, anchor, cased } => {
-                let Some(hay) = string_form(v) else { return false };
+            VMatch::FieldRef {
+                paths,
+                anchor,
+                cased,
+            } => {
+                let Some(hay) = string_form(v) else {
+                    return false;
+                };
                 paths[k].iter().any(|p| {
                     p.any(raw, &mut |o| {
                         string_form(o).is_some_and(|needle| {
                             let (h, n) = (hay.as_bytes(), needle.as_bytes());
                             let eq = |a: &[u8], b: &[u8]| {
-                                if *cased { a == b } else { a.eq_ignore_ascii_case(b) }
+                                if *cased {
+                                    a == b
+                                } else {
+                                    a.eq_ignore_ascii_case(b)
+                                }
                             };
                             match anchor {
                                 Anchor::Exact => eq(h, n),
@@ -557,13 +612,13 @@ impl FieldMatch {
 
     fn group_matches(&self, group: &[VMatch], k: usize, raw: &Value) -> bool {
         if self.keyword {
-            return group.iter().any(|vm| any_leaf(raw, &mut |v| vm.on(v, k, raw)));
+            return group
+                .iter()
+                .any(|vm| any_leaf(raw, &mut |v| vm.on(v, k, raw)));
         }
         let paths = &self.paths[k];
         group.iter().any(|vm| match vm {
-            VMatch::Null => !paths
-                .iter()
-                .any(|p| p.any(raw, &mut |v| !v.is_null())),
+            VMatch::Null => !paths.iter().any(|p| p.any(raw, &mut |v| !v.is_null())),
             vm => paths.iter().any(|p| p.any(raw, &mut |v| vm.on(v, k, raw))),
         })
     }
@@ -610,8 +665,14 @@ mod tests {
     #[test]
     fn maps_lists_and_value_lists() {
         let y = "sel:\n  eventName: [CreateUser, DeleteUser]\n  eventSource: iam.amazonaws.com\ncondition: sel";
-        assert!(hit(y, json!({"eventName": "deleteuser", "eventSource": "iam.amazonaws.com"})));
-        assert!(!hit(y, json!({"eventName": "GetUser", "eventSource": "iam.amazonaws.com"})));
+        assert!(hit(
+            y,
+            json!({"eventName": "deleteuser", "eventSource": "iam.amazonaws.com"})
+        ));
+        assert!(!hit(
+            y,
+            json!({"eventName": "GetUser", "eventSource": "iam.amazonaws.com"})
+        ));
         let y = "sel:\n  - a: 1\n  - b: 2\ncondition: sel";
         assert!(hit(y, json!({"b": 2})));
         assert!(!hit(y, json!({"a": 2})));
@@ -658,7 +719,10 @@ mod tests {
         assert!(hit(y, json!({"code": "50126", "ok": false})));
         assert!(hit(y, json!({"code": 50126, "ok": "False"})));
         let y = "sel:\n  events.name: CHANGE_PASSWORD\ncondition: sel";
-        assert!(hit(y, json!({"events": [{"name": "LOGIN"}, {"name": "change_password"}]})));
+        assert!(hit(
+            y,
+            json!({"events": [{"name": "LOGIN"}, {"name": "change_password"}]})
+        ));
         let y = "sel:\n  l: '[]'\ncondition: sel";
         assert!(hit(y, json!({"l": []})));
     }
@@ -677,11 +741,34 @@ mod tests {
 
     #[test]
     fn unsupported_is_named() {
-        assert_eq!(det("sel:\n  a|expand: '%x%'\ncondition: sel").unwrap_err(), "search 'sel': unsupported modifier 'expand'");
-        assert!(det("sel:\n  a|frob: x\ncondition: sel").unwrap_err().contains("unknown modifier 'frob'"));
-        assert!(det("sel:\n  a: x\ncondition: sel | count() > 3").unwrap_err().contains("aggregation"));
-        assert!(det("sel:\n  a: x\ntimeframe: 5m\ncondition: sel").unwrap_err().contains("timeframe"));
-        assert!(det("sel:\n  a|re: '(?<=x)y'\ncondition: sel").unwrap_err().contains("regex"));
-        assert!(det("sel:\n  a|re|contains: 'x'\ncondition: sel").unwrap_err().contains("incompatible"));
+        assert_eq!(
+            det("sel:\n  a|expand: '%x%'\ncondition: sel").unwrap_err(),
+            "search 'sel': unsupported modifier 'expand'"
+        );
+        assert!(
+            det("sel:\n  a|frob: x\ncondition: sel")
+                .unwrap_err()
+                .contains("unknown modifier 'frob'")
+        );
+        assert!(
+            det("sel:\n  a: x\ncondition: sel | count() > 3")
+                .unwrap_err()
+                .contains("aggregation")
+        );
+        assert!(
+            det("sel:\n  a: x\ntimeframe: 5m\ncondition: sel")
+                .unwrap_err()
+                .contains("timeframe")
+        );
+        assert!(
+            det("sel:\n  a|re: '(?<=x)y'\ncondition: sel")
+                .unwrap_err()
+                .contains("regex")
+        );
+        assert!(
+            det("sel:\n  a|re|contains: 'x'\ncondition: sel")
+                .unwrap_err()
+                .contains("incompatible")
+        );
     }
 }

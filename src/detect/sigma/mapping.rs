@@ -187,7 +187,9 @@ impl Mapping {
             for (kind, target) in paths {
                 let kind = kind_of(path, kind)?;
                 if !kinds.contains(&kind) {
-                    return Err(err(format!("field `{name}`: kind `{kind}` is not in `kinds`")));
+                    return Err(err(format!(
+                        "field `{name}`: kind `{kind}` is not in `kinds`"
+                    )));
                 }
                 for t in target.list() {
                     let p = FieldPath::parse(t).map_err(|e| err(format!("field `{name}`: {e}")))?;
@@ -229,11 +231,11 @@ impl Mapping {
     /// Resolves a Sigma field: explicit entry (exact, then case-insensitive), then prefix
     /// rewrites, then the kinds' native paths.
     pub fn resolve_field(&self, field: &str) -> Result<Resolved, String> {
-        let explicit = self
-            .fields
-            .iter()
-            .find(|(n, _)| n == field)
-            .or_else(|| self.fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(field)));
+        let explicit = self.fields.iter().find(|(n, _)| n == field).or_else(|| {
+            self.fields
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(field))
+        });
         if let Some((_, r)) = explicit {
             return Ok(r.clone());
         }
@@ -254,9 +256,10 @@ impl Mapping {
         }
         let fp = FieldPath::parse(field)?;
         for (kind, spec) in &self.native {
-            let allowed = spec.fields.as_ref().is_none_or(|list| {
-                list.iter().any(|f| f.eq_ignore_ascii_case(fp.head()))
-            });
+            let allowed = spec
+                .fields
+                .as_ref()
+                .is_none_or(|list| list.iter().any(|f| f.eq_ignore_ascii_case(fp.head())));
             if !allowed {
                 continue;
             }
@@ -370,11 +373,16 @@ native:
         assert_eq!(r.paths[kind_idx(RecordKind::AzureMonitorSignin)].len(), 2);
         let r = m.resolve_field("Status").unwrap();
         assert_eq!(
-            r.values[kind_idx(RecordKind::EntraSignin)].as_ref().unwrap()["success"],
+            r.values[kind_idx(RecordKind::EntraSignin)]
+                .as_ref()
+                .unwrap()["success"],
             "0"
         );
         let r = m.resolve_field("data.x.y").unwrap();
-        assert_eq!(r.paths[kind_idx(RecordKind::EntraSignin)][0].as_str(), "inner.x.y");
+        assert_eq!(
+            r.paths[kind_idx(RecordKind::EntraSignin)][0].as_str(),
+            "inner.x.y"
+        );
         let r = m.resolve_field("userAgent").unwrap();
         assert_eq!(
             r.paths[kind_idx(RecordKind::AzureMonitorSignin)][0].as_str(),
@@ -382,13 +390,18 @@ native:
         );
         assert!(r.paths[kind_idx(RecordKind::Cloudtrail)].is_empty());
         let e = m.resolve_field("Bogus").unwrap_err();
-        assert_eq!(e, "field 'Bogus' has no mapping for logsource product=azure service=signinlogs");
+        assert_eq!(
+            e,
+            "field 'Bogus' has no mapping for logsource product=azure service=signinlogs"
+        );
         let _ = json!(null);
     }
 
     #[test]
     fn bad_files_are_errors() {
         assert!(Mapping::parse(Path::new("m.yml"), "logsource: {}\nkinds: [nope]\n").is_err());
-        assert!(Mapping::parse(Path::new("m.yml"), "logsource: {}\nkinds: []\nextra: 1\n").is_err());
+        assert!(
+            Mapping::parse(Path::new("m.yml"), "logsource: {}\nkinds: []\nextra: 1\n").is_err()
+        );
     }
 }

@@ -86,9 +86,18 @@ pub struct StrPattern {
 
 impl StrPattern {
     /// Compiles a Sigma string value (wildcards honoured unless `literal`) with an anchor.
-    pub fn sigma(value: &str, anchor: Anchor, cased: bool, literal: bool) -> Result<StrPattern, String> {
+    pub fn sigma(
+        value: &str,
+        anchor: Anchor,
+        cased: bool,
+        literal: bool,
+    ) -> Result<StrPattern, String> {
         let mut toks = if literal {
-            if value.is_empty() { Vec::new() } else { vec![Tok::Lit(value.to_string())] }
+            if value.is_empty() {
+                Vec::new()
+            } else {
+                vec![Tok::Lit(value.to_string())]
+            }
         } else {
             tokenize(value)
         };
@@ -101,7 +110,11 @@ impl StrPattern {
         toks.dedup_by(|a, b| *a == Tok::Star && *b == Tok::Star);
         let simple_ok = |s: &str| cased || s.is_ascii();
         let fold = |s: &str| -> Box<str> {
-            if cased { s.into() } else { s.to_ascii_lowercase().into() }
+            if cased {
+                s.into()
+            } else {
+                s.to_ascii_lowercase().into()
+            }
         };
         let m = match toks.as_slice() {
             [] => StrMatch::Exact("".into()),
@@ -156,7 +169,11 @@ impl StrPattern {
     /// Whether `hay` matches.
     pub fn is_match(&self, hay: &str) -> bool {
         let eq = |a: &[u8], b: &[u8]| {
-            if self.cased { a == b } else { a.eq_ignore_ascii_case(b) }
+            if self.cased {
+                a == b
+            } else {
+                a.eq_ignore_ascii_case(b)
+            }
         };
         match &self.m {
             StrMatch::Any => true,
@@ -184,7 +201,11 @@ pub fn contains(hay: &[u8], needle: &[u8], cased: bool) -> bool {
     let first = needle[0];
     (0..=hay.len() - needle.len()).any(|i| {
         let b = hay[i];
-        let first_ok = if cased { b == first } else { b.eq_ignore_ascii_case(&first) };
+        let first_ok = if cased {
+            b == first
+        } else {
+            b.eq_ignore_ascii_case(&first)
+        };
         first_ok
             && if cased {
                 &hay[i..i + needle.len()] == needle
@@ -199,12 +220,24 @@ pub fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -252,8 +285,16 @@ mod tests {
         assert!(m("Get", Anchor::Start).is_match("GetObject"));
         assert!(m("object", Anchor::End).is_match("GetObject"));
         assert!(m("tObj", Anchor::Contains).is_match("GetObject"));
-        assert!(!StrPattern::sigma("tobj", Anchor::Contains, true, false).unwrap().is_match("GetObject"));
-        assert!(StrPattern::sigma("tOb", Anchor::Contains, true, false).unwrap().is_match("GetObject"));
+        assert!(
+            !StrPattern::sigma("tobj", Anchor::Contains, true, false)
+                .unwrap()
+                .is_match("GetObject")
+        );
+        assert!(
+            StrPattern::sigma("tOb", Anchor::Contains, true, false)
+                .unwrap()
+                .is_match("GetObject")
+        );
     }
 
     #[test]
@@ -275,7 +316,10 @@ mod tests {
         assert_eq!(base64(b"ping"), "cGluZw==");
         assert_eq!(base64(b"pin"), "cGlu");
         // pySigma's documented example: base64offset of /bin/bash.
-        assert_eq!(base64_offsets(b"/bin/bash"), vec!["L2Jpbi9iYXNo", "9iaW4vYmFza", "vYmluL2Jhc2"]);
+        assert_eq!(
+            base64_offsets(b"/bin/bash"),
+            vec!["L2Jpbi9iYXNo", "9iaW4vYmFza", "vYmluL2Jhc2"]
+        );
     }
 
     #[test]

@@ -252,7 +252,9 @@ pub fn parse_document(path: &Path, doc: &Yaml, mappings: &Mappings) -> Result<Do
         return Err("a rule document must be a mapping".to_string());
     }
     if let Some(action) = get_str(doc, "action")? {
-        return Err(format!("unsupported feature 'action: {action}' (rule collections)"));
+        return Err(format!(
+            "unsupported feature 'action: {action}' (rule collections)"
+        ));
     }
     if get(doc, "filter").is_some() {
         return Err("unsupported feature 'filter' (meta filter rules)".to_string());
@@ -309,13 +311,21 @@ fn parse_correlation(meta: Meta, c: &Yaml) -> Result<Correlation, String> {
     let mut threshold = 1;
     let mut field = None;
     match get(c, "condition") {
-        None if matches!(typ, CorrelationType::Temporal | CorrelationType::TemporalOrdered) => {}
+        None if matches!(
+            typ,
+            CorrelationType::Temporal | CorrelationType::TemporalOrdered
+        ) => {}
         None => return Err("correlation: missing `condition`".to_string()),
         Some(cond) => {
-            let map = cond.as_mapping().ok_or("correlation: `condition` must be a mapping")?;
+            let map = cond
+                .as_mapping()
+                .ok_or("correlation: `condition` must be a mapping")?;
             for (k, v) in map {
                 let key = k.as_str().unwrap_or("");
-                let num = || v.as_u64().ok_or(format!("correlation: `{key}` needs a whole number"));
+                let num = || {
+                    v.as_u64()
+                        .ok_or(format!("correlation: `{key}` needs a whole number"))
+                };
                 match key {
                     "gte" => threshold = num()?,
                     "gt" => threshold = num()? + 1,

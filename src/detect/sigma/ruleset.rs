@@ -82,9 +82,12 @@ pub struct BoundCorrelation {
     pub(crate) refs: Vec<CorrRef>,
 }
 
+/// Rule indices by folded literal.
+type LiteralMap = HashMap<Box<str>, Vec<u32>>;
+
 #[derive(Debug, Default, Clone)]
 struct KindIndex {
-    keyed: Vec<(FieldPath, HashMap<Box<str>, Vec<u32>>)>,
+    keyed: Vec<(FieldPath, LiteralMap)>,
     fallback: Vec<u32>,
 }
 
@@ -182,7 +185,10 @@ impl RuleSet {
     }
 
     /// Builds a rule set from `(path, YAML text)` pairs.
-    pub fn from_sources(sources: &[(PathBuf, String)], mappings: &Mappings) -> (RuleSet, Vec<RuleError>) {
+    pub fn from_sources(
+        sources: &[(PathBuf, String)],
+        mappings: &Mappings,
+    ) -> (RuleSet, Vec<RuleError>) {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
         let mut corrs = Vec::new();
@@ -192,7 +198,11 @@ impl RuleSet {
             let docs = match documents(text) {
                 Ok(d) => d,
                 Err(reason) => {
-                    errors.push(RuleError { path: path.clone(), rule: None, reason });
+                    errors.push(RuleError {
+                        path: path.clone(),
+                        rule: None,
+                        reason,
+                    });
                     continue;
                 }
             };
@@ -205,7 +215,11 @@ impl RuleSet {
                 match parse_document(path, &doc, mappings) {
                     Ok(Document::Rule(r)) => rules.push(*r),
                     Ok(Document::Correlation(c)) => corrs.push(*c),
-                    Err(reason) => errors.push(RuleError { path: path.clone(), rule: label, reason }),
+                    Err(reason) => errors.push(RuleError {
+                        path: path.clone(),
+                        rule: label,
+                        reason,
+                    }),
                 }
             }
         }
@@ -243,7 +257,12 @@ impl RuleSet {
         (set, errors)
     }
 
-    fn bind_correlations(&mut self, corrs: Vec<Correlation>, mappings: &Mappings, errors: &mut Vec<RuleError>) {
+    fn bind_correlations(
+        &mut self,
+        corrs: Vec<Correlation>,
+        mappings: &Mappings,
+        errors: &mut Vec<RuleError>,
+    ) {
         let find_rule = |name: &str| {
             self.rules
                 .iter()
@@ -281,7 +300,11 @@ impl RuleSet {
                             )),
                             _ => None,
                         };
-                        refs.push(CorrRef { target: Target::Rule(ri), group, value });
+                        refs.push(CorrRef {
+                            target: Target::Rule(ri),
+                            group,
+                            value,
+                        });
                     } else if let Some(ci) = find_corr(name) {
                         if c.typ == CorrelationType::ValueCount {
                             return Err("unsupported: value_count over a correlation".to_string());
@@ -299,12 +322,19 @@ impl RuleSet {
                                     .ok_or_else(|| format!("group-by field '{f}' is not in correlation '{name}''s group-by"))
                             })
                             .collect::<Result<_, _>>()?;
-                        refs.push(CorrRef { target: Target::Corr(ci), group, value: None });
+                        refs.push(CorrRef {
+                            target: Target::Corr(ci),
+                            group,
+                            value: None,
+                        });
                     } else {
                         return Err(format!("correlation refers to unknown rule '{name}'"));
                     }
                 }
-                Ok(BoundCorrelation { corr: c.clone(), refs })
+                Ok(BoundCorrelation {
+                    corr: c.clone(),
+                    refs,
+                })
             };
             match bind() {
                 Ok(b) => bound.push(Some(b)),
@@ -322,12 +352,14 @@ impl RuleSet {
         loop {
             let dead: Vec<usize> = (0..bound.len()).filter(|&i| bound[i].is_none()).collect();
             let mut changed = false;
-            for i in 0..bound.len() {
-                let refers_dead = bound[i].as_ref().is_some_and(|b| {
-                    b.refs.iter().any(|r| matches!(r.target, Target::Corr(ci) if dead.contains(&ci)))
+            for slot in bound.iter_mut() {
+                let refers_dead = slot.as_ref().is_some_and(|b| {
+                    b.refs
+                        .iter()
+                        .any(|r| matches!(r.target, Target::Corr(ci) if dead.contains(&ci)))
                 });
                 if refers_dead {
-                    if let Some(b) = bound[i].take() {
+                    if let Some(b) = slot.take() {
                         errors.push(RuleError {
                             path: b.corr.meta.path.clone(),
                             rule: Some(b.corr.meta.title.clone()),
@@ -427,7 +459,11 @@ impl RuleSet {
     /// How many rules of `kind` are indexed by a literal and how many are in the fallback list.
     pub fn index_stats(&self, kind: RecordKind) -> (usize, usize) {
         let ki = &self.index[kind_idx(kind)];
-        let keyed: usize = ki.keyed.iter().map(|(_, m)| m.values().map(Vec::len).sum::<usize>()).sum();
+        let keyed: usize = ki
+            .keyed
+            .iter()
+            .map(|(_, m)| m.values().map(Vec::len).sum::<usize>())
+            .sum();
         (keyed, ki.fallback.len())
     }
 
