@@ -60,7 +60,7 @@ output "dead_letter_queue_urls" {
 }
 
 output "kms_key_arn" {
-  description = "ARN of picket's customer-managed KMS key. A trail bucket in another account must allow it nothing; the trail's own KMS key must allow the poll and ingest roles kms:Decrypt."
+  description = "ARN of picket's customer-managed KMS key (state table, queues, secrets, logs, function environment)."
   value       = aws_kms_key.picket.arn
 }
 
