@@ -169,7 +169,7 @@ module "respond" {
         dead_letter_queue_arn = aws_sqs_queue.respond_dlq.arn
       }))
     },
-    length(var.protected_principal_arns) > 0 ? { picket-protected-principals = data.aws_iam_policy_document.protected_principals.json } : {},
+    length(var.protected_principal_arns) > 0 ? { picket-protected-principals = data.aws_iam_policy_document.protected_principals[0].json } : {},
     var.enable_outbound_identity_federation ? { picket-federation = data.aws_iam_policy_document.federation.json } : {},
   )
 }
@@ -178,6 +178,8 @@ module "respond" {
 # cannot expand without template directives, so this one Deny is built here.
 # An explicit Deny in any policy of the role wins over every Allow.
 data "aws_iam_policy_document" "protected_principals" {
+  count = length(var.protected_principal_arns) > 0 ? 1 : 0
+
   statement {
     sid    = "NeverTouchBreakGlassPrincipals"
     effect = "Deny"
@@ -192,7 +194,7 @@ data "aws_iam_policy_document" "protected_principals" {
       "iam:DetachUserPolicy",
       "iam:DetachRolePolicy",
     ]
-    resources = length(var.protected_principal_arns) > 0 ? var.protected_principal_arns : ["arn:${local.partition}:iam::${local.account_id}:root"]
+    resources = var.protected_principal_arns
   }
 }
 

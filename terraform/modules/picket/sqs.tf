@@ -5,6 +5,7 @@
 
 locals {
   queue_kms_reuse_seconds = 300
+  queue_arn_prefix        = "arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.name_prefix}"
   # AWS's advice for Lambda event sources: visibility >= 6 x function timeout.
   ingest_visibility  = min(43200, 6 * var.functions.ingest.timeout)
   respond_visibility = min(43200, 6 * var.functions.respond.timeout)
@@ -23,7 +24,15 @@ resource "aws_sqs_queue" "ingest_dlq" {
   message_retention_seconds         = 1209600
   kms_master_key_id                 = aws_kms_key.picket.arn
   kms_data_key_reuse_period_seconds = local.queue_kms_reuse_seconds
-  tags                              = local.tags
+
+  # Only its own source queue may redrive into it (ARN built from the name:
+  # the source queue refers to this one, so a reference would be a cycle).
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = ["${local.queue_arn_prefix}-ingest"]
+  })
+
+  tags = local.tags
 }
 
 resource "aws_sqs_queue" "respond_dlq" {
@@ -31,7 +40,15 @@ resource "aws_sqs_queue" "respond_dlq" {
   message_retention_seconds         = 1209600
   kms_master_key_id                 = aws_kms_key.picket.arn
   kms_data_key_reuse_period_seconds = local.queue_kms_reuse_seconds
-  tags                              = local.tags
+
+  # Only its own source queue may redrive into it (ARN built from the name:
+  # the source queue refers to this one, so a reference would be a cycle).
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = ["${local.queue_arn_prefix}-respond"]
+  })
+
+  tags = local.tags
 }
 
 resource "aws_sqs_queue" "ingest" {
@@ -62,24 +79,6 @@ resource "aws_sqs_queue" "respond" {
   })
 
   tags = local.tags
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "ingest_dlq" {
-  queue_url = aws_sqs_queue.ingest_dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.ingest.arn]
-  })
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "respond_dlq" {
-  queue_url = aws_sqs_queue.respond_dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.respond.arn]
-  })
 }
 
 # --- queue policies ----------------------------------------------------------

@@ -124,12 +124,12 @@ variable "trail_object_prefix" {
 }
 
 variable "protected_principal_arns" {
-  description = "Break-glass and other principals picket must never change: IAM user or role ARNs, wildcards allowed (arn:aws:iam::123456789012:user/breakglass-*). Root, picket's own roles and principals tagged picket-protected=true are always protected."
+  description = "Break-glass and other principals picket must never change: IAM user or role ARNs, wildcards allowed (arn:aws:iam::123456789012:user/breakglass-*). picket's own roles, service-linked and Identity Center roles, and principals tagged picket-protected=true are always protected; the root user cannot be changed through these IAM APIs at all."
   type        = list(string)
   default     = []
 
   validation {
-    condition     = alltrue([for a in var.protected_principal_arns : can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|\\*):(user|role|root)", a))])
+    condition     = alltrue([for a in var.protected_principal_arns : can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|\\*):(user|role)/", a))])
     error_message = "protected_principal_arns must be IAM user or role ARNs (wildcards allowed)."
   }
 }
