@@ -6,9 +6,15 @@
 #      string element, and uses no template directives;
 #   3. checkov finds 0 failed checks (skips are justified inline next to the
 #      resource with #checkov:skip=CKV_...:reason);
-#   4. `terraform fmt -check -recursive` when a terraform binary is on PATH.
+#   4. `terraform fmt -check -recursive` when a terraform binary is on PATH;
+#   5. `terraform validate` of each module whose providers are all found in a
+#      local provider mirror ($PICKET_TF_PROVIDER_MIRROR, default
+#      /opt/tf-plugins; init cannot download providers offline). Modules
+#      whose providers are missing are listed as skipped.
 # Needs python3 and PyPI (pip) once to fill the venv; nothing else from the
 # network. Venv: $PICKET_VENV_DIR, else infra/.venv-terraform.
+# The last line on stdout is "terraform: N passed, M failed, K skipped" with
+# checkov's counts (M also counts a failure of any other step as >= 1).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,7 +34,6 @@ if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]
   log "creating venv in $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   checkov_pin="$(grep -E '^checkov==' "$req")"
   hcl2_pin="$(grep -E '^python-hcl2==' "$req")"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$checkov_pin"
@@ -37,6 +42,7 @@ if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]
 fi
 
 # 1 + 2: parse HCL and policy templates.
+set +e
 PYTHONPATH="$hcl2_dir" "$venv/bin/python" - terraform <<'PY'
 import json, pathlib, re, sys
 
@@ -83,6 +89,8 @@ for f in failed:
 print(f"terraform-check: parsed {len(tf_files)} .tf files, {len(templates)} policy templates", file=sys.stderr)
 sys.exit(1 if failed else 0)
 PY
+parse_rc=$?
+set -e
 
 # 3: checkov, offline.
 report="$(mktemp)"
@@ -120,8 +128,41 @@ else
   log "terraform not on PATH: skipping terraform fmt -check"
 fi
 
-if [[ "$checkov_rc" -ne 0 || "$failed" -ne 0 || "$fmt_rc" -ne 0 ]]; then
-  echo "terraform checks: $passed passed, $failed failed, $skipped skipped"
+# 5: validate against a local provider mirror, when there is one.
+validate_rc=0
+mirror="${PICKET_TF_PROVIDER_MIRROR:-/opt/tf-plugins}"
+if command -v terraform >/dev/null 2>&1 && [[ -d "$mirror" ]]; then
+  work="$(mktemp -d)"
+  cp -r terraform "$work/terraform"
+  printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n  }\n}\n' "$mirror" > "$work/cli.tfrc"
+  for dir in "$work"/terraform/modules/* "$work"/terraform/examples/*; do
+    name="${dir#"$work"/}"
+    missing=""
+    for src in $(grep -hoE 'source += "hashicorp/[a-z0-9]+"' "$dir"/*.tf | grep -oE 'hashicorp/[a-z0-9]+' | sort -u); do
+      [[ -d "$mirror/registry.terraform.io/$src" ]] || missing="$missing ${src#hashicorp/}"
+    done
+    if [[ -n "$missing" ]]; then
+      log "validate $name: skipped (not in $mirror:$missing)"
+      continue
+    fi
+    if (cd "$dir" && TF_CLI_CONFIG_FILE="$work/cli.tfrc" terraform init -backend=false -input=false -no-color >/dev/null 2>"$work/init.err" &&
+      TF_CLI_CONFIG_FILE="$work/cli.tfrc" terraform validate -no-color >&2); then
+      log "validate $name: ok"
+    else
+      cat "$work/init.err" >&2 2>/dev/null || true
+      log "validate $name: FAILED"
+      validate_rc=1
+    fi
+  done
+  rm -rf "$work"
+else
+  log "no terraform binary or provider mirror ($mirror): skipping terraform validate"
+fi
+
+if [[ "$parse_rc" -ne 0 || "$checkov_rc" -ne 0 || "$failed" -ne 0 || "$fmt_rc" -ne 0 || "$validate_rc" -ne 0 ]]; then
+  log "FAILED: parse/templates rc=$parse_rc, checkov rc=$checkov_rc ($failed failed checks), fmt rc=$fmt_rc, validate rc=$validate_rc"
+  [[ "$failed" -ne 0 ]] || failed=1
+  echo "terraform: $passed passed, $failed failed, $skipped skipped"
   exit 1
 fi
-echo "terraform checks: $passed passed, 0 failed, $skipped skipped"
+echo "terraform: $passed passed, 0 failed, $skipped skipped"
