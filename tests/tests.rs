@@ -1,2 +1,3 @@
 //! The one integration-test binary (`autotests = false`): every end-to-end test is a module
 //! here, so the cloud SDKs are linked once.
+mod detect_identity;

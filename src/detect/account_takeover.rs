@@ -7,7 +7,10 @@
 //! Both halves are kept per identity in the state store, so the order they are processed in
 //! does not matter (a follow-up delivered before the sign-in finding still correlates). Once
 //! an incident is open for an identity, further risky sign-ins and follow-ups inside its
-//! window are absorbed; a later window opens a new incident.
+//! window are absorbed; a later window opens a new incident. The incident's uid derives from
+//! the anchoring risky sign-in's evidence, so it is the same whichever follow-up came first;
+//! its evidence is every piece known when it fires (follow-ups processed later are absorbed,
+//! not appended).
 //!
 //! Risky sign-in findings are recognised by [`RiskySignins`]: a configurable list of detector /
 //! rule ids, a configurable list of tags in `finding.data.tags`, and a heuristic (ATT&CK T1078
@@ -23,7 +26,10 @@ use serde_json::{Value, json};
 use super::history::{CachedState, DetectorConfigError};
 use super::oauth_consent::span;
 use super::{DetectContext, DetectError, Detector};
-use crate::model::{Activity, Attack, Evidence, Finding, IdentityEvent, Severity, Status};
+use crate::model::{
+    Activity, Actor, Attack, Evidence, Finding, IdentityEvent, PrincipalType, Severity, Status,
+    finding_uid,
+};
 
 /// Detector id.
 pub const ID: &str = "account-takeover";
@@ -68,11 +74,15 @@ impl RiskySignins {
         if self.ids.contains(&detector) {
             return true;
         }
-        let tagged = f.data.get("tags").and_then(Value::as_array).is_some_and(|tags| {
-            tags.iter()
-                .filter_map(Value::as_str)
-                .any(|t| self.tags.contains(&t.to_ascii_lowercase()))
-        });
+        let tagged = f
+            .data
+            .get("tags")
+            .and_then(Value::as_array)
+            .is_some_and(|tags| {
+                tags.iter()
+                    .filter_map(Value::as_str)
+                    .any(|t| self.tags.contains(&t.to_ascii_lowercase()))
+            });
         if tagged {
             return true;
         }
@@ -273,7 +283,10 @@ impl AccountTakeover {
             let anchors: Vec<Risky> = s.risky.clone();
             for r in &anchors {
                 let (start, end) = (r.start, r.end + window);
-                if s.incidents.iter().any(|i| r.start >= i.start && r.start <= i.end) {
+                if s.incidents
+                    .iter()
+                    .any(|i| r.start >= i.start && r.start <= i.end)
+                {
                     continue;
                 }
                 let follow: Vec<&FollowUp> = s
@@ -289,7 +302,7 @@ impl AccountTakeover {
                     .iter()
                     .filter(|x| x.start >= start && x.start <= end)
                     .collect();
-                findings.push(incident(key, window, &risky, &follow));
+                findings.push(incident(key, window, r, &risky, &follow));
                 s.incidents.push(Incident { start, end });
                 if s.incidents.len() > MAX_INCIDENTS {
                     s.incidents.remove(0);
@@ -300,7 +313,15 @@ impl AccountTakeover {
     }
 }
 
-fn incident(key: &str, window: i64, risky: &[&Risky], follow: &[&FollowUp]) -> Finding {
+/// The incident finding. Its uid derives from the anchoring risky sign-in's evidence (not
+/// from every piece), so the incident keeps its id whichever follow-up arrived first.
+fn incident(
+    key: &str,
+    window: i64,
+    anchor: &Risky,
+    risky: &[&Risky],
+    follow: &[&FollowUp],
+) -> Finding {
     let mut evidence: Vec<Evidence> = Vec::new();
     for e in risky
         .iter()
@@ -330,7 +351,13 @@ fn incident(key: &str, window: i64, risky: &[&Risky], follow: &[&FollowUp]) -> F
                      account as compromised: revoke sessions, remove the new grants and keys, \
                      reset credentials and review what the sessions did."
         .into();
+    f.uid = finding_uid(ID, anchor.evidence.iter().map(|e| e.uid.as_str()));
     f.identity = Some(key.to_string());
+    f.actor = Some(Actor {
+        key: key.to_string(),
+        principal_type: PrincipalType::User,
+        ..Actor::default()
+    });
     f.attacks = vec![
         Attack {
             technique: "T1078.004".into(),
@@ -479,14 +506,20 @@ mod tests {
             "impossible-travel",
             "travel",
             Severity::Medium,
-            vec![ev("s1", min - 30, "Sign-in activity"), ev("s2", min, "Sign-in activity")],
+            vec![
+                ev("s1", min - 30, "Sign-in activity"),
+                ev("s2", min, "Sign-in activity"),
+            ],
         );
         f.identity = Some("carol@corp.example".into());
         f
     }
 
     fn setup() -> (MemoryStore, AccountTakeover) {
-        (MemoryStore::new(), AccountTakeoverConfig::default().build().unwrap())
+        (
+            MemoryStore::new(),
+            AccountTakeoverConfig::default().build().unwrap(),
+        )
     }
 
     #[test]
@@ -504,15 +537,17 @@ mod tests {
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(f[0].evidence.len(), 3);
         // More follow-ups inside the window are absorbed.
-        assert!(d
-            .on_event(&event("m1", 60, Activity::MfaChange), &cx)
-            .unwrap()
-            .is_empty());
+        assert!(
+            d.on_event(&event("m1", 60, Activity::MfaChange), &cx)
+                .unwrap()
+                .is_empty()
+        );
         // A duplicate of the first follow-up is silent too.
-        assert!(d
-            .on_event(&event("k1", 30, Activity::CredentialCreate), &cx)
-            .unwrap()
-            .is_empty());
+        assert!(
+            d.on_event(&event("k1", 30, Activity::CredentialCreate), &cx)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -548,10 +583,11 @@ mod tests {
             now: t(0),
         };
         d.on_finding(&travel(0), &cx).unwrap();
-        assert!(d
-            .on_event(&event("late", 7 * 60, Activity::PrivilegeGrant), &cx)
-            .unwrap()
-            .is_empty());
+        assert!(
+            d.on_event(&event("late", 7 * 60, Activity::PrivilegeGrant), &cx)
+                .unwrap()
+                .is_empty()
+        );
         let mut failed = event("failed", 10, Activity::CredentialCreate);
         failed.status = Status::Failure;
         assert!(d.on_event(&failed, &cx).unwrap().is_empty());
@@ -569,7 +605,10 @@ mod tests {
         assert!(r.is_risky_signin(&f));
         f.detector = "other".into();
         assert!(!r.is_risky_signin(&f));
-        f.data.insert("tags".into(), json!(["attack.t1078", "picket.risky-signin"]));
+        f.data.insert(
+            "tags".into(),
+            json!(["attack.t1078", "picket.risky-signin"]),
+        );
         assert!(r.is_risky_signin(&f));
         let mut h = Finding::new(
             "entra-risky",

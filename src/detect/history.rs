@@ -139,7 +139,12 @@ where
                     return Ok(result);
                 }
                 CasOutcome::Conflict(now) => {
-                    tracing::debug!(detector = self.detector, ns = self.ns, key, "state conflict, retrying");
+                    tracing::debug!(
+                        detector = self.detector,
+                        ns = self.ns,
+                        key,
+                        "state conflict, retrying"
+                    );
                     self.cache.remove(key);
                     current = match now {
                         Some(v) => Some(self.decode(&v, key)?),
@@ -269,7 +274,10 @@ mod tests {
         assert_eq!(p.observe("DE", t(0), learn, 3).0, Observation::Learning);
         assert_eq!(p.observe("FR", t(24), learn, 3).0, Observation::Learning);
         assert_eq!(p.observe("DE", t(48), learn, 3), (Observation::Known, true));
-        assert_eq!(p.observe("DE", t(48), learn, 3), (Observation::Known, false));
+        assert_eq!(
+            p.observe("DE", t(48), learn, 3),
+            (Observation::Known, false)
+        );
         assert_eq!(p.observe("US", t(15 * 24), learn, 3).0, Observation::New);
         assert_eq!(p.observe("JP", t(16 * 24), learn, 3).0, Observation::New);
         assert_eq!(p.values.len(), 3);

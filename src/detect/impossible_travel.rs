@@ -47,14 +47,14 @@ pub const DEFAULT_HOSTING_ASNS: &[u32] = &[
     63949, // Linode / Akamai Connected Cloud
     20473, // Vultr / Choopa
     9009,  // M247
-    60781, 28753, // Leaseweb
-    51167, // Contabo
-    12876, // Scaleway
-    45102, // Alibaba Cloud
+    60781, 28753,  // Leaseweb
+    51167,  // Contabo
+    12876,  // Scaleway
+    45102,  // Alibaba Cloud
     132203, // Tencent Cloud
-    31898, // Oracle Cloud
-    53667, // FranTech / BuyVM
-    62240, // Clouvider
+    31898,  // Oracle Cloud
+    53667,  // FranTech / BuyVM
+    62240,  // Clouvider
     212238, // Datacamp / CDN77
 ];
 
@@ -373,7 +373,8 @@ pub fn assess(
     max_speed_kmh: f64,
     coarse_radius_km: f64,
 ) -> Option<Assessment> {
-    let coarse = |g: &GeoLocation| g.city.is_none() || g.radius_km.unwrap_or(0.0) >= coarse_radius_km;
+    let coarse =
+        |g: &GeoLocation| g.city.is_none() || g.radius_km.unwrap_or(0.0) >= coarse_radius_km;
     let (ga, gb) = (a.0, b.0);
     if (coarse(ga) || coarse(gb))
         && ga.country.is_some()
@@ -385,7 +386,7 @@ pub fn assess(
     let distance_km = great_circle_km(ga.lat, ga.lon, gb.lat, gb.lon);
     let radii = ga.radius_km.unwrap_or(0.0).max(0.0) + gb.radius_km.unwrap_or(0.0).max(0.0);
     let adjusted_km = (distance_km - radii).max(0.0);
-    if !(adjusted_km > 0.0) {
+    if adjusted_km.is_nan() || adjusted_km <= 0.0 {
         return None;
     }
     let gap_seconds = ((b.1 - a.1).num_milliseconds().abs() as f64) / 1000.0;
@@ -451,8 +452,7 @@ impl ImpossibleTravel {
             let t = s.time_ms.div_euclid(1000);
             s.country.as_ref().is_some_and(|cc| {
                 since < t
-                    && h
-                        .countries
+                    && h.countries
                         .values
                         .iter()
                         .find(|v| &v.key == cc)
@@ -466,8 +466,7 @@ impl ImpossibleTravel {
         let window = config.mfa_failure_window_minutes as i64 * 60_000;
         let mfa_failed = a.mfa_failed
             || b.mfa_failed
-            || h
-                .mfa_failures
+            || h.mfa_failures
                 .iter()
                 .any(|&t| t >= a.time_ms - window && t <= b.time_ms);
         if mfa_failed {
@@ -501,8 +500,10 @@ impl ImpossibleTravel {
              between them (needs {} against a limit of {:.0} km/h, after subtracting both \
              geolocation accuracy radii). One of the sessions is likely an attacker using stolen \
              credentials: confirm with the user, revoke sessions and reset credentials if not.",
-            x.speed_kmh
-                .map_or_else(|| "simultaneous sign-ins".to_string(), |s| format!("{s:.0} km/h")),
+            x.speed_kmh.map_or_else(
+                || "simultaneous sign-ins".to_string(),
+                |s| format!("{s:.0} km/h")
+            ),
             config.max_speed_kmh
         );
         f.identity = Some(key.to_string());
@@ -556,7 +557,9 @@ impl Detector for ImpossibleTravel {
             hosting,
             state,
         } = self;
-        if event.activity == Activity::SignIn && event.auth.mfa_failed && !event.actor.key.is_empty()
+        if event.activity == Activity::SignIn
+            && event.auth.mfa_failed
+            && !event.actor.key.is_empty()
         {
             let t = event.time.timestamp_millis();
             state.update(&event.actor.key, cx, |h| {
@@ -581,9 +584,9 @@ impl Detector for ImpossibleTravel {
             if h.entries.iter().any(|e| e.uid == entry.uid) {
                 return (Vec::new(), false);
             }
-            let pos = h
-                .entries
-                .partition_point(|e| (e.time_ms, e.uid.as_str()) < (entry.time_ms, entry.uid.as_str()));
+            let pos = h.entries.partition_point(|e| {
+                (e.time_ms, e.uid.as_str()) < (entry.time_ms, entry.uid.as_str())
+            });
             h.entries.insert(pos, entry.clone());
             if let Some(cc) = &entry.country {
                 h.countries
@@ -765,11 +768,20 @@ mod tests {
     fn coarse_location_never_pairs_within_its_country() {
         let country_only = geo(None, "US", 37.751, -97.822, 1000.0);
         let new_york = geo(Some("New York"), "US", 40.7128, -74.0060, 10.0);
-        assert!(run(&[signin("a", 0, new_york.clone()), signin("b", 5, country_only)]).is_empty());
+        assert!(
+            run(&[
+                signin("a", 0, new_york.clone()),
+                signin("b", 5, country_only)
+            ])
+            .is_empty()
+        );
         // A coarse location in another country still pairs: Kansas centroid vs Berlin.
         let de = geo(Some("Berlin"), "DE", 52.52, 13.405, 10.0);
         let coarse_us = geo(Some("Wichita"), "US", 37.751, -97.822, 600.0);
-        assert_eq!(run(&[signin("a", 0, de), signin("b", 30, coarse_us)]).len(), 1);
+        assert_eq!(
+            run(&[signin("a", 0, de), signin("b", 30, coarse_us)]).len(),
+            1
+        );
     }
 
     #[test]
@@ -777,10 +789,19 @@ mod tests {
         // 870 km apart in 30 minutes, but with radii of 500 km each: feasible.
         let paris = geo(Some("Paris"), "FR", 48.8566, 2.3522, 450.0);
         let berlin = geo(Some("Berlin"), "DE", 52.52, 13.405, 450.0);
-        assert!(run(&[signin("a", 0, paris.clone()), signin("b", 30, berlin.clone())]).is_empty());
+        assert!(
+            run(&[
+                signin("a", 0, paris.clone()),
+                signin("b", 30, berlin.clone())
+            ])
+            .is_empty()
+        );
         let paris = geo(Some("Paris"), "FR", 48.8566, 2.3522, 5.0);
         let berlin = geo(Some("Berlin"), "DE", 52.52, 13.405, 5.0);
-        assert_eq!(run(&[signin("a", 0, paris), signin("b", 30, berlin)]).len(), 1);
+        assert_eq!(
+            run(&[signin("a", 0, paris), signin("b", 30, berlin)]).len(),
+            1
+        );
     }
 
     #[test]
@@ -799,7 +820,11 @@ mod tests {
             org: Some("DIGITALOCEAN-ASN".into()),
         });
         attacker.auth.mfa_failed = true;
-        let f = run(&[signin("a0", -600, london()), signin("a", 0, london()), attacker]);
+        let f = run(&[
+            signin("a0", -600, london()),
+            signin("a", 0, london()),
+            attacker,
+        ]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Critical);
         let reasons = f[0].data["severity_reasons"].as_array().unwrap();
@@ -822,7 +847,8 @@ mod tests {
             ..ImpossibleTravelConfig::default()
         };
         assert!(bad.build().is_err());
-        let parsed: Result<ImpossibleTravelConfig, _> = toml::from_str("max_speed_kmh = 900\nbogus = 1");
+        let parsed: Result<ImpossibleTravelConfig, _> =
+            toml::from_str("max_speed_kmh = 900\nbogus = 1");
         assert!(parsed.is_err());
         let parsed: ImpossibleTravelConfig = toml::from_str("max_speed_kmh = 900").unwrap();
         assert_eq!(parsed.max_speed_kmh, 900.0);

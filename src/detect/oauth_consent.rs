@@ -22,7 +22,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::account_takeover::{DEFAULT_RISKY_SIGNIN_DETECTORS, DEFAULT_RISKY_SIGNIN_TAGS, RiskySignins};
+use super::account_takeover::{
+    DEFAULT_RISKY_SIGNIN_DETECTORS, DEFAULT_RISKY_SIGNIN_TAGS, RiskySignins,
+};
 use super::history::{CachedState, DetectorConfigError};
 use super::{DetectContext, DetectError, Detector};
 use crate::model::{Activity, Attack, Evidence, Finding, IdentityEvent, Severity, Status};
@@ -112,7 +114,10 @@ impl Default for OauthConsentConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            risky_signin_tags: DEFAULT_RISKY_SIGNIN_TAGS.iter().map(|s| s.to_string()).collect(),
+            risky_signin_tags: DEFAULT_RISKY_SIGNIN_TAGS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             app_memory_days: 365,
             cache_identities: 10_000,
         }
@@ -124,7 +129,10 @@ impl OauthConsentConfig {
     pub fn build(&self) -> Result<OauthConsent, DetectorConfigError> {
         let patterns: Vec<String> = match &self.risky_scopes {
             Some(list) => list.iter().map(|s| normalize_scope(s)).collect(),
-            None => DEFAULT_RISKY_SCOPES.iter().map(|s| normalize_scope(s)).collect(),
+            None => DEFAULT_RISKY_SCOPES
+                .iter()
+                .map(|s| normalize_scope(s))
+                .collect(),
         };
         if let Some(bad) = patterns.iter().find(|p| p.is_empty() || p.as_str() == "*") {
             return Err(DetectorConfigError {
@@ -141,7 +149,11 @@ impl OauthConsentConfig {
             });
         }
         Ok(OauthConsent {
-            allowed: self.allowed_apps.iter().map(|a| a.trim().to_ascii_lowercase()).collect(),
+            allowed: self
+                .allowed_apps
+                .iter()
+                .map(|a| a.trim().to_ascii_lowercase())
+                .collect(),
             patterns,
             window: Duration::hours(self.risky_signin_window_hours as i64),
             app_ttl: Duration::days(self.app_memory_days.max(1) as i64),
@@ -319,10 +331,17 @@ impl Detector for OauthConsent {
             reasons.push(format!("after_risky_signin:{uid}"));
         }
         let app_label = grant.app_name.as_deref().unwrap_or(app.as_str());
-        let who = if key.is_empty() { "someone" } else { key.as_str() };
+        let who = if key.is_empty() {
+            "someone"
+        } else {
+            key.as_str()
+        };
         let mut f = Finding::new(
             ID,
-            format!("Risky OAuth consent: {who} granted {} to app {app_label:?}", risky.join(", ")),
+            format!(
+                "Risky OAuth consent: {who} granted {} to app {app_label:?}",
+                risky.join(", ")
+            ),
             severity,
             vec![Evidence::of(event)],
         );
@@ -396,8 +415,18 @@ impl Detector for OauthConsent {
 
 /// The event-time span of a finding's evidence (its time when it has none).
 pub(crate) fn span(finding: &Finding) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = finding.evidence.iter().map(|e| e.time).min().unwrap_or(finding.time);
-    let end = finding.evidence.iter().map(|e| e.time).max().unwrap_or(finding.time);
+    let start = finding
+        .evidence
+        .iter()
+        .map(|e| e.time)
+        .min()
+        .unwrap_or(finding.time);
+    let end = finding
+        .evidence
+        .iter()
+        .map(|e| e.time)
+        .max()
+        .unwrap_or(finding.time);
     (start, end)
 }
 
@@ -449,19 +478,34 @@ mod tests {
     fn scopes_normalize_and_match() {
         let d = detector(OauthConsentConfig::default());
         let s = |v: &[&str]| d.risky_scopes(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(s(&["https://graph.microsoft.com/Mail.Read"]), vec!["mail.read"]);
-        assert_eq!(s(&["openid profile User.Read offline_access"]), Vec::<String>::new());
+        assert_eq!(
+            s(&["https://graph.microsoft.com/Mail.Read"]),
+            vec!["mail.read"]
+        );
+        assert_eq!(
+            s(&["openid profile User.Read offline_access"]),
+            Vec::<String>::new()
+        );
         assert_eq!(
             s(&["Files.ReadWrite.All offline_access"]),
             vec!["files.readwrite.all", "offline_access"]
         );
-        assert_eq!(s(&["https://mail.google.com/"]), vec!["https://mail.google.com/"]);
+        assert_eq!(
+            s(&["https://mail.google.com/"]),
+            vec!["https://mail.google.com/"]
+        );
         assert_eq!(
             s(&["https://www.googleapis.com/auth/gmail.readonly"]),
             vec!["gmail.readonly"]
         );
-        assert_eq!(s(&["https://www.googleapis.com/auth/drive.file"]), vec!["drive.file"]);
-        assert_eq!(s(&["DIRECTORY.READWRITE.ALL"]), vec!["directory.readwrite.all"]);
+        assert_eq!(
+            s(&["https://www.googleapis.com/auth/drive.file"]),
+            vec!["drive.file"]
+        );
+        assert_eq!(
+            s(&["DIRECTORY.READWRITE.ALL"]),
+            vec!["directory.readwrite.all"]
+        );
         assert!(s(&["Directory.Read.All", "email"]).is_empty());
     }
 
@@ -476,7 +520,12 @@ mod tests {
             allowed_apps: vec!["27922004-5251-4030-B22D-91ECD9A37EA4".into()],
             ..OauthConsentConfig::default()
         });
-        let ok = consent("a", 0, "27922004-5251-4030-b22d-91ecd9a37ea4", &["Mail.ReadWrite"]);
+        let ok = consent(
+            "a",
+            0,
+            "27922004-5251-4030-b22d-91ecd9a37ea4",
+            &["Mail.ReadWrite"],
+        );
         assert!(d.on_event(&ok, &cx).unwrap().is_empty());
         let harmless = consent("b", 0, "other", &["User.Read", "offline_access"]);
         assert!(d.on_event(&harmless, &cx).unwrap().is_empty());

@@ -29,8 +29,8 @@ use serde_json::{Value, json};
 use self::mmdb_writer::{MmdbWriter, asn_record, city_record};
 use super::history::great_circle_km;
 use crate::model::{
-    Activity, Actor, Asn, AuthFacts, Endpoint, EventClass, GeoLocation, IdentityEvent,
-    OAuthGrant, PrincipalType, RecordKind, Status,
+    Activity, Actor, Asn, AuthFacts, Endpoint, EventClass, GeoLocation, IdentityEvent, OAuthGrant,
+    PrincipalType, RecordKind, Status,
 };
 
 /// Start of the generated month and of unit-test clocks: 2026-01-01T00:00:00Z.
@@ -42,7 +42,13 @@ pub fn at(min: i64) -> DateTime<Utc> {
 }
 
 /// A bare event of `kind` and `activity` for `key` at minute `min`.
-pub fn bare_event(uid: &str, key: &str, min: i64, kind: RecordKind, activity: Activity) -> IdentityEvent {
+pub fn bare_event(
+    uid: &str,
+    key: &str,
+    min: i64,
+    kind: RecordKind,
+    activity: Activity,
+) -> IdentityEvent {
     IdentityEvent {
         time: at(min),
         kind,
@@ -75,7 +81,15 @@ pub fn bare_event(uid: &str, key: &str, min: i64, kind: RecordKind, activity: Ac
 }
 
 /// A successful interactive Entra sign-in, already enriched with a city-level location.
-pub fn signin_event(uid: &str, key: &str, min: i64, cc: &str, lat: f64, lon: f64, asn: u32) -> IdentityEvent {
+pub fn signin_event(
+    uid: &str,
+    key: &str,
+    min: i64,
+    cc: &str,
+    lat: f64,
+    lon: f64,
+    asn: u32,
+) -> IdentityEvent {
     let mut e = bare_event(uid, key, min, RecordKind::EntraSignin, Activity::SignIn);
     e.action = "Sign-in activity".into();
     e.auth.interactive = Some(true);
@@ -182,11 +196,27 @@ pub const CITIES: &[City] = &[
 pub const ATTACKER_CITIES: &[(City, u32, &str)] = &[
     (c("Lagos", "NG", 6.5244, 3.3792), 16276, "OVH SAS"),
     (c("Moscow", "RU", 55.7558, 37.6173), 9009, "M247 Europe SRL"),
-    (c("Singapore", "SG", 1.3521, 103.8198), 14061, "DIGITALOCEAN-ASN"),
-    (c("Ho Chi Minh City", "VN", 10.8231, 106.6297), 20473, "AS-CHOOPA"),
-    (c("Johannesburg", "ZA", -26.2041, 28.0473), 24940, "Hetzner Online GmbH"),
+    (
+        c("Singapore", "SG", 1.3521, 103.8198),
+        14061,
+        "DIGITALOCEAN-ASN",
+    ),
+    (
+        c("Ho Chi Minh City", "VN", 10.8231, 106.6297),
+        20473,
+        "AS-CHOOPA",
+    ),
+    (
+        c("Johannesburg", "ZA", -26.2041, 28.0473),
+        24940,
+        "Hetzner Online GmbH",
+    ),
     (c("Dubai", "AE", 25.2048, 55.2708), 16509, "AMAZON-02"),
-    (c("Hong Kong", "HK", 22.3193, 114.1694), 63949, "Akamai Connected Cloud"),
+    (
+        c("Hong Kong", "HK", 22.3193, 114.1694),
+        63949,
+        "Akamai Connected Cloud",
+    ),
 ];
 
 /// Country centroids for country-level (coarse) mobile records.
@@ -215,14 +245,23 @@ pub const VPN_NET: &str = "193.0.0.0/16";
 /// Allowed app ids in the generated tenant.
 pub const ALLOWED_APPS: &[(&str, &str)] = &[
     ("27922004-5251-4030-b22d-91ecd9a37ea4", "Outlook Mobile"),
-    ("d3590ed6-52b3-4102-aeff-aad2292ab01c", "Contoso Mail Archiver"),
-    ("1050466722345-allowed.apps.googleusercontent.com", "Contoso Drive Backup"),
+    (
+        "d3590ed6-52b3-4102-aeff-aad2292ab01c",
+        "Contoso Mail Archiver",
+    ),
+    (
+        "1050466722345-allowed.apps.googleusercontent.com",
+        "Contoso Drive Backup",
+    ),
 ];
 /// Malicious app ids.
 pub const MALICIOUS_APPS: &[(&str, &str)] = &[
     ("9b1f2c3d-0000-4abc-8def-0123456789ab", "Secure Mail Viewer"),
     ("5e6f7a8b-1111-4bcd-9ef0-123456789abc", "PDF Document Sign"),
-    ("8877665544-evil.apps.googleusercontent.com", "Docs Reader Pro"),
+    (
+        "8877665544-evil.apps.googleusercontent.com",
+        "Docs Reader Pro",
+    ),
 ];
 
 fn city_v4(i: usize) -> IpNet {
@@ -230,8 +269,11 @@ fn city_v4(i: usize) -> IpNet {
 }
 fn city_v6(i: usize) -> IpNet {
     IpNet::V6(
-        ipnet::Ipv6Net::new(Ipv6Addr::new(0x2a02, 0x1000 + i as u16, 0, 0, 0, 0, 0, 0), 32)
-            .unwrap_or_default(),
+        ipnet::Ipv6Net::new(
+            Ipv6Addr::new(0x2a02, 0x1000 + i as u16, 0, 0, 0, 0, 0, 0),
+            32,
+        )
+        .unwrap_or_default(),
     )
 }
 fn mobile_v4(i: usize) -> IpNet {
@@ -241,7 +283,9 @@ fn hosting_v4(i: usize) -> IpNet {
     IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::new(45, 10 + i as u8, 0, 0), 16).unwrap_or_default())
 }
 fn vpn() -> IpNet {
-    VPN_NET.parse().unwrap_or_else(|_| IpNet::V4(ipnet::Ipv4Net::default()))
+    VPN_NET
+        .parse()
+        .unwrap_or_else(|_| IpNet::V4(ipnet::Ipv4Net::default()))
 }
 
 fn host_in(net: IpNet, rng: &mut Rng) -> IpAddr {
@@ -267,25 +311,51 @@ fn centroid(cc: &str) -> (f64, f64) {
 /// Writes the synthetic City and ASN databases for [`CITIES`], the coarse mobile blocks, the
 /// attackers' hosting blocks and the VPN.
 pub fn write_databases() -> Result<(Vec<u8>, Vec<u8>), mmdb_writer::MmdbWriteError> {
-    let mut city = MmdbWriter::new("GeoLite2-City", "picket synthetic city database", EPOCH as u64);
-    let mut asn = MmdbWriter::new("GeoLite2-ASN", "picket synthetic ASN database", EPOCH as u64);
+    let mut city = MmdbWriter::new(
+        "GeoLite2-City",
+        "picket synthetic city database",
+        EPOCH as u64,
+    );
+    let mut asn = MmdbWriter::new(
+        "GeoLite2-ASN",
+        "picket synthetic ASN database",
+        EPOCH as u64,
+    );
     for (i, c) in CITIES.iter().enumerate() {
         let radius = [5u16, 10, 20, 50, 100][i % 5];
-        city.insert(city_v4(i), city_record(Some(c.name), c.cc, c.lat, c.lon, radius));
-        city.insert(city_v6(i), city_record(Some(c.name), c.cc, c.lat, c.lon, radius));
+        city.insert(
+            city_v4(i),
+            city_record(Some(c.name), c.cc, c.lat, c.lon, radius),
+        );
+        city.insert(
+            city_v6(i),
+            city_record(Some(c.name), c.cc, c.lat, c.lon, radius),
+        );
         let org = format!("{} Telecom {}", c.cc, c.name);
         asn.insert(city_v4(i), asn_record(3000 + i as u32, &org));
         asn.insert(city_v6(i), asn_record(3000 + i as u32, &org));
     }
     for (i, (cc, lat, lon)) in CENTROIDS.iter().enumerate() {
-        city.insert(mobile_v4(i), city_record(None, cc, *lat, *lon, COARSE_RADIUS));
-        asn.insert(mobile_v4(i), asn_record(5000 + i as u32, &format!("{cc} Mobile")));
+        city.insert(
+            mobile_v4(i),
+            city_record(None, cc, *lat, *lon, COARSE_RADIUS),
+        );
+        asn.insert(
+            mobile_v4(i),
+            asn_record(5000 + i as u32, &format!("{cc} Mobile")),
+        );
     }
     for (i, (c, number, org)) in ATTACKER_CITIES.iter().enumerate() {
-        city.insert(hosting_v4(i), city_record(Some(c.name), c.cc, c.lat, c.lon, 20));
+        city.insert(
+            hosting_v4(i),
+            city_record(Some(c.name), c.cc, c.lat, c.lon, 20),
+        );
         asn.insert(hosting_v4(i), asn_record(*number, org));
     }
-    city.insert(vpn(), city_record(Some("Ashburn"), "US", 39.0438, -77.4874, 10));
+    city.insert(
+        vpn(),
+        city_record(Some("Ashburn"), "US", 39.0438, -77.4874, 10),
+    );
     asn.insert(vpn(), asn_record(64_600, "Contoso Corporate VPN"));
     Ok((city.to_bytes()?, asn.to_bytes()?))
 }
@@ -322,7 +392,11 @@ fn is_private(ip: IpAddr) -> bool {
 
 impl Enricher {
     /// From database bytes and trusted networks.
-    pub fn new(city: Vec<u8>, asn: Vec<u8>, trusted: Vec<IpNet>) -> Result<Enricher, maxminddb::MaxMindDbError> {
+    pub fn new(
+        city: Vec<u8>,
+        asn: Vec<u8>,
+        trusted: Vec<IpNet>,
+    ) -> Result<Enricher, maxminddb::MaxMindDbError> {
         Ok(Enricher {
             city: Reader::from_source(city)?,
             asn: Reader::from_source(asn)?,
@@ -456,7 +530,8 @@ fn address(city: usize, src: Src, rng: &mut Rng) -> IpAddr {
     }
 }
 
-const UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36";
+const UA: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0 Safari/537.36";
 const TENANT: &str = "8f2c1e5a-3b4d-4c6e-9f01-23456789abcd";
 const AWS_ACCOUNT: &str = "111122223333";
 const GOOGLE_CUSTOMER: &str = "C03az79cb";
@@ -490,7 +565,15 @@ impl Ctx {
     }
 
     /// A sign-in record of `cloud` (raw record and event).
-    fn signin(&mut self, u: &User, cloud: Cloud, min: i64, ip: IpAddr, ok: bool, mfa_failed: bool) -> String {
+    fn signin(
+        &mut self,
+        u: &User,
+        cloud: Cloud,
+        min: i64,
+        ip: IpAddr,
+        ok: bool,
+        mfa_failed: bool,
+    ) -> String {
         let uid = self.rng.uuid();
         let t = at(min);
         let kind = match cloud {
@@ -531,7 +614,13 @@ impl Ctx {
                 e.action = "Sign-in activity".into();
                 e.account = Some(TENANT.into());
                 e.actor.uid = Some(format!("00000000-0000-4000-8000-{:012}", u.idx));
-                let code = if ok { 0 } else if mfa_failed { 500121 } else { 50126 };
+                let code = if ok {
+                    0
+                } else if mfa_failed {
+                    500121
+                } else {
+                    50126
+                };
                 json!({
                     "id": uid, "createdDateTime": iso(t), "userDisplayName": format!("User {}", u.idx),
                     "userPrincipalName": u.email, "userId": format!("00000000-0000-4000-8000-{:012}", u.idx),
@@ -544,7 +633,11 @@ impl Ctx {
                 })
             }
             Cloud::Google => {
-                e.action = if ok { "login_success".into() } else { "login_failure".into() };
+                e.action = if ok {
+                    "login_success".into()
+                } else {
+                    "login_failure".into()
+                };
                 e.service = Some("login".into());
                 e.account = Some(GOOGLE_CUSTOMER.into());
                 e.actor.uid = Some(format!("1{:020}", u.idx));
@@ -565,10 +658,23 @@ impl Ctx {
 
     /// A consent record (Entra directoryAudit or Google token authorize).
     #[allow(clippy::too_many_arguments)]
-    fn consent(&mut self, u: &User, google: bool, min: i64, ip: IpAddr, app: (&str, &str), scopes: &[&str], admin: bool) -> String {
+    fn consent(
+        &mut self,
+        u: &User,
+        google: bool,
+        min: i64,
+        ip: IpAddr,
+        app: (&str, &str),
+        scopes: &[&str],
+        admin: bool,
+    ) -> String {
         let uid = self.rng.uuid();
         let t = at(min);
-        let kind = if google { RecordKind::GoogleReports } else { RecordKind::EntraAudit };
+        let kind = if google {
+            RecordKind::GoogleReports
+        } else {
+            RecordKind::EntraAudit
+        };
         let mut e = bare_event(&uid, &u.email, 0, kind, Activity::ConsentGrant);
         e.time = t;
         e.src.ip = Some(ip);
@@ -622,7 +728,13 @@ impl Ctx {
     fn create_access_key(&mut self, u: &User, min: i64, ip: IpAddr) {
         let uid = self.rng.uuid();
         let t = at(min);
-        let mut e = bare_event(&uid, &u.email, 0, RecordKind::Cloudtrail, Activity::CredentialCreate);
+        let mut e = bare_event(
+            &uid,
+            &u.email,
+            0,
+            RecordKind::Cloudtrail,
+            Activity::CredentialCreate,
+        );
         e.time = t;
         e.src.ip = Some(ip);
         e.action = "CreateAccessKey".into();
@@ -646,10 +758,14 @@ impl Ctx {
 
 /// One user's legitimate month: sign-in slots, feasible by construction.
 fn legit_slots(rng: &mut Rng, u: &User) -> Vec<Slot> {
-    let clouds: Vec<Cloud> = [Some(Cloud::Entra), u.aws.then_some(Cloud::Aws), u.google.then_some(Cloud::Google)]
-        .into_iter()
-        .flatten()
-        .collect();
+    let clouds: Vec<Cloud> = [
+        Some(Cloud::Entra),
+        u.aws.then_some(Cloud::Aws),
+        u.google.then_some(Cloud::Google),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     // Trips: 15% of users travel once or twice.
     let mut trips: Vec<(i64, i64, usize)> = Vec::new();
     if rng.chance(0.15) {
@@ -672,7 +788,11 @@ fn legit_slots(rng: &mut Rng, u: &User) -> Vec<Slot> {
             .find(|(a, b, _)| day >= *a && day < *b)
             .map_or(u.home, |t| t.2);
         let weekend = day % 7 >= 5;
-        let n = if weekend { rng.range(0, 2) } else { rng.range(1, 4) };
+        let n = if weekend {
+            rng.range(0, 2)
+        } else {
+            rng.range(1, 4)
+        };
         for _ in 0..n {
             let local_hour = rng.range(7, 20);
             let min = day * 1440 + (local_hour - tz) * 60 + rng.range(0, 60);
@@ -684,7 +804,12 @@ fn legit_slots(rng: &mut Rng, u: &User) -> Vec<Slot> {
                 _ => Src::Private,
             };
             let cloud = clouds[rng.range(0, clouds.len() as i64) as usize];
-            slots.push(Slot { min, city, src, cloud });
+            slots.push(Slot {
+                min,
+                city,
+                src,
+                cloud,
+            });
         }
     }
     slots.sort_by_key(|s| s.min);
@@ -727,7 +852,7 @@ impl Month {
                 email: format!("user{idx}@corp.example"),
                 home: idx % CITIES.len(),
                 aws: idx % 5 < 2,
-                google: idx % 2 == 0,
+                google: idx.is_multiple_of(2),
             })
             .collect();
         for u in &all {
@@ -750,35 +875,86 @@ impl Month {
                 let ip = address(u.home, Src::Isp4, &mut cx.rng);
                 let google = u.google && cx.rng.chance(0.5);
                 let (app, scopes): ((&str, &str), &[&str]) = if google {
-                    (MALICIOUS_APPS[2], &["https://www.googleapis.com/auth/gmail.readonly", "openid"])
+                    (
+                        MALICIOUS_APPS[2],
+                        &["https://www.googleapis.com/auth/gmail.readonly", "openid"],
+                    )
                 } else {
-                    (MALICIOUS_APPS[1], &["Files.ReadWrite.All", "offline_access", "User.Read"])
+                    (
+                        MALICIOUS_APPS[1],
+                        &["Files.ReadWrite.All", "offline_access", "User.Read"],
+                    )
                 };
                 let uid = cx.consent(u, google, min, ip, app, scopes, false);
                 cx.month.truth.risky_consents.insert(uid);
             }
             // Benign consents: allowed apps with broad scopes, other apps with harmless ones.
-            if u.idx % 3 == 0 {
+            if u.idx.is_multiple_of(3) {
                 let min = cx.rng.range(0, 30 * 1440);
                 let ip = address(u.home, Src::Isp4, &mut cx.rng);
                 if u.google && cx.rng.chance(0.3) {
-                    cx.consent(u, true, min, ip, ALLOWED_APPS[2], &["https://www.googleapis.com/auth/drive"], false);
+                    cx.consent(
+                        u,
+                        true,
+                        min,
+                        ip,
+                        ALLOWED_APPS[2],
+                        &["https://www.googleapis.com/auth/drive"],
+                        false,
+                    );
                 } else {
                     let app = ALLOWED_APPS[(u.idx / 3) % 2];
-                    cx.consent(u, false, min, ip, app, &["https://graph.microsoft.com/Mail.ReadWrite", "offline_access"], u.idx % 99 == 0);
+                    cx.consent(
+                        u,
+                        false,
+                        min,
+                        ip,
+                        app,
+                        &[
+                            "https://graph.microsoft.com/Mail.ReadWrite",
+                            "offline_access",
+                        ],
+                        u.idx.is_multiple_of(99),
+                    );
                 }
             }
             if u.idx % 5 == 1 {
                 let min = cx.rng.range(0, 30 * 1440);
                 let ip = address(u.home, Src::Isp6, &mut cx.rng);
                 if u.google {
-                    cx.consent(u, true, min, ip, ("4455-zoom.apps.googleusercontent.com", "Zoom"), &["openid", "https://www.googleapis.com/auth/userinfo.email", "https://www.googleapis.com/auth/calendar.readonly"], false);
+                    cx.consent(
+                        u,
+                        true,
+                        min,
+                        ip,
+                        ("4455-zoom.apps.googleusercontent.com", "Zoom"),
+                        &[
+                            "openid",
+                            "https://www.googleapis.com/auth/userinfo.email",
+                            "https://www.googleapis.com/auth/calendar.readonly",
+                        ],
+                        false,
+                    );
                 } else {
-                    cx.consent(u, false, min, ip, ("0f3a6a1e-2222-4f00-9000-abcdefabcdef", "Team Calendar"), &["openid", "profile", "User.Read", "Calendars.Read", "offline_access"], false);
+                    cx.consent(
+                        u,
+                        false,
+                        min,
+                        ip,
+                        ("0f3a6a1e-2222-4f00-9000-abcdefabcdef", "Team Calendar"),
+                        &[
+                            "openid",
+                            "profile",
+                            "User.Read",
+                            "Calendars.Read",
+                            "offline_access",
+                        ],
+                        false,
+                    );
                 }
             }
             // Developers create access keys now and then (no compromise).
-            if u.aws && u.idx % 17 == 0 {
+            if u.aws && u.idx.is_multiple_of(17) {
                 let min = cx.rng.range(0, 30 * 1440);
                 let ip = address(u.home, Src::Vpn, &mut cx.rng);
                 cx.create_access_key(u, min, ip);
@@ -790,12 +966,18 @@ impl Month {
             for u in all.iter().step_by(3) {
                 let min = start + cx.rng.range(0, 90);
                 let ip = host_in(hosting_v4(campaign), &mut cx.rng);
-                let cloud = if u.aws && cx.rng.chance(0.2) { Cloud::Aws } else { Cloud::Entra };
+                let cloud = if u.aws && cx.rng.chance(0.2) {
+                    Cloud::Aws
+                } else {
+                    Cloud::Entra
+                };
                 cx.signin(u, cloud, min, ip, false, false);
             }
         }
         let mut month = cx.month;
-        month.records.sort_by(|a, b| (a.delivered, &a.event.uid).cmp(&(b.delivered, &b.event.uid)));
+        month
+            .records
+            .sort_by(|a, b| (a.delivered, &a.event.uid).cmp(&(b.delivered, &b.event.uid)));
         month
     }
 }
@@ -836,10 +1018,14 @@ fn attack(cx: &mut Ctx, u: &User, located: &[(i64, String, f64, f64, f64, &'stat
             }
             None => false,
         };
-        let clouds: Vec<Cloud> = [Some(Cloud::Entra), u.aws.then_some(Cloud::Aws), u.google.then_some(Cloud::Google)]
-            .into_iter()
-            .flatten()
-            .collect();
+        let clouds: Vec<Cloud> = [
+            Some(Cloud::Entra),
+            u.aws.then_some(Cloud::Aws),
+            u.google.then_some(Cloud::Google),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let cloud = clouds[cx.rng.range(0, clouds.len() as i64) as usize];
         let ip = host_in(hosting_v4(h), &mut cx.rng);
         if cx.rng.chance(0.3) {
@@ -855,11 +1041,27 @@ fn attack(cx: &mut Ctx, u: &User, located: &[(i64, String, f64, f64, f64, &'stat
         // Post-compromise steps for 4 of 5 attacked users, within the 6 h window.
         if (u.idx / 25) % 5 != 2 {
             let step = min + cx.rng.range(10, 300);
-            if u.google && u.idx % 2 == 0 && cx.rng.chance(0.5) {
-                let uid = cx.consent(u, true, step, ip, MALICIOUS_APPS[2], &["https://mail.google.com/"], false);
+            if u.google && u.idx.is_multiple_of(2) && cx.rng.chance(0.5) {
+                let uid = cx.consent(
+                    u,
+                    true,
+                    step,
+                    ip,
+                    MALICIOUS_APPS[2],
+                    &["https://mail.google.com/"],
+                    false,
+                );
                 cx.month.truth.risky_consents.insert(uid);
             } else {
-                let uid = cx.consent(u, false, step, ip, MALICIOUS_APPS[0], &["Mail.Read", "Mail.Send", "offline_access"], false);
+                let uid = cx.consent(
+                    u,
+                    false,
+                    step,
+                    ip,
+                    MALICIOUS_APPS[0],
+                    &["Mail.Read", "Mail.Send", "offline_access"],
+                    false,
+                );
                 cx.month.truth.risky_consents.insert(uid);
             }
             if u.aws {
@@ -885,7 +1087,11 @@ mod tests {
 
     /// Runs events through detectors the way the pipeline does: every detector sees every
     /// event, then every finding (transitively) goes to every detector's `on_finding`.
-    pub(crate) fn run_all(detectors: &mut [Box<dyn Detector>], events: &[IdentityEvent], cx: &DetectContext<'_>) -> Vec<Finding> {
+    pub(crate) fn run_all(
+        detectors: &mut [Box<dyn Detector>],
+        events: &[IdentityEvent],
+        cx: &DetectContext<'_>,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         for e in events {
             let mut queue = Vec::new();
@@ -942,8 +1148,15 @@ mod tests {
         assert!(count(&|e| e.status == Status::Failure) > 500);
         assert!(count(&|e| e.kind == RecordKind::Cloudtrail) > 1000);
         assert!(count(&|e| e.kind == RecordKind::GoogleReports) > 1000);
-        let out_of_order = month.records.windows(2).filter(|w| w[1].event.time < w[0].event.time).count();
-        assert!(out_of_order > 100, "delivery must not be in event-time order");
+        let out_of_order = month
+            .records
+            .windows(2)
+            .filter(|w| w[1].event.time < w[0].event.time)
+            .count();
+        assert!(
+            out_of_order > 100,
+            "delivery must not be in event-time order"
+        );
 
         let store = MemoryStore::new();
         let cx = DetectContext {
@@ -955,17 +1168,28 @@ mod tests {
         let truth = &month.truth;
 
         // Impossible travel: a finding is right when one side is an attacker sign-in.
-        let travel: Vec<&Finding> = findings.iter().filter(|f| f.detector == "impossible-travel").collect();
+        let travel: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| f.detector == "impossible-travel")
+            .collect();
         let tp = travel
             .iter()
-            .filter(|f| f.evidence.iter().any(|e| truth.attacker_signins.contains(&e.uid)))
+            .filter(|f| {
+                f.evidence
+                    .iter()
+                    .any(|e| truth.attacker_signins.contains(&e.uid))
+            })
             .count();
         let fp = travel.len() - tp;
         let found: BTreeSet<(String, String)> = travel
             .iter()
             .map(|f| (f.evidence[0].uid.clone(), f.evidence[1].uid.clone()))
             .collect();
-        let missed = truth.travel_pairs.iter().filter(|p| !found.contains(*p)).count();
+        let missed = truth
+            .travel_pairs
+            .iter()
+            .filter(|p| !found.contains(*p))
+            .count();
         let recall_hits = truth.travel_pairs.len() - missed;
         eprintln!(
             "impossible-travel: {} findings, TP {tp}, FP {fp}, expected pairs {}, found {recall_hits}, FN {missed}",
@@ -995,7 +1219,10 @@ mod tests {
             .filter(|f| f.detector == "account-takeover")
             .filter_map(|f| f.identity.clone())
             .collect();
-        let ato = findings.iter().filter(|f| f.detector == "account-takeover").count();
+        let ato = findings
+            .iter()
+            .filter(|f| f.detector == "account-takeover")
+            .count();
         eprintln!(
             "account-takeover: {ato} findings for {} identities, expected {}",
             takeovers.len(),
@@ -1010,13 +1237,20 @@ mod tests {
             month.users
         );
 
-        assert!(truth.travel_pairs.len() >= 40, "{}", truth.travel_pairs.len());
+        assert!(
+            truth.travel_pairs.len() >= 40,
+            "{}",
+            truth.travel_pairs.len()
+        );
         assert_eq!(fp, 0, "impossible-travel precision must be 1.0");
         assert_eq!(missed, 0, "impossible-travel recall must be 1.0");
         assert!(truth.risky_consents.len() >= 40);
         assert_eq!(cfp, 0, "oauth-consent precision must be 1.0");
         assert_eq!(cfn, 0, "oauth-consent recall must be 1.0");
-        assert_eq!(takeovers, truth.takeovers, "one incident per compromised identity");
+        assert_eq!(
+            takeovers, truth.takeovers,
+            "one incident per compromised identity"
+        );
         assert_eq!(ato, truth.takeovers.len());
     }
 
@@ -1025,11 +1259,24 @@ mod tests {
         let a = Month::generate(30, 7);
         let b = Month::generate(30, 7);
         assert_eq!(a.records.len(), b.records.len());
-        assert!(a.records.iter().zip(&b.records).all(|(x, y)| x.event == y.event && x.event.raw == y.event.raw));
-        let ct = a.records.iter().find(|g| g.event.kind == RecordKind::Cloudtrail).unwrap();
+        assert!(
+            a.records
+                .iter()
+                .zip(&b.records)
+                .all(|(x, y)| x.event == y.event && x.event.raw == y.event.raw)
+        );
+        let ct = a
+            .records
+            .iter()
+            .find(|g| g.event.kind == RecordKind::Cloudtrail)
+            .unwrap();
         assert_eq!(ct.event.raw["eventName"], "ConsoleLogin");
         assert_eq!(ct.event.raw["eventID"], ct.event.uid.as_str());
-        let g = a.records.iter().find(|g| g.event.kind == RecordKind::EntraSignin).unwrap();
+        let g = a
+            .records
+            .iter()
+            .find(|g| g.event.kind == RecordKind::EntraSignin)
+            .unwrap();
         assert_eq!(g.event.raw["id"], g.event.uid.as_str());
         assert!(g.event.raw["status"]["errorCode"].is_number());
     }

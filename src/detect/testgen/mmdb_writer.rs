@@ -299,12 +299,24 @@ mod tests {
     #[test]
     fn round_trips_through_maxminddb() {
         let mut w = MmdbWriter::new("GeoLite2-City", "synthetic", 1_767_225_600);
-        w.insert(net("81.2.0.0/16"), city_record(Some("London"), "GB", 51.5, -0.12, 20));
+        w.insert(
+            net("81.2.0.0/16"),
+            city_record(Some("London"), "GB", 51.5, -0.12, 20),
+        );
         // A narrower network inserted first still wins inside its range.
-        w.insert(net("81.2.69.0/24"), city_record(None, "FR", 46.2, 2.2, 1000));
-        w.insert(net("2a02:1000::/32"), city_record(Some("Paris"), "FR", 48.85, 2.35, 5));
+        w.insert(
+            net("81.2.69.0/24"),
+            city_record(None, "FR", 46.2, 2.2, 1000),
+        );
+        w.insert(
+            net("2a02:1000::/32"),
+            city_record(Some("Paris"), "FR", 48.85, 2.35, 5),
+        );
         let long = "x".repeat(300);
-        w.insert(net("9.9.9.0/24"), city_record(Some(&long), "US", 1.0, 2.0, 65_000));
+        w.insert(
+            net("9.9.9.0/24"),
+            city_record(Some(&long), "US", 1.0, 2.0, 65_000),
+        );
         let bytes = w.to_bytes().unwrap();
         let r = Reader::from_source(bytes).unwrap();
         r.verify().unwrap();
@@ -313,25 +325,36 @@ mod tests {
         let look = |ip: &str| {
             let ip: IpAddr = ip.parse().unwrap();
             let res = r.lookup(ip).unwrap();
-            res.decode::<geoip2::City>()
-                .unwrap()
-                .map(|c| {
-                    (
-                        c.city.names.english.map(str::to_string),
-                        c.country.iso_code.map(str::to_string),
-                        c.location.latitude,
-                        c.location.accuracy_radius,
-                    )
-                })
+            res.decode::<geoip2::City>().unwrap().map(|c| {
+                (
+                    c.city.names.english.map(str::to_string),
+                    c.country.iso_code.map(str::to_string),
+                    c.location.latitude,
+                    c.location.accuracy_radius,
+                )
+            })
         };
         assert_eq!(
             look("81.2.1.1"),
-            Some((Some("London".into()), Some("GB".into()), Some(51.5), Some(20)))
+            Some((
+                Some("London".into()),
+                Some("GB".into()),
+                Some(51.5),
+                Some(20)
+            ))
         );
-        assert_eq!(look("81.2.69.160"), Some((None, Some("FR".into()), Some(46.2), Some(1000))));
+        assert_eq!(
+            look("81.2.69.160"),
+            Some((None, Some("FR".into()), Some(46.2), Some(1000)))
+        );
         assert_eq!(
             look("2a02:1000::1"),
-            Some((Some("Paris".into()), Some("FR".into()), Some(48.85), Some(5)))
+            Some((
+                Some("Paris".into()),
+                Some("FR".into()),
+                Some(48.85),
+                Some(5)
+            ))
         );
         assert_eq!(look("9.9.9.9").unwrap().0.unwrap().len(), 300);
         assert_eq!(look("82.0.0.1"), None);
