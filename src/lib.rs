@@ -9,8 +9,19 @@
 //!
 //! One function runs one batch through the whole chain ([`pipeline::Pipeline::process`]); the
 //! CLI, replay, tests and the Lambda handlers all call it.
+//!
+//! Modules are the pipeline's stages: [`source`], [`normalize`], [`enrich`], [`detect`],
+//! [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`] building them.
 
+pub mod alert;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod demo;
 pub mod detect;
+pub mod enrich;
 pub mod model;
 pub mod normalize;
+pub mod pipeline;
+pub mod source;
 pub mod state;

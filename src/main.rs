@@ -1,1 +1,357 @@
-fn main() {}
+//! `picket`: the command line. Parsing and printing only; the work is in the library.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use picket::alert::{self, Format, Notifier, Router};
+use picket::clock::Clock;
+use picket::config::{Config, ConfigError};
+use picket::model::{RecordKind, Severity};
+use picket::pipeline::BatchReport;
+use picket::source::decode::Limits;
+use picket::source::{RawRecord, replay};
+use picket::{app, demo};
+
+/// Cloud identity and control-plane threat detection and response.
+#[derive(Parser)]
+#[command(name = "picket", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay log files through detection, in event-time order across all inputs. Never acts.
+    Replay(ReplayArgs),
+    /// Check a configuration file; every problem is reported with file, line and key path.
+    Validate {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Replay the bundled multi-cloud account-takeover story with embedded defaults.
+    Demo {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+        format: OutFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum OutFormat {
+    /// Human-readable, terminal-safe.
+    Table,
+    /// OCSF Detection Findings, one JSON object per line.
+    Ocsf,
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Configuration file (default: the embedded defaults).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SQLite state file to use and keep (default: fresh in-memory state).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    format: OutFormat,
+    /// Write findings here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Print throughput, events by kind, rejected records and peak memory to stderr.
+    #[arg(long)]
+    stats: bool,
+    /// Treat every record as this kind instead of recognising each by its shape.
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<RecordKind>,
+    /// Extra Sigma rule folders.
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// Records per pipeline batch.
+    #[arg(long, default_value_t = 4096)]
+    batch: usize,
+    /// Files, folders (recursive) of .json, .jsonl, .ndjson, .gz.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+fn parse_kind(s: &str) -> Result<RecordKind, String> {
+    RecordKind::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = RecordKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown kind `{s}`; one of: {}", all.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Replay(args) => replay_cmd(args).await,
+            Command::Validate { config } => validate_cmd(&config),
+            Command::Demo { format } => demo_cmd(format).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PICKET_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn print_config_errors(errors: &[ConfigError]) {
+    for e in errors {
+        eprintln!("{}", alert::escape::terminal(&e.to_string()));
+    }
+    eprintln!("{} problem(s)", errors.len());
+}
+
+fn validate_cmd(path: &Path) -> Result<ExitCode> {
+    match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} sources, {} notifiers, {} playbooks, respond mode {:?})",
+                path.display(),
+                c.raw.sources.len(),
+                c.raw.notify.len(),
+                c.raw.respond.playbook.len(),
+                c.raw.respond.mode
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            print_config_errors(&errors);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Option<Config>> {
+    let loaded = match path {
+        Some(p) => Config::load(p),
+        None => {
+            let cwd = std::env::current_dir().context("current folder")?;
+            Config::embedded(&cwd)
+        }
+    };
+    match loaded {
+        Ok(c) => Ok(Some(c)),
+        Err(errors) => {
+            print_config_errors(&errors);
+            Ok(None)
+        }
+    }
+}
+
+fn output(format: OutFormat, path: Option<&Path>) -> Result<Box<dyn Notifier>> {
+    Ok(match (format, path) {
+        (OutFormat::Table, None) => Box::new(alert::stdout::Stdout::new(Format::Table)),
+        (OutFormat::Ocsf, None) => Box::new(alert::stdout::Stdout::new(Format::Ocsf)),
+        (_, Some(p)) => Box::new(
+            alert::jsonl::Jsonl::open(p).with_context(|| format!("output {}", p.display()))?,
+        ),
+    })
+}
+
+/// Totals over a replay, for `--stats`.
+#[derive(Default)]
+struct Totals {
+    records: usize,
+    events: usize,
+    rejected: usize,
+    findings: usize,
+    duplicates: usize,
+    by_kind: std::collections::BTreeMap<RecordKind, usize>,
+    by_severity: std::collections::BTreeMap<Severity, usize>,
+}
+
+impl Totals {
+    fn add(&mut self, r: &BatchReport) {
+        self.records += r.records;
+        self.events += r.events;
+        self.rejected += r.rejected.len();
+        self.findings += r.findings.len();
+        self.duplicates += r.duplicate_findings;
+        for (k, n) in &r.by_kind {
+            *self.by_kind.entry(*k).or_default() += n;
+        }
+        for f in &r.findings {
+            *self.by_severity.entry(f.severity).or_default() += 1;
+        }
+    }
+}
+
+const MAX_REPORTED_REJECTS: usize = 20;
+
+async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
+    let Some(config) = load_config(args.config.as_deref())? else {
+        return Ok(ExitCode::from(1));
+    };
+    let started = Instant::now();
+    let state = app::replay_state(args.state.as_deref())?;
+    let router = Router::new(vec![(
+        Severity::Informational,
+        output(args.format, args.output.as_deref())?,
+    )]);
+    let mut pipeline = app::pipeline(
+        &config,
+        &args.rules,
+        state,
+        router,
+        Arc::new(Clock::event_time()),
+    )?;
+
+    let limits = Limits::default();
+    let (spans, index_errors) = replay::index(&args.paths, args.kind, limits);
+    let total: u64 = spans.iter().map(|s| s.records).sum();
+    let mut decode_errors = 0usize;
+    for e in &index_errors {
+        decode_errors += 1;
+        eprintln!("error: {}", alert::escape::terminal(&e.to_string()));
+    }
+    if spans.is_empty() && !index_errors.is_empty() {
+        bail!("no readable input");
+    }
+    let mut merge = replay::Merge::new(spans, args.kind, limits, 10_000);
+    let progress = std::io::stderr().is_terminal() && total > 50_000;
+    let mut totals = Totals::default();
+    let mut reported = 0usize;
+    let mut batch: Vec<RawRecord> = Vec::with_capacity(args.batch);
+    let mut done = false;
+    while !done {
+        batch.clear();
+        while batch.len() < args.batch.max(1) {
+            match merge.next() {
+                Some(Ok(r)) => batch.push(r),
+                Some(Err(e)) => {
+                    decode_errors += 1;
+                    if reported < MAX_REPORTED_REJECTS {
+                        eprintln!("rejected: {}", alert::escape::terminal(&e.to_string()));
+                        reported += 1;
+                    }
+                }
+                None => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let report = pipeline.process(std::mem::take(&mut batch)).await?;
+        for r in &report.rejected {
+            if reported < MAX_REPORTED_REJECTS {
+                eprintln!(
+                    "rejected: {}: {}",
+                    alert::escape::terminal(&r.origin.to_string()),
+                    r.error
+                );
+                reported += 1;
+            }
+        }
+        totals.add(&report);
+        if progress {
+            eprint!("\r{}", progress_bar(totals.records as u64, total, started.elapsed().as_secs_f64()));
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let rejected = totals.rejected + decode_errors;
+    if reported < rejected {
+        eprintln!(
+            "... {} more rejected record(s) not shown",
+            rejected - reported
+        );
+    }
+    if args.stats {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("records:    {}", totals.records);
+        eprintln!("events:     {}", totals.events);
+        for (k, n) in &totals.by_kind {
+            eprintln!("  {k:<22} {n}");
+        }
+        eprintln!(
+            "rejected:   {rejected} ({decode_errors} undecodable, {} unnormalizable)",
+            totals.rejected
+        );
+        eprintln!(
+            "findings:   {} new, {} duplicate",
+            totals.findings, totals.duplicates
+        );
+        for (s, n) in &totals.by_severity {
+            eprintln!("  {s:<22} {n}");
+        }
+        eprintln!("elapsed:    {secs:.3} s");
+        eprintln!("events/s:   {:.0}", totals.events as f64 / secs.max(1e-9));
+        eprintln!("open files: {} at most", merge.peak_open_files());
+        if let Some(kb) = peak_rss_kb() {
+            eprintln!("peak rss:   {:.1} MiB", kb as f64 / 1024.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of progress: bar, percentage, counts and rate. Hand-written: one line does not
+/// justify a terminal-UI dependency.
+fn progress_bar(done: u64, total: u64, secs: f64) -> String {
+    const WIDTH: usize = 30;
+    let frac = if total == 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
+    let filled = (frac * WIDTH as f64) as usize;
+    format!(
+        "[{}{}] {:>3.0}% {done}/{total} records, {:.0} records/s ",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        frac * 100.0,
+        done as f64 / secs.max(1e-9)
+    )
+}
+
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
+    let out = demo::run(match format {
+        OutFormat::Table => Format::Table,
+        OutFormat::Ocsf => Format::Ocsf,
+    })
+    .await?;
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,7 +3,7 @@
 
 mod event;
 mod finding;
-// ocsf.rs: OCSF Detection Finding rendering.
+pub mod ocsf;
 
 pub use event::{
     Activity, Actor, Asn, AuthFacts, Endpoint, EventClass, GeoLocation, IdentityEvent, OAuthGrant,

@@ -49,10 +49,10 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     if obj.contains_key("eventVersion") && obj.contains_key("eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
-    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str) {
-        if dt.ends_with("via CloudTrail") {
-            return Some(RecordKind::Cloudtrail);
-        }
+    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
+        && dt.ends_with("via CloudTrail")
+    {
+        return Some(RecordKind::Cloudtrail);
     }
     if obj.get("kind").and_then(Value::as_str) == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);

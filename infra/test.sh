@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The full test suite: formatting, lints, both feature sets, supply-chain checks and the
+# Terraform checks. Installs and starts what the tests need (pinned), stops it afterwards.
+# Usage: infra/test.sh            (from anywhere; CI runs it through .ci/run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A fixed target folder outside the clone makes a second run on the same machine fast.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/picket/target}
+mkdir -p "$CARGO_TARGET_DIR"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "core build and tests (--no-default-features)"
+cargo clippy --locked --no-default-features --all-targets -- -D warnings
+cargo test --locked --no-default-features
+
+step "all features"
+cargo clippy --locked --all-features --all-targets -- -D warnings
+cargo test --locked --all-features
+
+step "supply chain"
+bash infra/ci/supply-chain.sh
+
+if [ -f infra/ci/terraform-check.sh ]; then
+  step "terraform"
+  bash infra/ci/terraform-check.sh
+fi
+
+step "done"

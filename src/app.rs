@@ -1,0 +1,67 @@
+//! Assembly: components built from a [`Config`]. The CLI and the Lambda start-up call these;
+//! nothing else decides how a pipeline is put together.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::alert::Router;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::detect::Detector;
+use crate::enrich::Enricher;
+use crate::pipeline::Pipeline;
+use crate::state::{MemoryStore, StateStore};
+
+/// Why a pipeline could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A component could not be built from its config.
+    #[error("{component}: {message}")]
+    Build {
+        /// Which component.
+        component: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The state a replay uses: fresh memory, or the SQLite file given with `--state`.
+pub fn replay_state(path: Option<&Path>) -> Result<Arc<dyn StateStore>, AppError> {
+    match path {
+        None => Ok(Arc::new(MemoryStore::new())),
+        Some(p) => Err(AppError::Build {
+            component: "state",
+            message: format!("{}: the sqlite backend is not built yet", p.display()),
+        }),
+    }
+}
+
+/// Builds the enricher of a config.
+pub fn enricher(_config: &Config) -> Result<Enricher, AppError> {
+    Ok(Enricher)
+}
+
+/// Builds every detector a config enables, with `extra_rules` folders added to its rules.
+pub fn detectors(
+    _config: &Config,
+    _extra_rules: &[PathBuf],
+) -> Result<Vec<Box<dyn Detector>>, AppError> {
+    Ok(Vec::new())
+}
+
+/// Assembles the whole pipeline.
+pub fn pipeline(
+    config: &Config,
+    extra_rules: &[PathBuf],
+    state: Arc<dyn StateStore>,
+    router: Router,
+    clock: Arc<Clock>,
+) -> Result<Pipeline, AppError> {
+    Ok(Pipeline::new(
+        Arc::new(enricher(config)?),
+        detectors(config, extra_rules)?,
+        state,
+        router,
+        clock,
+    ))
+}

@@ -1,0 +1,312 @@
+//! The sections of `picket.toml` that belong to no single component, and the checks run on
+//! the whole file after parsing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::RawConfig;
+use crate::model::Severity;
+use crate::source::SourceConfig;
+
+/// Collects resolution errors as (key path, message).
+pub struct Checker<'a> {
+    /// Folder relative paths resolve against.
+    pub base_dir: &'a Path,
+    /// Problems found.
+    pub errors: Vec<(String, String)>,
+}
+
+impl Checker<'_> {
+    /// Makes a path absolute against the config folder.
+    pub fn path(&self, p: &mut PathBuf) {
+        if p.is_relative() && !p.as_os_str().is_empty() {
+            *p = self.base_dir.join(&*p);
+        }
+    }
+
+    /// Records a problem.
+    pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push((key.into(), message.into()));
+    }
+}
+
+/// `[state]`: where cursors, history, dedup marks, counters and the ledger live.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateSection {
+    /// Embedded SQLite file (the default).
+    Sqlite {
+        /// The database file.
+        #[serde(default = "default_state_path")]
+        path: PathBuf,
+    },
+    /// In memory: nothing survives the process (replay's default).
+    Memory,
+    /// DynamoDB table (feature `aws`; the Lambda deployment).
+    Dynamodb {
+        /// Table name.
+        table: String,
+    },
+}
+
+fn default_state_path() -> PathBuf {
+    PathBuf::from("picket.db")
+}
+
+impl Default for StateSection {
+    fn default() -> Self {
+        StateSection::Sqlite {
+            path: default_state_path(),
+        }
+    }
+}
+
+/// `[geoip]`: MaxMind-format City and ASN databases.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoipSection {
+    /// City database (GeoLite2/GeoIP2 City or compatible).
+    pub city: Option<PathBuf>,
+    /// ASN database (GeoLite2 ASN or compatible).
+    pub asn: Option<PathBuf>,
+}
+
+/// `[networks]`: address ranges with a meaning for detection.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworksSection {
+    /// Corporate egress / VPN ranges (CIDR): never a travel endpoint.
+    #[serde(default)]
+    pub trusted: Vec<String>,
+}
+
+/// `[identities]`: one human across clouds, and who is never remediated.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitiesSection {
+    /// Globs over ARNs, UPNs and emails that response actions never touch.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Other principals (IAM ARNs, Google profile ids) -> identity key (email/UPN).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, String>,
+}
+
+/// `[detect.rules]`: Sigma rule folders.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSection {
+    /// Extra rule folders, loaded after the shipped pack.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+    /// Load the rule pack shipped with picket (default true).
+    #[serde(default = "yes")]
+    pub builtin: bool,
+}
+
+impl Default for RulesSection {
+    fn default() -> Self {
+        RulesSection {
+            paths: Vec::new(),
+            builtin: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[detect]`: rules and the tuning of built-in detectors.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectSection {
+    /// Sigma rules.
+    #[serde(default)]
+    pub rules: RulesSection,
+    /// `impossible-travel` tuning.
+    #[serde(default)]
+    pub impossible_travel: Option<toml::Table>,
+    /// `oauth-consent` tuning.
+    #[serde(default)]
+    pub oauth_consent: Option<toml::Table>,
+    /// `account-takeover` tuning.
+    #[serde(default)]
+    pub account_takeover: Option<toml::Table>,
+    /// `new-country` tuning.
+    #[serde(default)]
+    pub new_country: Option<toml::Table>,
+    /// `first-seen-asn` tuning.
+    #[serde(default)]
+    pub first_seen_asn: Option<toml::Table>,
+}
+
+/// `[aws]`: client settings shared by every AWS component.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    /// Region (default: the SDK's provider chain).
+    pub region: Option<String>,
+    /// Endpoint override: emulators, VPC endpoints.
+    pub endpoint_url: Option<String>,
+    /// Named profile for local use.
+    pub profile: Option<String>,
+}
+
+/// `[azure]`: Microsoft Entra / Graph client settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureSection {
+    /// Directory (tenant) id.
+    pub tenant_id: Option<String>,
+    /// Application (client) id.
+    pub client_id: Option<String>,
+    /// `client_secret`, `client_certificate`, `workload_identity`, `managed_identity`.
+    pub credential: Option<String>,
+    /// Token authority (default `https://login.microsoftonline.com`).
+    pub authority_host: Option<String>,
+    /// Graph base URL (default `https://graph.microsoft.com`).
+    pub graph_base_url: Option<String>,
+}
+
+/// `[google]`: Google client settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleSection {
+    /// Service-account key file or external-account (workload identity) config.
+    pub credentials: Option<PathBuf>,
+    /// Workspace admin to impersonate for the Reports and Directory APIs.
+    pub subject: Option<String>,
+    /// Admin SDK base URL.
+    pub admin_base_url: Option<String>,
+    /// Cloud Logging base URL.
+    pub logging_base_url: Option<String>,
+    /// OAuth token endpoint.
+    pub token_url: Option<String>,
+}
+
+/// Whether response actions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RespondMode {
+    /// Plan and record, change nothing (the default).
+    #[default]
+    DryRun,
+    /// Act, within the guardrails.
+    Enforce,
+}
+
+/// One `[[respond.playbook]]`: which findings trigger which actions.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlaybookSection {
+    /// Detector or rule ids.
+    pub on: Vec<String>,
+    /// Lowest severity that triggers it.
+    #[serde(default = "high")]
+    pub min_severity: Severity,
+    /// Action names, run in order.
+    pub actions: Vec<String>,
+}
+
+fn high() -> Severity {
+    Severity::High
+}
+
+/// `[respond]`: mode, guardrails and playbooks.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondSection {
+    /// `dry-run` (default) or `enforce`.
+    #[serde(default)]
+    pub mode: RespondMode,
+    /// Blast radius: actions per hour, all identities together.
+    #[serde(default = "five")]
+    pub max_actions_per_hour: u64,
+    /// Blast radius: actions per identity per hour.
+    #[serde(default = "three")]
+    pub max_actions_per_identity: u64,
+    /// Playbooks.
+    #[serde(default)]
+    pub playbook: Vec<PlaybookSection>,
+}
+
+fn five() -> u64 {
+    5
+}
+fn three() -> u64 {
+    3
+}
+
+impl Default for RespondSection {
+    fn default() -> Self {
+        RespondSection {
+            mode: RespondMode::DryRun,
+            max_actions_per_hour: five(),
+            max_actions_per_identity: three(),
+            playbook: Vec::new(),
+        }
+    }
+}
+
+impl RawConfig {
+    /// Resolves relative paths and checks what serde cannot.
+    pub fn resolve(&mut self, c: &mut Checker<'_>) {
+        if let StateSection::Sqlite { path } = &mut self.state {
+            c.path(path);
+        }
+        for (key, p) in [
+            ("geoip.city", &mut self.geoip.city),
+            ("geoip.asn", &mut self.geoip.asn),
+        ] {
+            if let Some(p) = p {
+                c.path(p);
+                if !p.is_file() {
+                    c.error(key, format!("{}: no such file", p.display()));
+                }
+            }
+        }
+        for (i, cidr) in self.networks.trusted.iter().enumerate() {
+            if cidr.parse::<ipnet::IpNet>().is_err() && cidr.parse::<std::net::IpAddr>().is_err() {
+                c.error(
+                    format!("networks.trusted[{i}]"),
+                    format!("`{cidr}` is not a CIDR range or address"),
+                );
+            }
+        }
+        for (from, to) in &self.identities.aliases {
+            if to.trim().is_empty() {
+                c.error(format!("identities.aliases.{from}"), "empty identity key");
+            }
+        }
+        for (i, p) in self.detect.rules.paths.iter_mut().enumerate() {
+            c.path(p);
+            if !p.exists() {
+                c.error(
+                    format!("detect.rules.paths[{i}]"),
+                    format!("{}: no such folder", p.display()),
+                );
+            }
+        }
+        for (i, s) in self.sources.iter_mut().enumerate() {
+            s.resolve(&format!("sources[{i}]"), c);
+        }
+        for n in &mut self.notify {
+            match n {
+                crate::alert::NotifyConfig::Jsonl { path, .. } => c.path(path),
+                crate::alert::NotifyConfig::Stdout { .. } => {}
+            }
+        }
+        for (i, p) in self.respond.playbook.iter().enumerate() {
+            if p.on.is_empty() {
+                c.error(
+                    format!("respond.playbook[{i}].on"),
+                    "names no detector or rule",
+                );
+            }
+        }
+        let _ = SourceConfig::ALL;
+    }
+}
