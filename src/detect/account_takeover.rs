@@ -54,14 +54,17 @@ const NEVER_RISKY: &[&str] = &[ID, "oauth-consent", "new-country", "first-seen-a
 pub struct RiskySignins {
     ids: Vec<String>,
     tags: Vec<String>,
+    min_severity: Severity,
 }
 
 impl RiskySignins {
-    /// From detector / rule ids and tags (both compared case-insensitively).
-    pub fn new(ids: &[String], tags: &[String]) -> Self {
+    /// From detector / rule ids and tags (both compared case-insensitively), and the least
+    /// severity at which the ATT&CK heuristic counts a finding.
+    pub fn new(ids: &[String], tags: &[String], min_severity: Severity) -> Self {
         RiskySignins {
             ids: ids.iter().map(|s| s.to_ascii_lowercase()).collect(),
             tags: tags.iter().map(|s| s.to_ascii_lowercase()).collect(),
+            min_severity,
         }
     }
 
@@ -86,11 +89,13 @@ impl RiskySignins {
         if tagged {
             return true;
         }
-        // Heuristic: a Valid Accounts finding built only on sign-ins (Entra ID Protection
-        // risk, Google suspicious login, console login anomalies).
+        // Heuristic: a Valid Accounts finding of at least `min_severity` built only on
+        // sign-ins (Entra ID Protection risk, Google suspicious login, brute force then
+        // success). The default (high) leaves out weaker signals such as a console login
+        // without MFA.
         let valid_accounts = f.attacks.iter().any(|a| a.technique.starts_with("T1078"));
         valid_accounts
-            && f.severity >= Severity::Medium
+            && f.severity >= self.min_severity
             && !f.evidence.is_empty()
             && f.evidence.iter().all(|e| looks_like_signin(&e.action))
     }
@@ -127,6 +132,9 @@ pub struct AccountTakeoverConfig {
     pub risky_signin_detectors: Vec<String>,
     /// Finding tags (`data.tags`, e.g. from a Sigma rule's `tags`) marking a risky sign-in.
     pub risky_signin_tags: Vec<String>,
+    /// Least severity at which a Valid Accounts (T1078) finding built only on sign-ins counts
+    /// as a risky sign-in without being listed.
+    pub risky_signin_min_severity: Severity,
     /// Detector or rule ids whose findings are follow-up steps (besides raw events).
     pub followup_detectors: Vec<String>,
     /// How long an idle identity's correlation state stays in the store (days, wall clock).
@@ -142,6 +150,7 @@ impl Default for AccountTakeoverConfig {
             window_hours: 6,
             risky_signin_detectors: strings(DEFAULT_RISKY_SIGNIN_DETECTORS),
             risky_signin_tags: strings(DEFAULT_RISKY_SIGNIN_TAGS),
+            risky_signin_min_severity: Severity::High,
             followup_detectors: strings(DEFAULT_FOLLOWUP_DETECTORS),
             state_ttl_days: 7,
             cache_identities: 10_000,
@@ -161,7 +170,11 @@ impl AccountTakeoverConfig {
         }
         Ok(AccountTakeover {
             window_secs: self.window_hours as i64 * 3600,
-            risky: RiskySignins::new(&self.risky_signin_detectors, &self.risky_signin_tags),
+            risky: RiskySignins::new(
+                &self.risky_signin_detectors,
+                &self.risky_signin_tags,
+                self.risky_signin_min_severity,
+            ),
             followup: self
                 .followup_detectors
                 .iter()
@@ -600,7 +613,11 @@ mod tests {
 
     #[test]
     fn risky_signin_recognition() {
-        let r = RiskySignins::new(&["rule-123".into()], &["picket.risky-signin".into()]);
+        let r = RiskySignins::new(
+            &["rule-123".into()],
+            &["picket.risky-signin".into()],
+            Severity::High,
+        );
         let mut f = Finding::new("rule-123", "x", Severity::Low, vec![]);
         assert!(r.is_risky_signin(&f));
         f.detector = "other".into();
@@ -618,9 +635,15 @@ mod tests {
         );
         h.attacks = Attack::from_tags(["attack.initial-access", "attack.t1078.004"]);
         assert!(r.is_risky_signin(&h));
+        h.severity = Severity::Medium;
+        assert!(!r.is_risky_signin(&h), "below the heuristic's severity");
+        h.severity = Severity::High;
         h.evidence = vec![ev("b", 0, "CreateAccessKey")];
         assert!(!r.is_risky_signin(&h));
         let consent = Finding::new("oauth-consent", "x", Severity::High, vec![]);
-        assert!(!RiskySignins::new(&["oauth-consent".into()], &[]).is_risky_signin(&consent));
+        assert!(
+            !RiskySignins::new(&["oauth-consent".into()], &[], Severity::High)
+                .is_risky_signin(&consent)
+        );
     }
 }

@@ -102,6 +102,19 @@ where
         self.cache.insert(key.to_string(), (version, value));
     }
 
+    /// Reads the identity's value from the store (not the cache, which it refreshes): for
+    /// decisions that write nothing, where a stale cache would never be corrected.
+    pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<T, DetectError> {
+        self.cache.remove(key);
+        match self.load(key, cx)? {
+            Some((version, value)) => {
+                self.remember(key, version, value.clone());
+                Ok(value)
+            }
+            None => Ok(T::default()),
+        }
+    }
+
     /// Applies `f` to the identity's value (default when absent) and stores the result when
     /// `f` says it changed it. `f` returns `(result, changed)` and may run more than once (on
     /// a compare-and-set conflict it runs again on the fresh value), so it must be pure.

@@ -98,6 +98,9 @@ pub struct OauthConsentConfig {
     pub risky_signin_detectors: Vec<String>,
     /// Finding tags (`data.tags`) that mark a risky sign-in finding.
     pub risky_signin_tags: Vec<String>,
+    /// Least severity at which a Valid Accounts (T1078) finding built only on sign-ins counts
+    /// as a risky sign-in without being listed.
+    pub risky_signin_min_severity: Severity,
     /// How long the first-seen app marks live (days, wall clock).
     pub app_memory_days: u64,
     /// Identities kept in the in-process write-through cache.
@@ -118,6 +121,7 @@ impl Default for OauthConsentConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            risky_signin_min_severity: Severity::High,
             app_memory_days: 365,
             cache_identities: 10_000,
         }
@@ -157,7 +161,11 @@ impl OauthConsentConfig {
             patterns,
             window: Duration::hours(self.risky_signin_window_hours as i64),
             app_ttl: Duration::days(self.app_memory_days.max(1) as i64),
-            risky: RiskySignins::new(&self.risky_signin_detectors, &self.risky_signin_tags),
+            risky: RiskySignins::new(
+                &self.risky_signin_detectors,
+                &self.risky_signin_tags,
+                self.risky_signin_min_severity,
+            ),
             marks: CachedState::new(
                 ID,
                 NS_RISK,
@@ -320,7 +328,7 @@ impl Detector for OauthConsent {
         if !key.is_empty() {
             let t = event.time.timestamp();
             let window = self.window.num_seconds();
-            let marks = self.marks.update(&key, cx, |m| (m.clone(), false))?;
+            let marks = self.marks.read_fresh(&key, cx)?;
             after = marks
                 .iter()
                 .find(|m| t >= m.start && t <= m.end + window)
