@@ -540,6 +540,62 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The verdict follows distance minus both radii: just under the limit is quiet, just
+    /// over it is a finding, whatever the raw distance.
+    #[test]
+    fn accuracy_radii_decide_the_verdict(
+        lat in -60.0f64..60.0,
+        lon in -180.0f64..180.0,
+        bearing in 0.0f64..360.0,
+        gap_min in 1i64..600,
+        r1 in 0.0f64..400.0,
+        r2 in 0.0f64..400.0,
+        over in any::<bool>(),
+    ) {
+        let allowed_km = 1000.0 * gap_min as f64 / 60.0;
+        let margin = if over { 1.02 } else { 0.98 };
+        let km = allowed_km * margin + r1 + r2;
+        prop_assume!(km < 19_000.0);
+        let a = Point::new(lon, lat);
+        let b = Haversine.destination(a, bearing, km * 1000.0);
+        let events = vec![
+            signin("a", ALICE, 0, RecordKind::EntraSignin, "81.2.3.4", (Some("A"), "GB", a.y(), a.x(), r1), BT),
+            signin("b", ALICE, gap_min, RecordKind::Cloudtrail, "2a02::1", (Some("B"), "FR", b.y(), b.x(), r2), BT),
+        ];
+        let found = run(&mut [travel_detector(72)], &events);
+        prop_assert_eq!(found.len(), usize::from(over));
+    }
+
+    /// A country-level location never pairs with its own country, however far and fast; with
+    /// another country it is judged on distance like any other.
+    #[test]
+    fn coarse_locations_pair_only_across_countries(
+        lat in -60.0f64..60.0,
+        lon in -180.0f64..180.0,
+        bearing in 0.0f64..360.0,
+        km in 3000.0f64..15000.0,
+        no_city in any::<bool>(),
+        same_country in any::<bool>(),
+    ) {
+        let a = Point::new(lon, lat);
+        let b = Haversine.destination(a, bearing, km * 1000.0);
+        // Coarse: no city (radius small) or a city with a radius over the coarse limit.
+        let coarse = if no_city { (None, "US", b.y(), b.x(), 100.0) } else { (Some("C"), "US", b.y(), b.x(), 600.0) };
+        let other = (Some("Here"), if same_country { "US" } else { "CA" }, a.y(), a.x(), 5.0);
+        let events = vec![
+            signin("a", ALICE, 0, RecordKind::GoogleReports, "81.2.3.4", other, BT),
+            signin("b", ALICE, 30, RecordKind::EntraSignin, "91.0.0.1", coarse, BT),
+        ];
+        let found = run(&mut [travel_detector(72)], &events);
+        let radius = if no_city { 100.0 } else { 600.0 };
+        let impossible = (km - radius - 5.0) / 0.5 > 1000.0;
+        prop_assert_eq!(found.len(), usize::from(!same_country && impossible));
+    }
+}
+
 fn shuffle<T>(v: &mut [T], mut seed: u64) {
     for i in (1..v.len()).rev() {
         seed = seed

@@ -982,6 +982,48 @@ impl Month {
     }
 }
 
+impl Month {
+    /// Writes the month as files `picket replay` reads: one JSON Lines file per record shape
+    /// (`cloudtrail.jsonl`, `entra-signins.jsonl`, `entra-audits.jsonl`,
+    /// `google-reports.jsonl`) in delivery order, the synthetic `GeoLite2-City.mmdb` and
+    /// `GeoLite2-ASN.mmdb`, and `truth.json` (labels; the trusted VPN range and allowed apps
+    /// to configure).
+    pub fn write_files(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir)?;
+        let names = [
+            (RecordKind::Cloudtrail, "cloudtrail.jsonl"),
+            (RecordKind::EntraSignin, "entra-signins.jsonl"),
+            (RecordKind::EntraAudit, "entra-audits.jsonl"),
+            (RecordKind::GoogleReports, "google-reports.jsonl"),
+        ];
+        for (kind, name) in names {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+            for g in self.records.iter().filter(|g| g.event.kind == kind) {
+                serde_json::to_writer(&mut out, &g.event.raw)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        let (city, asn) = write_databases().map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("GeoLite2-City.mmdb"), city)?;
+        std::fs::write(dir.join("GeoLite2-ASN.mmdb"), asn)?;
+        let truth = json!({
+            "users": self.users,
+            "trusted": [VPN_NET],
+            "allowed_apps": ALLOWED_APPS.iter().map(|a| a.0).collect::<Vec<_>>(),
+            "attacker_signins": self.truth.attacker_signins,
+            "travel_pairs": self.truth.travel_pairs,
+            "risky_consents": self.truth.risky_consents,
+            "takeovers": self.truth.takeovers,
+        });
+        std::fs::write(
+            dir.join("truth.json"),
+            serde_json::to_vec_pretty(&truth).map_err(std::io::Error::other)?,
+        )
+    }
+}
+
 /// An attacker sign-in from a hosting range far away between two of the user's located
 /// sign-ins, then (mostly) a post-compromise step.
 fn attack(cx: &mut Ctx, u: &User, located: &[(i64, String, f64, f64, f64, &'static str)]) {
@@ -1244,6 +1286,7 @@ mod tests {
         );
         assert_eq!(fp, 0, "impossible-travel precision must be 1.0");
         assert_eq!(missed, 0, "impossible-travel recall must be 1.0");
+        assert_eq!(found, truth.travel_pairs, "exactly the labelled pairs");
         assert!(truth.risky_consents.len() >= 40);
         assert_eq!(cfp, 0, "oauth-consent precision must be 1.0");
         assert_eq!(cfn, 0, "oauth-consent recall must be 1.0");
@@ -1348,6 +1391,35 @@ mod tests {
         let (per_identity, per_ns) = state_bytes_per_identity(100_000);
         eprintln!("state: {per_identity:.0} bytes per identity at 100,000 identities: {per_ns:?}");
         assert!(per_identity < 4_096.0);
+    }
+
+    #[test]
+    fn month_files_round_trip() {
+        let month = Month::generate(40, 3);
+        let dir = tempfile::tempdir().unwrap();
+        month.write_files(dir.path()).unwrap();
+        let lines = |name: &str| {
+            std::fs::read_to_string(dir.path().join(name))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .count()
+        };
+        let total = lines("cloudtrail.jsonl")
+            + lines("entra-signins.jsonl")
+            + lines("entra-audits.jsonl")
+            + lines("google-reports.jsonl");
+        assert_eq!(total, month.records.len());
+        let city = std::fs::read(dir.path().join("GeoLite2-City.mmdb")).unwrap();
+        Reader::from_source(city).unwrap().verify().unwrap();
+    }
+
+    /// Writes the 1,000-user month to `target/labelled-month/` for `picket replay`.
+    #[test]
+    #[ignore = "writes files for manual replay"]
+    fn write_labelled_month() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/labelled-month");
+        Month::generate(1000, 42).write_files(&dir).unwrap();
     }
 
     #[test]
