@@ -1402,7 +1402,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join(name))
                 .unwrap()
                 .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
                 .count()
         };
         let total = lines("cloudtrail.jsonl")
