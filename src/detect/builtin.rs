@@ -145,5 +145,12 @@ mod tests {
         let which: Vec<&str> = errors.iter().map(|e| e.detector).collect();
         assert_eq!(which, ["impossible-travel", "oauth-consent"]);
         assert!(errors[1].message.contains("allowed_appz"), "{}", errors[1]);
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("detect.impossible_travel.max_speed_kmh: "),
+            "{}",
+            errors[0]
+        );
     }
 }

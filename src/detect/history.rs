@@ -30,7 +30,7 @@ pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 
 /// A detector setting that does not validate.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("detect.{detector}.{key}: {message}")]
+#[error("detect.{}.{key}: {message}", detector.replace('-', "_"))]
 pub struct DetectorConfigError {
     /// Detector id.
     pub detector: &'static str,
