@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::detect::Detector;
 use crate::enrich::Enricher;
 use crate::pipeline::Pipeline;
-use crate::state::{MemoryStore, StateStore};
+use crate::state::{MemoryStore, SqliteStore, StateStore};
 
 /// Why a pipeline could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -29,16 +29,22 @@ pub enum AppError {
 pub fn replay_state(path: Option<&Path>) -> Result<Arc<dyn StateStore>, AppError> {
     match path {
         None => Ok(Arc::new(MemoryStore::new())),
-        Some(p) => Err(AppError::Build {
-            component: "state",
-            message: format!("{}: the sqlite backend is not built yet", p.display()),
-        }),
+        Some(p) => Ok(Arc::new(SqliteStore::open(p).map_err(|e| {
+            AppError::Build {
+                component: "state",
+                message: e.to_string(),
+            }
+        })?)),
     }
 }
 
 /// Builds the enricher of a config.
-pub fn enricher(_config: &Config) -> Result<Enricher, AppError> {
-    Ok(Enricher)
+pub fn enricher(config: &Config) -> Result<Enricher, AppError> {
+    let raw = &config.raw;
+    Enricher::from_config(&raw.geoip, &raw.networks, &raw.identities).map_err(|e| AppError::Build {
+        component: "enrich",
+        message: e.to_string(),
+    })
 }
 
 /// Builds every detector a config enables, with `extra_rules` folders added to its rules.
