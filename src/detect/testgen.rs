@@ -9,10 +9,10 @@
 //!   ranges, post-compromise and phishing consents, benign consents of allowed apps.
 //! * Synthetic MaxMind City and ASN databases for that month, written by [`mmdb_writer`].
 //!
-//! Until the normalizers and enrichment land, each generated record carries the
-//! [`IdentityEvent`] a normalizer would make of it (actor key already alias-mapped), and
-//! [`Enricher`] fills `src.geo`, `src.asn`, `src.trusted` and `src.private` by looking the
-//! address up in the synthetic databases with the `maxminddb` crate.
+//! Each generated record also carries the [`IdentityEvent`] a normalizer makes of it (the
+//! stand-in for record shapes whose normalizer has not landed; a test checks the two agree
+//! once it has). [`Month::events`] runs the records through `normalize/` where it can and
+//! through the real `enrich::Enricher` built by [`enricher`] over the synthetic databases.
 //!
 //! To add a scenario: a function like `attack` that pushes records and labels into [`Month`].
 
@@ -23,7 +23,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ipnet::IpNet;
-use maxminddb::{Reader, geoip2};
 use serde_json::{Value, json};
 
 use self::mmdb_writer::{MmdbWriter, asn_record, city_record};
@@ -360,115 +359,60 @@ pub fn write_databases() -> Result<(Vec<u8>, Vec<u8>), mmdb_writer::MmdbWriteErr
     Ok((city.to_bytes()?, asn.to_bytes()?))
 }
 
-/// Fills the enrichment fields of events from the synthetic databases (stand-in for
-/// `enrich/` until it lands).
-pub struct Enricher {
-    city: Reader<Vec<u8>>,
-    asn: Reader<Vec<u8>>,
-    trusted: Vec<IpNet>,
-}
-
-fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_documentation()
-                || v4.is_unspecified()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
-
-impl Enricher {
-    /// From database bytes and trusted networks.
-    pub fn new(
-        city: Vec<u8>,
-        asn: Vec<u8>,
-        trusted: Vec<IpNet>,
-    ) -> Result<Enricher, maxminddb::MaxMindDbError> {
-        Ok(Enricher {
-            city: Reader::from_source(city)?,
-            asn: Reader::from_source(asn)?,
-            trusted,
+/// The real [`crate::enrich::Enricher`] over the synthetic databases, with the VPN as the
+/// trusted network and every generated AWS user aliased to its email (as
+/// `[identities.aliases]` would do).
+pub fn enricher(users: usize) -> Result<crate::enrich::Enricher, crate::enrich::EnrichError> {
+    use crate::enrich::{DbKind, GeoDatabase, GeoIp, Identities, IdentitiesConfig, Networks};
+    let (city, asn) = write_databases().map_err(|e| crate::enrich::EnrichError::Geoip {
+        origin: "testgen".into(),
+        message: e.to_string(),
+        source: None,
+    })?;
+    let aliases = (0..users)
+        .map(|i| {
+            (
+                format!("arn:aws:iam::{AWS_ACCOUNT}:user/user{i}"),
+                format!("user{i}@corp.example"),
+            )
         })
-    }
-
-    /// Sets `src.geo`, `src.asn`, `src.trusted`, `src.private` from `src.ip`.
-    pub fn enrich(&self, e: &mut IdentityEvent) -> Result<(), maxminddb::MaxMindDbError> {
-        let Some(ip) = e.src.ip else { return Ok(()) };
-        e.src.private = is_private(ip);
-        e.src.trusted = self.trusted.iter().any(|n| n.contains(&ip));
-        if e.src.private {
-            return Ok(());
-        }
-        if let Some(c) = self.city.lookup(ip)?.decode::<geoip2::City>()?
-            && let (Some(lat), Some(lon)) = (c.location.latitude, c.location.longitude)
-        {
-            e.src.geo = Some(GeoLocation {
-                city: c.city.names.english.map(str::to_string),
-                country: c.country.iso_code.map(str::to_string),
-                lat,
-                lon,
-                radius_km: c.location.accuracy_radius.map(f64::from),
-            });
-        }
-        if let Some(a) = self.asn.lookup(ip)?.decode::<geoip2::Asn>()?
-            && let Some(number) = a.autonomous_system_number
-        {
-            e.src.asn = Some(Asn {
-                number,
-                org: a.autonomous_system_organization.map(str::to_string),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// The identity key of an AWS principal the generator made (`[identities.aliases]` would map
-/// it): `arn:aws:iam::<account>:user/userN` -> `usern@corp.example`.
-pub fn alias_of(key: &str) -> Option<String> {
-    let user = key.strip_prefix(&format!("arn:aws:iam::{AWS_ACCOUNT}:user/"))?;
-    Some(format!("{}@corp.example", user.to_lowercase()))
+        .collect();
+    Ok(crate::enrich::Enricher {
+        geoip: Some(GeoIp::new(
+            Some(GeoDatabase::from_bytes(
+                city,
+                DbKind::City,
+                "synthetic city",
+            )?),
+            Some(GeoDatabase::from_bytes(asn, DbKind::Asn, "synthetic asn")?),
+        )?),
+        networks: Networks::new(&[VPN_NET])?,
+        identities: Identities::from_config(&IdentitiesConfig {
+            protected: Vec::new(),
+            aliases,
+        })?,
+    })
 }
 
 impl Month {
     /// The month's events, enriched: each record through `normalize::normalize` when the
-    /// normalizer for its shape handles it (actor keys alias-mapped with [`alias_of`]), else
-    /// the generator's own stand-in event. Returns the events and how many came from the
-    /// real normalizers.
-    pub fn events(
-        &self,
-        enricher: &Enricher,
-    ) -> Result<(Vec<IdentityEvent>, usize), maxminddb::MaxMindDbError> {
+    /// normalizer for its shape handles it, else the generator's own stand-in event. Returns
+    /// the events and how many came from the real normalizers.
+    pub fn events(&self, enricher: &crate::enrich::Enricher) -> (Vec<IdentityEvent>, usize) {
         let mut out = Vec::with_capacity(self.records.len());
         let mut normalized = 0;
         for g in &self.records {
             let mut e = match crate::normalize::normalize(g.event.kind, g.event.raw.clone()) {
                 Ok(mut v) if v.len() == 1 => {
                     normalized += 1;
-                    let mut e = v.remove(0);
-                    if let Some(key) = alias_of(&e.actor.key) {
-                        e.actor.key = key;
-                    }
-                    e
+                    v.remove(0)
                 }
                 _ => g.event.clone(),
             };
-            enricher.enrich(&mut e)?;
+            enricher.enrich(&mut e);
             out.push(e);
         }
-        Ok((out, normalized))
+        (out, normalized)
     }
 }
 
@@ -1207,9 +1151,7 @@ mod tests {
     #[test]
     fn labelled_month_precision_and_recall() {
         let month = Month::generate(1000, 42);
-        let (city, asn) = write_databases().unwrap();
-        let enricher = Enricher::new(city, asn, vec![vpn()]).unwrap();
-        let (events, normalized) = month.events(&enricher).unwrap();
+        let (events, normalized) = month.events(&enricher(month.users).unwrap());
         eprintln!(
             "labelled month: {} records, {normalized} through normalize/, the rest through the generator's stand-in events",
             events.len()
@@ -1432,6 +1374,7 @@ mod tests {
     #[test]
     fn normalizers_agree_with_the_stand_in_events() {
         let month = Month::generate(200, 42);
+        let identities = enricher(month.users).unwrap().identities;
         let (mut compared, mut disagree) = (0, Vec::new());
         for g in &month.records {
             assert_eq!(
@@ -1445,7 +1388,7 @@ mod tests {
             assert_eq!(v.len(), 1);
             let n = v.remove(0);
             let e = &g.event;
-            let key = alias_of(&n.actor.key).unwrap_or(n.actor.key.clone());
+            let key = identities.resolve_key(&n.actor);
             let grant = |o: &Option<OAuthGrant>| {
                 o.as_ref().map(|o| {
                     (
@@ -1499,7 +1442,10 @@ mod tests {
             + lines("google-reports.jsonl");
         assert_eq!(total, month.records.len());
         let city = std::fs::read(dir.path().join("GeoLite2-City.mmdb")).unwrap();
-        Reader::from_source(city).unwrap().verify().unwrap();
+        maxminddb::Reader::from_source(city)
+            .unwrap()
+            .verify()
+            .unwrap();
     }
 
     /// Writes the 1,000-user month to `target/labelled-month/` for `picket replay`.
