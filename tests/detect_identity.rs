@@ -635,3 +635,28 @@ fn ipv6_and_cross_cloud_pair_is_found() {
     assert_eq!(f[0].data["cross_provider"], true);
     let _: IpAddr = "2600:1::1".parse().unwrap();
 }
+
+/// The bundled demo story, through the real pipeline (normalize, enrich, the identity
+/// detectors): one impossible-travel pair, one risky consent, one account-takeover incident.
+#[test]
+fn demo_story_ends_in_one_account_takeover() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let out = rt
+        .block_on(picket::demo::run(picket::alert::Format::Ocsf))
+        .unwrap();
+    let uids: Vec<String> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            v["finding_info"]["analytic"]["uid"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    let count = |id: &str| uids.iter().filter(|u| *u == id).count();
+    assert_eq!(count("impossible-travel"), 1, "{uids:?}");
+    assert_eq!(count("oauth-consent"), 1, "{uids:?}");
+    assert_eq!(count("account-takeover"), 1, "{uids:?}");
+}
