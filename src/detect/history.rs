@@ -1,6 +1,6 @@
 //! Bounded per-identity state shared by the identity detectors.
 //!
-//! * [`CachedState`]: a small write-through cache in front of the [`StateStore`] for one
+//! * [`CachedState`]: a small write-through cache in front of the [`StateStore`](crate::state::StateStore) for one
 //!   namespace of JSON values. Every change is a compare-and-set against the version the cache
 //!   holds, so the store stays the source of truth (two workers updating one identity retry on
 //!   conflict) while an identity seen again skips the read round-trip.

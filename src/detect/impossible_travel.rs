@@ -11,7 +11,7 @@
 //! and unlocated addresses. A country-level location (no city, or a radius of at least
 //! `coarse_radius_km`) never pairs with a location in its own country.
 //!
-//! To add a severity signal: compute it in [`ImpossibleTravel::severity`] from the two history
+//! To add a severity signal: compute it in `ImpossibleTravel::severity` from the two history
 //! entries and the history, and name it in the finding's `severity_reasons`.
 
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 //! capped at `max_countries` (least recently seen evicted). The same event processed twice
 //! finds its country known and reports nothing.
 //!
-//! To add another first-seen detector: copy this file, change [`value_of`] and the texts
+//! To add another first-seen detector: copy this file, change `value_of` and the texts
 //! (`first_seen_asn.rs` is the other one).
 
 use chrono::Duration;
