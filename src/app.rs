@@ -49,10 +49,19 @@ pub fn enricher(config: &Config) -> Result<Enricher, AppError> {
 
 /// Builds every detector a config enables, with `extra_rules` folders added to its rules.
 pub fn detectors(
-    _config: &Config,
+    config: &Config,
     _extra_rules: &[PathBuf],
 ) -> Result<Vec<Box<dyn Detector>>, AppError> {
-    Ok(Vec::new())
+    crate::detect::builtin::identity_detectors(&config.raw.detect).map_err(|errors| {
+        AppError::Build {
+            component: "detect",
+            message: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    })
 }
 
 /// Assembles the whole pipeline.

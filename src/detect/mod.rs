@@ -73,3 +73,13 @@ pub trait Detector: Send {
         Ok(Vec::new())
     }
 }
+
+pub mod account_takeover;
+pub mod builtin;
+pub mod first_seen_asn;
+pub mod history;
+pub mod impossible_travel;
+pub mod new_country;
+pub mod oauth_consent;
+#[cfg(any(test, feature = "testgen"))]
+pub mod testgen;
