@@ -293,6 +293,7 @@ class ListBackend(sqliteBackend):
     """pysigma-backend-sqlite over list-valued columns."""
 
     columns: dict = {}
+    scalar: bool = False  # --scalar-columns: plain columns holding one value, no wrapper
 
     def _column(self, name):
         return self.columns[name]
@@ -309,6 +310,13 @@ class ListBackend(sqliteBackend):
             # Expanded into plain field conditions, each of which comes back here.
             return super().convert_condition_field_eq_val(cond, state)
         column = self._column(cond.field)
+        if self.scalar:
+            inner = copy.copy(cond)
+            inner.field = column
+            if isinstance(value, SigmaFieldReference):
+                inner.value = copy.copy(value)
+                inner.value.field = self._column(value.field)
+            return super().convert_condition_field_eq_val(inner, state)
         if isinstance(value, SigmaExists):
             inner = copy.copy(cond)
             inner.field = column
@@ -459,7 +467,7 @@ def load_rule_doc(path: Path, rule_id: str):
     raise KeyError(f"{path}: no document with id {rule_id}")
 
 
-def evaluate(doc, kinds, mapping, records_by_kind, cache):
+def evaluate(doc, kinds, mapping, records_by_kind, cache, scalar=False):
     """Record ids the rule's SQL selects, over every kind it covers."""
     detection = doc["detection"]
     names = sorted(rule_fields(detection))
@@ -481,16 +489,23 @@ def evaluate(doc, kinds, mapping, records_by_kind, cache):
         collection = SigmaCollection.from_dicts([kdoc])
         backend = ListBackend(collate_nocase=True, fulltext_field="v")
         backend.columns = columns
+        backend.scalar = scalar
         queries = backend.convert(collection)
         db = sqlite3.connect(":memory:")
         db.create_function("REGEXP", 2, regexp, deterministic=True)
-        cols = ", ".join(["rid", KEYWORD_COLUMN] + list(columns.values()))
+        # --scalar-columns: TEXT columns, as a flattener like Zircolite declares them.
+        typed = [f"{c} TEXT" if scalar else c for c in columns.values()]
+        cols = ", ".join(["rid", KEYWORD_COLUMN] + typed)
         db.execute(f"CREATE TABLE logs ({cols})")
         data = []
         for rid, raw in rows:
             row = [rid, cache_kw(cache, rid, raw)]
             for n in names:
-                row.append(cache_col(cache, rid, raw, tuple(resolved[n][0].get(kind, []))))
+                col = cache_col(cache, rid, raw, tuple(resolved[n][0].get(kind, [])))
+                if scalar and col is not None:
+                    first = json.loads(col)[0]
+                    col = None if first is None else string_form(first)
+                row.append(col)
             data.append(row)
         db.executemany(
             f"INSERT INTO logs VALUES ({', '.join('?' * (len(names) + 2))})", data
@@ -546,8 +561,9 @@ def sigma_literal(text: str, filler: str) -> str:
     return "".join(out)
 
 
-def synth_value(key: str, value):
-    """A raw value satisfying `field|mods: value`, or a marker when none is made."""
+def synth_value(key: str, value, near: bool = False):
+    """A raw value satisfying `field|mods: value` (with `near`: one that just misses it), or a
+    marker when none is made."""
     mods = str(key).split("|")[1:]
     values = value if isinstance(value, list) else [value]
     if "exists" in mods:
@@ -567,9 +583,15 @@ def synth_value(key: str, value):
     def one(v):
         if v is None:
             return None
-        if isinstance(v, (bool, int, float)) and not pre and not post:
+        if isinstance(v, (bool, int, float)) and not pre and not post and not near:
             return v
-        return pre + sigma_literal(yaml_scalar_text(v), "zz") + post
+        lit = sigma_literal(yaml_scalar_text(v), "zz")
+        if near:
+            # Off by one character where the anchor or the literal has to hold.
+            if pre and post:
+                return pre + lit[1:] + post if len(lit) > 1 else "abcd"
+            return ("_" + lit + post) if post else (pre + lit + "_")
+        return pre + lit + post
     if "all" in mods:
         if pre or post:
             return pre + " ".join(sigma_literal(yaml_scalar_text(v), "zz") for v in values) + post
@@ -614,6 +636,14 @@ def numtext(v):
     return v
 
 
+def booltext(v):
+    if isinstance(v, bool):
+        return "True" if v else "False"  # as .NET writes them
+    if isinstance(v, list):
+        return [booltext(x) for x in v]
+    return v
+
+
 def swapcase(v):
     if isinstance(v, str):
         return v.swapcase()
@@ -626,15 +656,38 @@ def listify(v):
     return v if isinstance(v, list) else ["other", v]
 
 
+def merged_keys(search: dict) -> dict:
+    """One key per field: `f|startswith: a`, `f|contains: b`, `f|endswith: c` -> `f: a*b*c`."""
+    by_field = collections.defaultdict(list)
+    for key, value in search.items():
+        name, *mods = str(key).split("|")
+        by_field[name].append((mods, value))
+    out = {}
+    for name, items in by_field.items():
+        if len(items) == 1 or not all(
+            set(m) <= {"startswith", "contains", "endswith"} and len(m) == 1 for m, _ in items
+        ):
+            for mods, value in items:
+                out["|".join([name, *mods])] = value
+            continue
+        part = {m[0]: as_list(v)[0] for m, v in items}
+        out[name] = "*".join(
+            [str(part.get("startswith", "")), str(part.get("contains", "")), str(part.get("endswith", ""))]
+        )
+    return out
+
+
 def synth_event(searches, combo, mapping, kind, variant) -> dict:
     """A record meeting the first map of each search in `combo`, in one of the variants."""
     event = {}
     for name in combo:
-        for key, value in searches[name][0].items():
+        for key, value in merged_keys(searches[name][0]).items():
             field_name = str(key).split("|")[0]
             res = mapping.resolve(field_name) if field_name else None
             paths = (res[0].get(kind) if res else None) or []
-            raw = synth_value(key, value)
+            if not field_name:
+                key, paths, res = "|contains", ["synthKeyword"], ({}, {})
+            raw = synth_value(key, value, near=variant == "nearmiss")
             if not paths or raw is _OMIT:
                 continue
             table = res[1].get(kind) or {}
@@ -646,6 +699,8 @@ def synth_event(searches, combo, mapping, kind, variant) -> dict:
                 raw = listify(raw)
             elif variant == "numtext":
                 raw = numtext(raw)
+            elif variant == "booltext":
+                raw = booltext(raw)
             put(event, paths[0], raw)
     return event
 
@@ -669,16 +724,18 @@ def synthesize(rules: list[dict], mappings: list[Mapping]) -> list[dict]:
                 searches[name] = [v]
             elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
                 searches[name] = v
+            elif isinstance(v, list) and v and not any(isinstance(x, (dict, list)) for x in v):
+                searches[name] = [{"": v}]  # keywords: written to a leaf of their own
         combos = [[n] for n in searches] + [list(searches)]
         for kind in r["kinds"]:
             for combo in combos:
                 plain = None
-                for variant in ("plain", "swapcase", "list", "numtext"):
+                for variant in ("plain", "swapcase", "list", "numtext", "booltext", "nearmiss"):
                     event = synth_event(searches, combo, mapping, kind, variant)
                     if variant == "plain":
                         plain = event
-                    elif variant == "numtext" and event == plain:
-                        continue  # no number in it
+                    elif variant in ("numtext", "booltext") and event == plain:
+                        continue  # no number / boolean in it
                     if event:
                         cases.append(
                             {
@@ -708,6 +765,11 @@ def main(argv=None):
         "--known",
         default=str(Path(__file__).with_name("known_differences.yml")),
         help="explained differences (default: known_differences.yml beside this script)",
+    )
+    ap.add_argument(
+        "--scalar-columns",
+        action="store_true",
+        help="for comparison only: one value per field (the first), plain backend SQL",
     )
     ap.add_argument("--table", help="also write the per-rule table to this file")
     ap.add_argument("--verbose", action="store_true", help="list differing records")
@@ -773,7 +835,7 @@ def main(argv=None):
             mapping = next((m for m in mappings if m.serves(doc.get("logsource") or {})), None)
             if mapping is None:
                 raise SigmaError("no mapping serves the logsource")
-            o.sql = evaluate(doc, r["kinds"], mapping, records_by_kind, cache)
+            o.sql = evaluate(doc, r["kinds"], mapping, records_by_kind, cache, args.scalar_columns)
         except (SigmaError, sqlite3.Error, ValueError, KeyError) as e:
             o.reason = f"{type(e).__name__}: {e}".splitlines()[0]
         if not o.reason and o.picket != o.sql:
@@ -784,6 +846,20 @@ def main(argv=None):
                 o.explained = sorted(set(why))
         outcomes.append(o)
 
+    # The independent load figure: every rule file pySigma parses and converts to SQLite.
+    parsed = converted = total = 0
+    for f in sorted(Path(args.rules).rglob("*.yml")):
+        if "mappings" in f.relative_to(args.rules).parts:
+            continue
+        total += 1
+        try:
+            coll = SigmaCollection.from_yaml(f.read_text())
+            parsed += 1
+            sqliteBackend(fulltext_field="kw").convert(coll)
+            converted += 1
+        except (SigmaError, yaml.YAMLError, ValueError):
+            pass
+
     table = ["| rule | file | picket | pySigma | agreement |", "|---|---|---:|---:|---|"]
     for o in sorted(outcomes, key=lambda o: o.path):
         sql = "-" if o.reason else str(len(o.sql))
@@ -793,8 +869,6 @@ def main(argv=None):
         table.append(f"| {o.rule} | {o.path} | {len(o.picket)} | {sql} | {note} |")
     text = "\n".join(table)
     print(text)
-    if args.table:
-        Path(args.table).write_text(text + "\n")
     if args.verbose:
         for o in outcomes:
             if o.verdict.startswith("disagree"):
@@ -808,18 +882,18 @@ def main(argv=None):
     reasons = collections.Counter(o.reason for o in outcomes if o.reason)
     why = "; ".join(f"{n} x {r}" for r, n in reasons.most_common()) or "none"
     matched = sum(1 for o in outcomes if o.picket or o.sql)
-    print(
-        f"\nrules: {len(loaded)} loaded, {len(rejected)} rejected; "
-        f"records: {len(seen)}; rules matching at least one record: {matched}"
-    )
-    print(
+    summary = [
+        f"rules: {len(loaded)} loaded, {len(rejected)} rejected; "
+        f"records: {len(seen)}; rules matching at least one record: {matched}",
+        f"pySigma: {parsed} of {total} rule files parse, {converted} convert to SQLite",
         f"agree: {count['agree']} rules, disagree: {count['disagree']} rules, "
-        f"not comparable: {count['not']} rules ({why})"
-    )
-    print(
+        f"not comparable: {count['not']} rules ({why})",
         f"explained disagreements: {explained} of {count['disagree']} "
-        f"(known_differences.yml, README.md)"
-    )
+        f"(known_differences.yml, README.md)",
+    ]
+    print("\n" + "\n".join(summary))
+    if args.table:
+        Path(args.table).write_text(text + "\n\n```\n" + "\n".join(summary) + "\n```\n")
     return 1 if count["disagree"] > explained else 0
 
 
