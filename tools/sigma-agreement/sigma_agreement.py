@@ -32,7 +32,6 @@ from pathlib import Path
 import yaml
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
-from sigma.conditions import ConditionFieldEqualsValueExpression
 from sigma.exceptions import SigmaError
 from sigma.types import (
     SigmaCIDRExpression,
