@@ -567,7 +567,10 @@ def synth_value(key: str, value, near: bool = False):
     values = value if isinstance(value, list) else [value]
     if "exists" in mods:
         return "present" if values[0] in (True, "true") else _OMIT
-    if "re" in mods or any(m in mods for m in ("base64", "base64offset", "windash", "wide")):
+    if "re" in mods:
+        sample = regex_sample(str(values[0]))
+        return _OMIT if sample is None or near else sample
+    if any(m in mods for m in ("base64", "base64offset", "windash", "wide")):
         return _OMIT
     if any(m in mods for m in ("gt", "gte", "lt", "lte")):
         n = float(values[0])
@@ -599,6 +602,57 @@ def synth_value(key: str, value, near: bool = False):
 
 
 _OMIT = object()
+
+
+def regex_sample(pattern: str):
+    """A string the regex matches (shortest repeats, first branches), or None."""
+    try:
+        import re._parser as sre_parse  # Python 3.11+
+    except ImportError:  # pragma: no cover
+        import sre_parse
+
+    def gen(items):
+        out = []
+        for op, av in items:
+            name = str(op)
+            if name == "LITERAL":
+                out.append(chr(av))
+            elif name == "ANY":
+                out.append("a")
+            elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+                lo, _hi, sub = av
+                out.append(gen(sub) * lo)
+            elif name == "SUBPATTERN":
+                out.append(gen(av[-1]))
+            elif name == "BRANCH":
+                out.append(gen(av[1][0]))
+            elif name == "IN":
+                first = av[0]
+                if str(first[0]) == "LITERAL":
+                    out.append(chr(first[1]))
+                elif str(first[0]) == "RANGE":
+                    out.append(chr(first[1][0]))
+                elif str(first[0]) == "CATEGORY":
+                    out.append(CATEGORY_SAMPLE.get(str(first[1]), "a"))
+                else:
+                    raise ValueError(name)
+            elif name == "CATEGORY":
+                out.append(CATEGORY_SAMPLE.get(str(av), "a"))
+            elif name == "AT":
+                pass
+            else:
+                raise ValueError(name)
+        return "".join(out)
+
+    try:
+        sample = gen(sre_parse.parse(pattern))
+    except (ValueError, TypeError, re.error):
+        return None
+    return sample if re.search(pattern, sample) else None
+
+
+CATEGORY_SAMPLE = {"CATEGORY_DIGIT": "7", "CATEGORY_SPACE": " ", "CATEGORY_WORD": "w",
+                   "CATEGORY_NOT_DIGIT": "a", "CATEGORY_NOT_SPACE": "a", "CATEGORY_NOT_WORD": "-"}
 
 
 def put(record: dict, path: str, value):
