@@ -8,6 +8,7 @@ use crate::alert::Router;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::detect::sigma::SigmaDetector;
 use crate::enrich::Enricher;
 use crate::pipeline::Pipeline;
 use crate::state::{MemoryStore, SqliteStore, StateStore};
@@ -47,21 +48,35 @@ pub fn enricher(config: &Config) -> Result<Enricher, AppError> {
     })
 }
 
-/// Builds every detector a config enables, with `extra_rules` folders added to its rules.
+/// Builds every detector a config enables: the Sigma rules (shipped pack, `[detect.rules]
+/// paths`, then `extra_rules`) first, so that the identity detectors see their findings, then
+/// the built-in identity detectors. Rules that do not load are logged with their reasons
+/// (`picket rules lint` lists them); the others run.
 pub fn detectors(
     config: &Config,
-    _extra_rules: &[PathBuf],
+    extra_rules: &[PathBuf],
 ) -> Result<Vec<Box<dyn Detector>>, AppError> {
-    crate::detect::builtin::identity_detectors(&config.raw.detect).map_err(|errors| {
-        AppError::Build {
-            component: "detect",
-            message: errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        }
-    })
+    let rules = &config.raw.detect.rules;
+    let mut paths = rules.paths.clone();
+    paths.extend(extra_rules.iter().cloned());
+    let (set, rejected) = crate::detect::pack::load(rules.builtin, &paths);
+    for r in &rejected {
+        tracing::warn!(rule = %r.path.display(), reason = %r.reason, "rule not loaded");
+    }
+    let mut out: Vec<Box<dyn Detector>> = vec![Box::new(SigmaDetector::new(set))];
+    out.extend(
+        crate::detect::builtin::identity_detectors(&config.raw.detect).map_err(|errors| {
+            AppError::Build {
+                component: "detect",
+                message: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?,
+    );
+    Ok(out)
 }
 
 /// Assembles the whole pipeline.

@@ -227,7 +227,7 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (St
     })
 }
 
-fn unknown_field(message: &str) -> Option<&str> {
+pub(crate) fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next()
 }

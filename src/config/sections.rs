@@ -228,6 +228,19 @@ impl RawConfig {
                 );
             }
         }
+        for d in crate::detect::builtin::IdentityDetector::ALL {
+            if let Err(e) = d.build(&self.detect) {
+                let key = if e.key == "(table)" {
+                    match super::unknown_field(&e.message) {
+                        Some(f) => format!("detect.{}.{f}", d.table()),
+                        None => format!("detect.{}", d.table()),
+                    }
+                } else {
+                    format!("detect.{}.{}", d.table(), e.key)
+                };
+                c.error(key, e.message.clone());
+            }
+        }
         for (i, s) in self.sources.iter_mut().enumerate() {
             s.resolve(&format!("sources[{i}]"), c);
         }

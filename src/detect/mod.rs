@@ -2,7 +2,8 @@
 //! [`IdentityEvent`]s. Every detector sees every event in event-time order (per batch) and
 //! every finding the others produced, so correlations (account takeover) are detectors too.
 //!
-//! To add a detector: one file implementing [`Detector`], one variant in [`DetectorKind`].
+//! To add a stateful detector: one file implementing [`Detector`] with its config, one variant
+//! in [`builtin::IdentityDetector`]. To add rules: Sigma YAML in `detections/` (see [`pack`]).
 
 pub mod sigma;
 
@@ -81,5 +82,6 @@ pub mod history;
 pub mod impossible_travel;
 pub mod new_country;
 pub mod oauth_consent;
+pub mod pack;
 #[cfg(any(test, feature = "testgen"))]
 pub mod testgen;

@@ -291,42 +291,54 @@ pub struct Mappings {
 impl Mappings {
     /// Loads every `*.yml`/`*.yaml` in `dir` (sorted); every error is returned.
     pub fn load_dir(dir: &Path) -> (Mappings, Vec<MappingError>) {
-        let mut list = Vec::new();
-        let mut errors = Vec::new();
         let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
             Err(e) => {
-                errors.push(MappingError {
+                let error = MappingError {
                     path: dir.to_path_buf(),
                     message: format!("cannot read mappings folder: {e}"),
-                });
-                return (Mappings { list }, errors);
+                };
+                return (Mappings { list: Vec::new() }, vec![error]);
             }
         };
         files.sort();
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
         for f in files {
             let is_yaml = f.extension().is_some_and(|e| e == "yml" || e == "yaml");
             if !is_yaml {
                 continue;
             }
             match std::fs::read_to_string(&f) {
-                Ok(text) => match Mapping::parse(&f, &text) {
-                    Ok(m) => {
-                        if list.iter().any(|o: &Mapping| o.logsource == m.logsource) {
-                            errors.push(MappingError {
-                                path: f.clone(),
-                                message: format!("logsource {} is mapped twice", m.logsource),
-                            });
-                        } else {
-                            list.push(m);
-                        }
-                    }
-                    Err(e) => errors.push(e),
-                },
+                Ok(text) => sources.push((f, text)),
                 Err(e) => errors.push(MappingError {
                     path: f.clone(),
                     message: e.to_string(),
                 }),
+            }
+        }
+        let (mappings, more) = Mappings::from_sources(&sources);
+        errors.extend(more);
+        (mappings, errors)
+    }
+
+    /// Builds mappings from `(path, YAML text)` pairs (the embedded pack, or files).
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> (Mappings, Vec<MappingError>) {
+        let mut list: Vec<Mapping> = Vec::new();
+        let mut errors = Vec::new();
+        for (f, text) in sources {
+            match Mapping::parse(f, text) {
+                Ok(m) => {
+                    if list.iter().any(|o| o.logsource == m.logsource) {
+                        errors.push(MappingError {
+                            path: f.clone(),
+                            message: format!("logsource {} is mapped twice", m.logsource),
+                        });
+                    } else {
+                        list.push(m);
+                    }
+                }
+                Err(e) => errors.push(e),
             }
         }
         (Mappings { list }, errors)
