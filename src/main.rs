@@ -23,7 +23,10 @@ use picket::{app, demo};
 fn out(text: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
@@ -219,7 +222,11 @@ fn rules_cmd(cmd: RulesCmd) -> Result<ExitCode> {
         RulesCmd::Test { dirs } => {
             let (set, rejected) = pack::load_dirs(&rule_dirs(dirs)?);
             for r in &rejected {
-                outln!("REJECTED {}: {}", term(&r.path.display().to_string()), term(&r.reason));
+                outln!(
+                    "REJECTED {}: {}",
+                    term(&r.path.display().to_string()),
+                    term(&r.reason)
+                );
             }
             let results = author::test_cases(&set);
             let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
@@ -243,7 +250,10 @@ fn rules_cmd(cmd: RulesCmd) -> Result<ExitCode> {
                 outln!("{}", term(&r.to_string()));
             }
             if !rejected.is_empty() {
-                eprintln!("{} rule(s) not loaded; see `picket rules lint`", rejected.len());
+                eprintln!(
+                    "{} rule(s) not loaded; see `picket rules lint`",
+                    rejected.len()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -418,7 +428,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("records:    {}", totals.records);
         eprintln!("events:     {}", totals.events);
         for (k, n) in &totals.by_kind {
-            eprintln!("  {k:<22} {n}");
+            eprintln!("  {:<22} {n}", k.as_str());
         }
         eprintln!(
             "rejected:   {rejected} ({decode_errors} undecodable, {} unnormalizable)",
@@ -429,7 +439,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
             totals.findings, totals.duplicates
         );
         for (s, n) in &totals.by_severity {
-            eprintln!("  {s:<22} {n}");
+            eprintln!("  {:<22} {n}", s.as_str());
         }
         eprintln!("elapsed:    {secs:.3} s");
         eprintln!("events/s:   {:.0}", totals.events as f64 / secs.max(1e-9));

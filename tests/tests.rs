@@ -1,5 +1,6 @@
 //! The one integration-test binary (`autotests = false`): every end-to-end test is a module
 //! here, so the cloud SDKs are linked once.
+mod cli;
 mod detect_identity;
 mod sigma_compat;
 mod sigma_perf;
