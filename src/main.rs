@@ -443,6 +443,12 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         }
         eprintln!("elapsed:    {secs:.3} s");
         eprintln!("events/s:   {:.0}", totals.events as f64 / secs.max(1e-9));
+        if let Some(cpu) = cpu_seconds() {
+            eprintln!(
+                "cpu:        {cpu:.3} s, {:.0} events per cpu-second",
+                totals.events as f64 / cpu.max(1e-9)
+            );
+        }
         eprintln!("open files: {} at most", merge.peak_open_files());
         if let Some(kb) = peak_rss_kb() {
             eprintln!("peak rss:   {:.1} MiB", kb as f64 / 1024.0);
@@ -468,6 +474,14 @@ fn progress_bar(done: u64, total: u64, secs: f64) -> String {
         frac * 100.0,
         done as f64 / secs.max(1e-9)
     )
+}
+
+/// CPU time this process has run, from `/proc/self/schedstat` (Linux): throughput per core
+/// that does not depend on what else the machine is doing.
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
 }
 
 fn peak_rss_kb() -> Option<u64> {

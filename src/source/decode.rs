@@ -196,8 +196,12 @@ pub fn open_file(path: &Path, limits: Limits) -> Result<Records, DecodeError> {
     ))
 }
 
-/// Decodes bytes held in memory (an S3 object, an HTTP body).
-pub fn from_bytes(bytes: Vec<u8>, source: &str, limits: Limits) -> Records {
+/// Decodes bytes held in memory (an S3 object, an HTTP body): a `Vec<u8>`, or an
+/// `Arc<[u8]>` shared without copying.
+pub fn from_bytes<B>(bytes: B, source: &str, limits: Limits) -> Records
+where
+    B: AsRef<[u8]> + Send + 'static,
+{
     Records::new(
         Box::new(std::io::Cursor::new(bytes)),
         Arc::from(source),
