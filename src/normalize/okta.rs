@@ -176,8 +176,9 @@ fn oauth_grant(r: &Value, action: &str) -> OAuthGrant {
     }
 }
 
-/// The acting principal. A failed sign-in of an unknown login has `actor.id` `unknown`: the
-/// typed login (`alternateId`) is then the only name there is.
+/// The acting principal. A failed sign-in of an unknown login has `actor.id` `unknown`: the key
+/// is then the typed login (`alternateId`) only when it is email-shaped, else `unknown`, since
+/// people type passwords into the username field and a key is stored and alerted on.
 fn actor(r: &Value) -> Actor {
     let id = string_at(r, "actor.id").filter(|id| !id.eq_ignore_ascii_case("unknown"));
     let login = string_at(r, "actor.alternateId");
@@ -190,10 +191,11 @@ fn actor(r: &Value) -> Actor {
         _ => PrincipalType::Unknown,
     };
     let email = login.clone().filter(|l| is_email(l));
+    let name = string_at(r, "actor.displayName").or(login.filter(|_| id.is_some()));
     Actor {
-        key: identity_key(email.as_deref(), &[id.as_deref(), login.as_deref()]),
+        key: identity_key(email.as_deref(), &[id.as_deref(), Some("unknown")]),
         uid: id,
-        name: string_at(r, "actor.displayName").or(login),
+        name,
         email,
         principal_type,
         account: None,
@@ -326,7 +328,7 @@ mod tests {
         let mut unknown = e.clone();
         unknown["actor"] = json!({"id": "unknown", "type": "User", "alternateId": "jdoe"});
         let ev = one(unknown);
-        assert_eq!((ev.actor.uid, ev.actor.key.as_str()), (None, "jdoe"));
+        assert_eq!((ev.actor.uid, ev.actor.key.as_str()), (None, "unknown"));
         e.as_object_mut().map(|o| o.remove("uuid"));
         assert_eq!(
             normalize(e),
