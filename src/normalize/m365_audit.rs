@@ -24,6 +24,11 @@
 //! - Exchange: see [`exchange_activity`]. Forwarding addresses set by `Set-Mailbox` or an
 //!   inbox rule are added as targets of kind `forwarding_address`.
 //!
+//! Also accepted: rows of the Log Analytics `OfficeActivity` table (Sentinel exports, the OTRF
+//! datasets): `TimeGenerated`, `OfficeId`, `OfficeWorkload`, `OfficeObjectId`,
+//! `Client_IPAddress`, and the list columns as JSON strings; the row is read as the UAL record
+//! it came from, and `raw` stays the row.
+//!
 //! To classify one more Exchange cmdlet: add it to [`exchange_activity`].
 
 use std::net::IpAddr;
@@ -33,8 +38,8 @@ use serde_json::{Value, json};
 use super::NormalizeError;
 use super::entra_audit;
 use super::util::{
-    class_of, get, identity_key, is_email, parse_bool, parse_ip, req_str, req_time, require_object,
-    str_at, string_at, text_at,
+    class_of, get, identity_key, is_email, is_nil_guid, parse_bool, parse_ip, req_str, req_time,
+    require_object, str_at, string_at, text_at,
 };
 use crate::model::{
     Activity, Actor, AuthFacts, Endpoint, IdentityEvent, PrincipalType, RecordKind, Status, Target,
@@ -45,6 +50,26 @@ const KIND: RecordKind = RecordKind::M365Audit;
 /// Normalizes one UAL record (or a `Search-UnifiedAuditLog` wrapper of one) into one event.
 pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
+    if raw.get("CreationTime").is_none() && raw.get("OfficeWorkload").is_some() {
+        let mut event = build(&from_log_analytics(&raw)).map_err(|e| match e {
+            NormalizeError::Missing { kind, field } => NormalizeError::Missing {
+                kind,
+                field: la_column(field),
+            },
+            NormalizeError::Invalid {
+                kind,
+                field,
+                message,
+            } => NormalizeError::Invalid {
+                kind,
+                field: la_column(field),
+                message,
+            },
+            other => other,
+        })?;
+        event.raw = raw;
+        return Ok(vec![event]);
+    }
     let record = match raw.get("AuditData") {
         Some(_) if raw.get("CreationTime").is_none() => unwrap(raw)?,
         _ => raw,
@@ -79,6 +104,49 @@ fn unwrap(mut wrapper: Value) -> Result<Value, NormalizeError> {
             message: "expected a JSON object".to_owned(),
         })
     }
+}
+
+/// `OfficeActivity` columns that are UAL fields under another name.
+const LA_RENAMES: &[(&str, &str)] = &[
+    ("TimeGenerated", "CreationTime"),
+    ("OfficeId", "Id"),
+    ("OfficeWorkload", "Workload"),
+    ("OfficeObjectId", "ObjectId"),
+    ("Client_IPAddress", "ClientIP"),
+];
+
+/// The UAL field an `OfficeActivity` column stands for, reversed (for error messages).
+fn la_column(field: &'static str) -> &'static str {
+    LA_RENAMES
+        .iter()
+        .find(|(_, ual)| *ual == field)
+        .map_or(field, |(column, _)| column)
+}
+
+/// An `OfficeActivity` row as the UAL record it came from: renamed columns (a UAL name already
+/// present wins), list columns parsed from their JSON strings.
+fn from_log_analytics(row: &Value) -> Value {
+    let mut out = row.as_object().cloned().unwrap_or_default();
+    for (column, ual) in LA_RENAMES {
+        if !out.contains_key(*ual)
+            && let Some(v) = row.get(*column)
+        {
+            out.insert((*ual).to_owned(), v.clone());
+        }
+    }
+    for list in [
+        "Parameters",
+        "ExtendedProperties",
+        "ModifiedProperties",
+        "OperationProperties",
+    ] {
+        if let Some(Value::String(s)) = out.get(list)
+            && let Ok(v @ Value::Array(_)) = serde_json::from_str::<Value>(s)
+        {
+            out.insert(list.to_owned(), v);
+        }
+    }
+    Value::Object(out)
 }
 
 /// The `Value` of the `{Name, Value}` entry named `name` in the list at `list`.
@@ -181,7 +249,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         activity,
         status,
         status_detail,
-        account: string_at(r, "OrganizationId"),
+        account: string_at(r, "OrganizationId").filter(|o| !is_nil_guid(o)),
         region: None,
         src,
         actor: actor(r),
@@ -334,7 +402,7 @@ fn actor(r: &Value) -> Actor {
         name: user_id,
         email,
         principal_type,
-        account: string_at(r, "OrganizationId"),
+        account: string_at(r, "OrganizationId").filter(|o| !is_nil_guid(o)),
         credential_id: None,
         session_issuer: None,
     }
@@ -397,6 +465,39 @@ mod tests {
             json!({"ErrorNumber": "500121"}),
         ));
         assert!(e.auth.mfa_failed);
+    }
+
+    #[test]
+    fn log_analytics_office_activity_row() {
+        let row = json!({
+            "TimeGenerated": "2021-08-02T13:32:07Z", "OfficeId": "o-1", "Operation": "New-InboxRule",
+            "OfficeWorkload": "Exchange", "ResultStatus": "True", "UserId": "pg@example.com",
+            "UserType": "Regular", "Client_IPAddress": "1.2.3.4", "Type": "OfficeActivity",
+            "Parameters": "[{\"Name\":\"ForwardTo\",\"Value\":\"x@evil.example\"}]"
+        });
+        assert_eq!(super::super::detect_kind(&row), Some(KIND));
+        let e = one(row.clone());
+        assert_eq!(
+            (e.uid.as_str(), e.service.as_deref()),
+            ("o-1", Some("Exchange"))
+        );
+        assert_eq!(e.src.ip, "1.2.3.4".parse().ok());
+        assert_eq!(e.actor.principal_type, PrincipalType::User);
+        assert!(
+            e.targets
+                .iter()
+                .any(|t| t.uid.as_deref() == Some("x@evil.example"))
+        );
+        assert_eq!(e.raw, row);
+        let mut bad = row;
+        bad.as_object_mut().map(|o| o.remove("OfficeId"));
+        assert_eq!(
+            normalize(bad),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "OfficeId"
+            })
+        );
     }
 
     #[test]

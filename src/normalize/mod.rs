@@ -111,12 +111,14 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     {
         return Some(RecordKind::AzureActivity);
     }
-    // Microsoft 365 Unified Audit Log, or a `Search-UnifiedAuditLog` wrapper of one.
+    // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
+    // Analytics `OfficeActivity` row.
     if (obj.contains_key("CreationTime")
         && obj.contains_key("Operation")
         && (obj.contains_key("Workload") || obj.contains_key("RecordType")))
         || (obj.contains_key("AuditData")
             && (obj.contains_key("Operations") || obj.contains_key("UserIds")))
+        || (obj.contains_key("OfficeWorkload") && obj.contains_key("Operation"))
     {
         return Some(RecordKind::M365Audit);
     }
@@ -495,6 +497,9 @@ mod tests {
         "Value",
         "AuditData",
         "Operations",
+        "OfficeWorkload",
+        "OfficeId",
+        "TimeGenerated",
         "uuid",
         "published",
         "eventType",

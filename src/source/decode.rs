@@ -662,7 +662,8 @@ pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
             .or_else(|| raw.get("TimeGenerated")),
         RecordKind::M365Audit => raw
             .get("CreationTime")
-            .or_else(|| raw.get("AuditData").and_then(|d| d.get("CreationTime"))),
+            .or_else(|| raw.get("AuditData").and_then(|d| d.get("CreationTime")))
+            .or_else(|| raw.get("TimeGenerated")),
         RecordKind::Okta => raw.get("published"),
     }?;
     let s = s.as_str()?;
