@@ -660,10 +660,24 @@ pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
         RecordKind::AzureMonitorSignin | RecordKind::AzureMonitorAudit => raw.get("time"),
         RecordKind::GoogleReports => raw.get("id").and_then(|id| id.get("time")),
         RecordKind::GcpAudit => raw.get("timestamp").or_else(|| raw.get("receiveTimestamp")),
+        RecordKind::AzureActivity => raw
+            .get("time")
+            .or_else(|| raw.get("eventTimestamp"))
+            .or_else(|| raw.get("TimeGenerated")),
+        RecordKind::M365Audit => raw
+            .get("CreationTime")
+            .or_else(|| raw.get("AuditData").and_then(|d| d.get("CreationTime")))
+            .or_else(|| raw.get("TimeGenerated")),
+        RecordKind::Okta => raw.get("published"),
     }?;
-    DateTime::parse_from_rfc3339(s.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let s = s.as_str()?;
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        // The Unified Audit Log writes UTC times without an offset.
+        Err(_) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|n| n.and_utc()),
+    }
 }
 
 #[cfg(test)]
@@ -847,6 +861,15 @@ mod tests {
         let reports = serde_json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
         assert!(record_time(RecordKind::GoogleReports, &reports).is_some());
         assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
+        let ual = serde_json::json!({"CreationTime": "2023-07-23T06:25:34", "Operation": "x"});
+        assert_eq!(
+            record_time(RecordKind::M365Audit, &ual).map(|t| t.to_rfc3339()),
+            Some("2023-07-23T06:25:34+00:00".to_owned())
+        );
+        let okta = serde_json::json!({"published": "2026-02-01T09:00:00.123Z"});
+        assert!(record_time(RecordKind::Okta, &okta).is_some());
+        let act = serde_json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
+        assert!(record_time(RecordKind::AzureActivity, &act).is_some());
     }
 }
 
