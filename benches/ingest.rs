@@ -14,6 +14,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 #[path = "util/cpu_time.rs"]
 mod cpu_time;
 use cpu_time::CpuTime;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use picket::enrich::{
     DbKind, Enricher, GeoDatabase, GeoIp, GeoipConfig, IdentitiesConfig, NetworksConfig,
 };
@@ -111,6 +114,25 @@ fn ingest(c: &mut Criterion<CpuTime>) {
                     }
                 }
                 events
+            })
+        });
+    }
+    group.finish();
+
+    // Where the time goes: the decoder alone (bytes -> serde_json::Value).
+    let mut group = c.benchmark_group("decode-only");
+    group.sample_size(10);
+    for kind in [RecordKind::Cloudtrail] {
+        let Some(bytes) = corpus(kind, n) else {
+            continue;
+        };
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(kind.as_str(), |b| {
+            b.iter(|| {
+                from_bytes(Arc::clone(&bytes), "bench", Limits::default())
+                    .flatten()
+                    .map(|r| black_box(r).origin.index)
+                    .count()
             })
         });
     }

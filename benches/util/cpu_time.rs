@@ -60,9 +60,7 @@ impl ValueFormatter for CpuFormatter {
             Throughput::Elements(n)
             | Throughput::Bytes(n)
             | Throughput::BytesDecimal(n)
-            | Throughput::Bits(n) => {
-                *n as f64
-            }
+            | Throughput::Bits(n) => *n as f64,
             Throughput::ElementsAndBytes { elements, .. } => *elements as f64,
         };
         let _ = typical;

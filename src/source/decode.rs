@@ -416,8 +416,9 @@ impl Records {
     fn read_next_line(&mut self, lines: usize) -> Option<Result<(), DecodeError>> {
         let line = lines + 1;
         self.mode = Mode::Lines(line);
-        let text = match self.first_line.take() {
-            Some(first) => first,
+        // The line is read into `buf`, which is reused from line to line.
+        match self.first_line.take() {
+            Some(first) => self.buf = first,
             None => {
                 self.buf.clear();
                 match read_line_bounded(&mut self.reader, &mut self.buf, self.limits.max_line_bytes)
@@ -426,7 +427,7 @@ impl Records {
                         self.mode = Mode::Done;
                         return None;
                     }
-                    Ok(_) => std::mem::take(&mut self.buf),
+                    Ok(_) => {}
                     Err(e) => {
                         let err = self.read_error(e, Some(line));
                         self.index += 1;
@@ -438,21 +439,25 @@ impl Records {
                     }
                 }
             }
-        };
-        let t = trim(&text);
+        }
+        let t = trim(&self.buf);
         if t.is_empty() {
             return Some(Ok(()));
         }
         let parsed = if t.contains(&0) {
-            Err(DecodeError::Binary {
-                origin: self.origin(Some(line)),
-            })
+            Err(None)
         } else {
-            serde_json::from_slice::<Value>(t).map_err(|e| DecodeError::Json {
-                origin: self.origin(Some(line)),
-                message: e.to_string(),
-            })
+            serde_json::from_slice::<Value>(t).map_err(|e| Some(e.to_string()))
         };
+        let parsed = parsed.map_err(|message| match message {
+            None => DecodeError::Binary {
+                origin: self.origin(Some(line)),
+            },
+            Some(message) => DecodeError::Json {
+                origin: self.origin(Some(line)),
+                message,
+            },
+        });
         match parsed {
             Ok(v) => {
                 let mut records = Vec::new();
