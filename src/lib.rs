@@ -16,6 +16,7 @@
 pub mod alert;
 pub mod app;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod demo;
 pub mod detect;
@@ -23,5 +24,6 @@ pub mod enrich;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod respond;
 pub mod source;
 pub mod state;

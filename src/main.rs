@@ -36,12 +36,42 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// The response ledger: list actions, undo one, reset the blast-radius latch.
+    Respond {
+        #[command(subcommand)]
+        command: RespondCommand,
+    },
     /// Replay the bundled multi-cloud account-takeover story with embedded defaults.
     Demo {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutFormat::Table)]
         format: OutFormat,
     },
+}
+
+#[derive(clap::Args)]
+struct LedgerArgs {
+    /// Configuration file (default: the embedded defaults).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SQLite state file holding the ledger.
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RespondCommand {
+    /// List recorded and planned actions, oldest first.
+    List(LedgerArgs),
+    /// Reverse an applied action by its ledger id.
+    Undo {
+        /// The ledger id (shown in alerts and `picket respond list`).
+        id: String,
+        #[command(flatten)]
+        args: LedgerArgs,
+    },
+    /// Re-open the blast-radius latch so picket may act again.
+    Reset(LedgerArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -108,6 +138,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => replay_cmd(args).await,
             Command::Validate { config } => validate_cmd(&config),
             Command::Demo { format } => demo_cmd(format).await,
+            Command::Respond { command } => respond_cmd(command).await,
         }
     });
     match result {
@@ -338,5 +369,55 @@ async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
     })
     .await?;
     print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
+    let args = match &command {
+        RespondCommand::List(a)
+        | RespondCommand::Reset(a)
+        | RespondCommand::Undo { args: a, .. } => a,
+    };
+    let Some(config) = load_config(args.config.as_deref())? else {
+        return Ok(ExitCode::from(2));
+    };
+    let state = app::replay_state(args.state.as_deref())?;
+    let now = chrono::Utc::now();
+    let ledger = picket::respond::Ledger::new(state.clone());
+    match command {
+        RespondCommand::List(_) => {
+            if let Some(why) = ledger.latch(now)? {
+                println!("LATCHED (alert-only): {}", alert::escape::terminal(&why));
+            }
+            for e in ledger.list(10_000, now)? {
+                println!(
+                    "{}  {}  {:<10} {:<32} {}  finding {}",
+                    e.id,
+                    e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    e.status.as_str(),
+                    e.action,
+                    alert::escape::terminal(&e.target.label()),
+                    e.finding
+                );
+            }
+        }
+        RespondCommand::Reset(_) => {
+            if ledger.reset(now)? {
+                println!("blast-radius latch reset: picket may act again");
+            } else {
+                println!("the latch was not closed");
+            }
+        }
+        RespondCommand::Undo { id, .. } => {
+            let clients = app::clients(&config).await?;
+            let responder = app::responder(&config, &clients, state, false)?;
+            let e = responder.undo(&id).await?;
+            println!(
+                "undone: {} on {}",
+                e.action,
+                alert::escape::terminal(&e.target.label())
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! The one path every record takes: normalize -> enrich -> detect -> record -> notify.
+//! The one path every record takes: normalize -> enrich -> detect -> respond -> notify -> record.
 //! The CLI loop, `picket replay`, the tests and every Lambda handler call
 //! [`Pipeline::process`] with a batch of raw records; a source commits its cursor only after
 //! `process` returned, so delivery is at-least-once and the finding ledger makes it
@@ -15,6 +15,7 @@ use crate::detect::{DetectContext, DetectError, Detector};
 use crate::enrich::Enricher;
 use crate::model::{Finding, IdentityEvent, RecordKind};
 use crate::normalize::{self, NormalizeError};
+use crate::respond::Responder;
 use crate::source::{Origin, RawRecord};
 use crate::state::{StateError, StateStore};
 
@@ -51,6 +52,9 @@ pub struct BatchReport {
     pub duplicate_findings: usize,
     /// Failed notifications.
     pub notify_failures: u64,
+    /// Findings whose response stage failed (state store errors; single failed actions are
+    /// reported in the finding's notes instead).
+    pub respond_failures: u64,
     /// The normalized events, when [`Pipeline::keep_events`] is on (timelines, tests).
     pub kept_events: Vec<IdentityEvent>,
 }
@@ -84,6 +88,7 @@ pub struct Pipeline {
     router: Router,
     clock: Arc<Clock>,
     keep_events: bool,
+    responder: Option<Responder>,
 }
 
 impl Pipeline {
@@ -102,7 +107,19 @@ impl Pipeline {
             router,
             clock,
             keep_events: false,
+            responder: None,
         }
+    }
+
+    /// Adds the response stage. `picket replay` never calls this: history is not acted on.
+    pub fn with_responder(mut self, responder: Responder) -> Pipeline {
+        self.responder = Some(responder);
+        self
+    }
+
+    /// The response stage, when there is one.
+    pub fn responder(&self) -> Option<&Responder> {
+        self.responder.as_ref()
     }
 
     /// Keeps the normalized events of each batch in its report.
@@ -121,8 +138,9 @@ impl Pipeline {
         self.detectors.iter().map(|d| d.id().to_string()).collect()
     }
 
-    /// Runs one batch through every stage. Findings are recorded in the ledger after they
-    /// were notified; a finding already in the ledger is not sent again.
+    /// Runs one batch through every stage. A finding already in the finding ledger is
+    /// dropped; a new one goes to the Responder (whose own ledger makes each action
+    /// once-only), is notified with what the Responder did attached, and is then recorded.
     pub async fn process(&mut self, records: Vec<RawRecord>) -> Result<BatchReport, PipelineError> {
         let mut report = BatchReport {
             records: records.len(),
@@ -194,10 +212,25 @@ impl Pipeline {
         }
 
         let now = self.clock.now();
-        for f in found {
+        for mut f in found {
             if self.state.get(FINDINGS_NS, &f.uid, now)?.is_some() {
                 report.duplicate_findings += 1;
                 continue;
+            }
+            if let Some(r) = &self.responder {
+                match r.respond(&f).await {
+                    Ok(out) => {
+                        out.attach(&mut f);
+                        if let Some(breach) = out.breach {
+                            report.notify_failures += self.router.send(&breach).await;
+                            report.findings.push(breach);
+                        }
+                    }
+                    Err(e) => {
+                        report.respond_failures += 1;
+                        tracing::error!(finding = %f.uid, error = %e, "response stage failed; the finding is still notified");
+                    }
+                }
             }
             report.notify_failures += self.router.send(&f).await;
             let mark = serde_json::json!({"detector": f.detector, "time": f.time}).to_string();

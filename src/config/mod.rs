@@ -16,8 +16,10 @@ use serde::de::DeserializeOwned;
 use crate::alert::NotifyConfig;
 use crate::source::SourceConfig;
 
+pub mod secret;
 pub mod sections;
 
+pub use secret::{Secret, SecretError, SecretRef};
 pub use sections::*;
 
 /// The embedded default configuration `picket demo` and a config-less `picket replay` use.

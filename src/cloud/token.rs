@@ -1,0 +1,192 @@
+//! Bearer tokens for Microsoft Graph and the Google APIs, behind [`TokenProvider`] so tests
+//! inject a fixed token and deployments plug in a real credential flow.
+//!
+//! Shipped providers: [`StaticToken`] (a token from the environment or a test) and
+//! [`ClientCredentials`] (OAuth 2.0 client-credentials grant against a token endpoint, as
+//! Entra app registrations use). `azure_identity` / `google-cloud-auth` (managed identity,
+//! workload identity federation, service-account JWT) are not wired yet.
+//! To add one: implement [`TokenProvider`].
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::CloudError;
+use crate::config::Secret;
+
+/// A source of bearer tokens for one audience.
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A currently valid access token.
+    async fn token(&self) -> Result<Secret, CloudError>;
+}
+
+/// A fixed token.
+pub struct StaticToken(pub Secret);
+
+#[async_trait::async_trait]
+impl TokenProvider for StaticToken {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// OAuth 2.0 client-credentials grant (Entra: `{authority}/{tenant}/oauth2/v2.0/token`),
+/// cached until a minute before expiry.
+pub struct ClientCredentials {
+    http: reqwest::Client,
+    token_url: String,
+    client_id: String,
+    secret: Secret,
+    scope: String,
+    cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
+}
+
+impl ClientCredentials {
+    /// A provider for `scope` (Graph: `https://graph.microsoft.com/.default`).
+    pub fn new(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+        scope: String,
+    ) -> ClientCredentials {
+        ClientCredentials {
+            http,
+            token_url,
+            client_id,
+            secret,
+            scope,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for ClientCredentials {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        let mut cached = self.cached.lock().await;
+        let now = chrono::Utc::now();
+        if let Some((t, exp)) = &*cached
+            && *exp > now
+        {
+            return Ok(t.clone());
+        }
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+            urlencode(&self.client_id),
+            urlencode(self.secret.expose()),
+            urlencode(&self.scope)
+        );
+        let answer = super::http::send(
+            &super::retry::RetryPolicy::default(),
+            "POST",
+            &self.token_url,
+            &[],
+            || {
+                self.http
+                    .post(&self.token_url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone())
+            },
+        )
+        .await?;
+        let v = answer.json(&self.token_url)?;
+        let token = v["access_token"]
+            .as_str()
+            .ok_or_else(|| CloudError::Token {
+                audience: "graph",
+                message: "no access_token in the answer".into(),
+            })?
+            .to_string();
+        let secs = v["expires_in"].as_i64().unwrap_or(300);
+        let exp = now + chrono::Duration::seconds((secs - 60).max(0));
+        let t = Secret::new(token);
+        *cached = Some((t.clone(), exp));
+        Ok(t)
+    }
+}
+
+/// Percent-encodes a URL component (RFC 3986 unreserved characters pass).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A REST API reached through the shared client: base URL and token source.
+#[derive(Clone)]
+pub struct Api {
+    /// The shared HTTP client.
+    pub http: reqwest::Client,
+    /// Base URL without trailing slash (`https://graph.microsoft.com/v1.0`).
+    pub base_url: String,
+    /// Where tokens come from.
+    pub tokens: Arc<dyn TokenProvider>,
+}
+
+impl Api {
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.trim_end_matches('/'), path)
+    }
+
+    /// Calls `method path` with a bearer token and an optional JSON body, through the shared
+    /// retry helper. Statuses in `ok` (besides 2xx) are answers, not errors.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        ok: &[u16],
+    ) -> Result<super::http::Answer, CloudError> {
+        let token = self.tokens.token().await?;
+        let url = self.url(path);
+        let body = body.map(|b| b.to_string());
+        super::http::send(
+            &super::retry::RetryPolicy::default(),
+            method.as_str(),
+            &url,
+            ok,
+            || {
+                let mut req = self
+                    .http
+                    .request(method.clone(), &url)
+                    .bearer_auth(token.expose());
+                if let Some(b) = &body {
+                    req = req
+                        .header("content-type", "application/json")
+                        .body(b.clone());
+                }
+                req
+            },
+        )
+        .await
+    }
+}
+
+/// Google: the Admin SDK Directory API and the IAM API have different hosts.
+#[derive(Clone)]
+pub struct GoogleApi {
+    /// Admin SDK (`https://admin.googleapis.com`).
+    pub admin: Api,
+    /// IAM (`https://iam.googleapis.com`).
+    pub iam: Api,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencode_escapes_reserved_characters() {
+        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(urlencode("alice@corp.example"), "alice%40corp.example");
+    }
+}

@@ -1,0 +1,6 @@
+//! Tests against real peers: HTTP listeners on loopback (Slack, webhooks, Graph, Google) and
+//! the emulators from `infra/emulators/setup.sh` (moto server, aiosmtpd), which the `aws`
+//! feature set runs (`infra/test.sh` installs them first).
+
+mod common;
+mod notify_http;
