@@ -4,3 +4,6 @@
 
 mod common;
 mod notify_http;
+
+#[cfg(feature = "aws")]
+mod aws_actions;
