@@ -7,3 +7,5 @@ mod notify_http;
 
 #[cfg(feature = "aws")]
 mod aws_actions;
+#[cfg(feature = "aws")]
+mod flood;
