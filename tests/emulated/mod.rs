@@ -9,3 +9,5 @@ mod notify_http;
 mod aws_actions;
 #[cfg(feature = "aws")]
 mod flood;
+#[cfg(feature = "aws")]
+mod email_smtp;
