@@ -11,3 +11,5 @@ mod aws_actions;
 mod flood;
 #[cfg(feature = "aws")]
 mod email_smtp;
+#[cfg(feature = "azure")]
+mod graph_actions;
