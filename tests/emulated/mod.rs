@@ -13,3 +13,5 @@ mod flood;
 mod email_smtp;
 #[cfg(feature = "azure")]
 mod graph_actions;
+#[cfg(feature = "gcp")]
+mod google_actions;
