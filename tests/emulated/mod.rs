@@ -10,6 +10,8 @@ mod aws_actions;
 #[cfg(feature = "aws")]
 mod flood;
 #[cfg(feature = "aws")]
+mod latency;
+#[cfg(feature = "aws")]
 mod email_smtp;
 #[cfg(feature = "azure")]
 mod graph_actions;
