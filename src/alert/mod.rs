@@ -104,7 +104,7 @@ impl Route {
     /// Whether a finding is for this channel at all.
     pub fn accepts(&self, f: &Finding) -> bool {
         f.severity >= self.min_severity
-            && (self.detectors.is_empty() || self.detectors.iter().any(|d| *d == f.detector))
+            && (self.detectors.is_empty() || self.detectors.contains(&f.detector))
     }
 }
 

@@ -301,9 +301,8 @@ impl RawConfig {
             s.resolve(&format!("sources[{i}]"), c);
         }
         for n in &mut self.notify {
-            match n {
-                crate::alert::NotifyConfig::Jsonl { path, .. } => c.path(path),
-                _ => {}
+            if let crate::alert::NotifyConfig::Jsonl { path, .. } = n {
+                c.path(path);
             }
         }
         for (i, p) in self.respond.playbook.iter().enumerate() {

@@ -585,6 +585,7 @@ pub mod aws {
 #[allow(unused_variables)]
 fn build_action(kind: ActionKind, clients: &Clients) -> Result<Arc<dyn Action>, RespondError> {
     let missing = |what: &str| RespondError::Build(format!("{}: {what}", kind.name()));
+    #[allow(unused_imports)]
     use ActionKind::*;
     match kind {
         #[cfg(feature = "aws")]
@@ -636,6 +637,44 @@ fn build_action(kind: ActionKind, clients: &Clients) -> Result<Arc<dyn Action>, 
             other.feature()
         ))),
     }
+}
+
+/// Turns an SDK error into an [`ActionError`] (context shown, retryability kept).
+#[cfg(feature = "aws")]
+pub(crate) fn sdk_err<E, R>(
+    action: &'static str,
+    e: aws_sdk_iam::error::SdkError<E, R>,
+) -> ActionError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_iam::error::SdkError;
+    let retryable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_));
+    ActionError::Cloud {
+        action,
+        message: crate::alert::escape::terminal(
+            &aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
+        ),
+        retryable,
+    }
+}
+
+/// The IAM user name of a target, or an error saying a user is needed.
+#[cfg(feature = "aws")]
+pub(crate) fn iam_user(action: &'static str, t: &ActionTarget) -> Result<String, ActionError> {
+    if !t.principal.contains(":user/") {
+        return Err(ActionError::Target {
+            action,
+            message: format!("{} is not an IAM user", t.principal),
+        });
+    }
+    aws::name_of(&t.principal)
+        .map(str::to_string)
+        .ok_or_else(|| ActionError::Target {
+            action,
+            message: format!("{} has no user name", t.principal),
+        })
 }
 
 #[cfg(test)]
@@ -724,42 +763,4 @@ mod tests {
             .to_string();
         assert_eq!(e, "aws_deactivate_access_keys needs the `aws` feature");
     }
-}
-
-/// Turns an SDK error into an [`ActionError`] (context shown, retryability kept).
-#[cfg(feature = "aws")]
-pub(crate) fn sdk_err<E, R>(
-    action: &'static str,
-    e: aws_sdk_iam::error::SdkError<E, R>,
-) -> ActionError
-where
-    E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_iam::error::SdkError;
-    let retryable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_));
-    ActionError::Cloud {
-        action,
-        message: crate::alert::escape::terminal(
-            &aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
-        ),
-        retryable,
-    }
-}
-
-/// The IAM user name of a target, or an error saying a user is needed.
-#[cfg(feature = "aws")]
-pub(crate) fn iam_user(action: &'static str, t: &ActionTarget) -> Result<String, ActionError> {
-    if !t.principal.contains(":user/") {
-        return Err(ActionError::Target {
-            action,
-            message: format!("{} is not an IAM user", t.principal),
-        });
-    }
-    aws::name_of(&t.principal)
-        .map(str::to_string)
-        .ok_or_else(|| ActionError::Target {
-            action,
-            message: format!("{} has no user name", t.principal),
-        })
 }

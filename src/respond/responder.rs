@@ -171,7 +171,7 @@ impl Responder {
     fn kinds_for(&self, f: &Finding) -> Vec<ActionKind> {
         let mut out = Vec::new();
         for p in &self.playbooks {
-            if f.severity >= p.min_severity && p.on.iter().any(|d| *d == f.detector) {
+            if f.severity >= p.min_severity && p.on.contains(&f.detector) {
                 for k in &p.actions {
                     if !out.contains(k) {
                         out.push(*k);

@@ -26,7 +26,12 @@ pub async fn seed_user(iam: &aws_sdk_iam::Client, name: &str) -> String {
         .send()
         .await
         .unwrap();
-    let key = iam.create_access_key().user_name(name).send().await.unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap();
     key.access_key().unwrap().access_key_id().to_string()
 }
 
@@ -56,7 +61,12 @@ pub fn aws_finding(arn: &str, key: Option<&str>, n: u32) -> Finding {
     f
 }
 
-pub fn section(mode: RespondMode, actions: &[&str], per_hour: u64, per_identity: u64) -> RespondSection {
+pub fn section(
+    mode: RespondMode,
+    actions: &[&str],
+    per_hour: u64,
+    per_identity: u64,
+) -> RespondSection {
     RespondSection {
         mode,
         max_actions_per_hour: per_hour,
@@ -83,8 +93,15 @@ pub async fn responder(
         ..IdentitiesSection::default()
     };
     let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-    let r = Responder::new(section, &identities, &clients, state.clone(), Arc::new(Clock::System), false)
-        .unwrap();
+    let r = Responder::new(
+        section,
+        &identities,
+        &clients,
+        state.clone(),
+        Arc::new(Clock::System),
+        false,
+    )
+    .unwrap();
     (r, state)
 }
 
@@ -126,7 +143,11 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
         &sdk,
         &section(
             RespondMode::Enforce,
-            &["aws_deactivate_access_keys", "aws_disable_console_login", "aws_quarantine_principal"],
+            &[
+                "aws_deactivate_access_keys",
+                "aws_disable_console_login",
+                "aws_quarantine_principal",
+            ],
             100,
             100,
         ),
@@ -136,13 +157,20 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
     let arn = format!("arn:aws:iam::{ACCOUNT}:user/alice");
     let out = r.respond(&aws_finding(&arn, Some(&key), 1)).await.unwrap();
     let statuses: Vec<&str> = out.notes.iter().map(|n| n.status.as_str()).collect();
-    assert_eq!(statuses, ["verified", "verified", "verified"], "{:#?}", out.notes);
+    assert_eq!(
+        statuses,
+        ["verified", "verified", "verified"],
+        "{:#?}",
+        out.notes
+    );
     assert_eq!(key_status(&iam, "alice").await, ["Inactive"]);
     assert!(!has_login_profile(&iam, "alice").await);
     assert_eq!(attached(&iam, "alice").await, ["PicketQuarantineDenyAll"]);
     let policy = iam
         .get_policy()
-        .policy_arn(format!("arn:aws:iam::{ACCOUNT}:policy/PicketQuarantineDenyAll"))
+        .policy_arn(format!(
+            "arn:aws:iam::{ACCOUNT}:policy/PicketQuarantineDenyAll"
+        ))
         .send()
         .await
         .unwrap();
@@ -150,7 +178,10 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
 
     // Every step has an undo command; undo restores moto's state.
     for note in &out.notes {
-        assert_eq!(note.undo.as_deref(), Some(format!("picket respond undo {}", note.id).as_str()));
+        assert_eq!(
+            note.undo.as_deref(),
+            Some(format!("picket respond undo {}", note.id).as_str())
+        );
         let e = r.undo(&note.id).await.unwrap();
         assert_eq!(e.status, Status::Undone);
     }
@@ -167,13 +198,31 @@ async fn revoke_role_sessions_puts_the_token_issue_time_deny_and_undo_removes_it
     let sdk = aws_config(&moto.endpoint).await;
     let iam = aws_sdk_iam::Client::new(&sdk);
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
-    iam.create_role().role_name("ops").assume_role_policy_document(trust).send().await.unwrap();
-    let (r, _) = responder(&sdk, &section(RespondMode::Enforce, &["aws_revoke_role_sessions"], 100, 100), &[]).await;
+    iam.create_role()
+        .role_name("ops")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+    let (r, _) = responder(
+        &sdk,
+        &section(
+            RespondMode::Enforce,
+            &["aws_revoke_role_sessions"],
+            100,
+            100,
+        ),
+        &[],
+    )
+    .await;
     let before = Utc::now() - chrono::Duration::seconds(2);
     let session = format!("arn:aws:sts::{ACCOUNT}:assumed-role/ops/attacker-session");
     let out = r.respond(&aws_finding(&session, None, 1)).await.unwrap();
     assert_eq!(out.notes[0].status, "verified", "{:#?}", out.notes);
-    assert_eq!(out.notes[0].target, format!("arn:aws:iam::{ACCOUNT}:role/ops"));
+    assert_eq!(
+        out.notes[0].target,
+        format!("arn:aws:iam::{ACCOUNT}:role/ops")
+    );
     let doc = iam
         .get_role_policy()
         .role_name("ops")
@@ -181,13 +230,19 @@ async fn revoke_role_sessions_puts_the_token_issue_time_deny_and_undo_removes_it
         .send()
         .await
         .unwrap();
-    let v = picket::respond::aws_revoke_role_sessions::decode_policy(doc.policy_document()).unwrap();
+    let v =
+        picket::respond::aws_revoke_role_sessions::decode_policy(doc.policy_document()).unwrap();
     let st = &v["Statement"][0];
     assert_eq!(st["Effect"], "Deny");
     assert_eq!(st["Action"][0], "*");
-    let cutoff = st["Condition"]["DateLessThan"]["aws:TokenIssueTime"].as_str().unwrap();
+    let cutoff = st["Condition"]["DateLessThan"]["aws:TokenIssueTime"]
+        .as_str()
+        .unwrap();
     let cutoff = chrono::DateTime::parse_from_rfc3339(cutoff).unwrap();
-    assert!(cutoff >= before && cutoff <= Utc::now() + chrono::Duration::seconds(2), "{cutoff}");
+    assert!(
+        cutoff >= before && cutoff <= Utc::now() + chrono::Duration::seconds(2),
+        "{cutoff}"
+    );
 
     r.undo(&out.notes[0].id).await.unwrap();
     assert!(
@@ -215,20 +270,37 @@ async fn a_protected_principal_is_untouched_and_dry_run_changes_nothing() {
     )
     .await;
     let out = r
-        .respond(&aws_finding(&format!("arn:aws:iam::{ACCOUNT}:user/bob"), Some(&bob_key), 1))
+        .respond(&aws_finding(
+            &format!("arn:aws:iam::{ACCOUNT}:user/bob"),
+            Some(&bob_key),
+            1,
+        ))
         .await
         .unwrap();
-    assert!(out.notes.iter().all(|n| n.status == "skipped"
-        && n.reason.as_deref().unwrap().contains("protected")), "{:#?}", out.notes);
+    assert!(
+        out.notes
+            .iter()
+            .all(|n| n.status == "skipped" && n.reason.as_deref().unwrap().contains("protected")),
+        "{:#?}",
+        out.notes
+    );
     assert_eq!(key_status(&iam, "bob").await, ["Active"]);
     assert!(has_login_profile(&iam, "bob").await);
 
     let (dry, _) = responder(&sdk, &section(RespondMode::DryRun, &actions, 100, 100), &[]).await;
     let out = dry
-        .respond(&aws_finding(&format!("arn:aws:iam::{ACCOUNT}:user/carol"), Some(&carol_key), 1))
+        .respond(&aws_finding(
+            &format!("arn:aws:iam::{ACCOUNT}:user/carol"),
+            Some(&carol_key),
+            1,
+        ))
         .await
         .unwrap();
-    assert!(out.notes.iter().all(|n| n.status == "planned"), "{:#?}", out.notes);
+    assert!(
+        out.notes.iter().all(|n| n.status == "planned"),
+        "{:#?}",
+        out.notes
+    );
     assert_eq!(key_status(&iam, "carol").await, ["Active"]);
     assert!(has_login_profile(&iam, "carol").await);
     let _ = StatusType::Active;

@@ -16,7 +16,11 @@ const SEEDED: u32 = 12;
 
 fn name(i: u32) -> String {
     // Every 7th identity is a VIP, protected by glob.
-    if i % 7 == 0 { format!("vip-{i}") } else { format!("user-{i}") }
+    if i.is_multiple_of(7) {
+        format!("vip-{i}")
+    } else {
+        format!("user-{i}")
+    }
 }
 
 async fn seeded(iam: &aws_sdk_iam::Client) -> Vec<(String, String)> {
@@ -33,7 +37,11 @@ async fn inactive_keys(iam: &aws_sdk_iam::Client, users: &[(String, String)]) ->
     let mut out = Vec::new();
     for (u, _) in users {
         let keys = iam.list_access_keys().user_name(u).send().await.unwrap();
-        if keys.access_key_metadata().iter().any(|k| k.status().map(|s| s.as_str()) == Some("Inactive")) {
+        if keys
+            .access_key_metadata()
+            .iter()
+            .any(|k| k.status().map(|s| s.as_str()) == Some("Inactive"))
+        {
             out.push(u.clone());
         }
     }
@@ -76,16 +84,27 @@ async fn a_flood_of_forged_findings_is_capped_and_latches_once() {
         acted += out
             .notes
             .iter()
-            .filter(|x| matches!(x.status.as_str(), "verified" | "applied" | "unverified" | "failed"))
+            .filter(|x| {
+                matches!(
+                    x.status.as_str(),
+                    "verified" | "applied" | "unverified" | "failed"
+                )
+            })
             .count();
         for note in &out.notes {
             if note.target.contains("vip-") {
-                assert_eq!(note.status, "skipped", "protected identity acted on: {note:?}");
+                assert_eq!(
+                    note.status, "skipped",
+                    "protected identity acted on: {note:?}"
+                );
             }
         }
         breaches.extend(out.breach);
     }
-    assert!(acted as u64 <= per_hour, "{acted} actions, limit {per_hour}");
+    assert!(
+        acted as u64 <= per_hour,
+        "{acted} actions, limit {per_hour}"
+    );
     assert!(acted > 0, "the flood never acted at all");
     assert_eq!(breaches.len(), 1, "exactly one breach alert");
     assert_eq!(breaches[0].severity, picket::model::Severity::Critical);
@@ -93,14 +112,20 @@ async fn a_flood_of_forged_findings_is_capped_and_latches_once() {
 
     // moto agrees: no VIP touched, no more users changed than the limit.
     let inactive = inactive_keys(&iam, &users).await;
-    assert!(inactive.iter().all(|u| !u.starts_with("vip-")), "{inactive:?}");
+    assert!(
+        inactive.iter().all(|u| !u.starts_with("vip-")),
+        "{inactive:?}"
+    );
     let deleted_profiles = users.len() - login_profiles(&iam, &users).await;
     assert!(inactive.len() + deleted_profiles <= per_hour as usize);
 
     // The ledger holds exactly the actions taken.
     let now = chrono::Utc::now();
     let entries = r.ledger().list(100_000, now).unwrap();
-    let enforced = entries.iter().filter(|e| e.status != Status::Planned).count();
+    let enforced = entries
+        .iter()
+        .filter(|e| e.status != Status::Planned)
+        .count();
     assert_eq!(enforced, acted);
     assert!(r.ledger().latch(now).unwrap().is_some());
     // Reset re-opens the latch.
@@ -117,7 +142,11 @@ async fn a_dry_run_flood_leaves_moto_unchanged() {
         &sdk,
         &section(
             RespondMode::DryRun,
-            &["aws_deactivate_access_keys", "aws_disable_console_login", "aws_quarantine_principal"],
+            &[
+                "aws_deactivate_access_keys",
+                "aws_disable_console_login",
+                "aws_quarantine_principal",
+            ],
             5,
             3,
         ),
@@ -130,12 +159,21 @@ async fn a_dry_run_flood_leaves_moto_unchanged() {
         let arn = format!("arn:aws:iam::{ACCOUNT}:user/{}", name(i));
         let key = users.get(i as usize).map(|(_, k)| k.as_str());
         let out = r.respond(&aws_finding(&arn, key, n)).await.unwrap();
-        assert!(out.notes.iter().all(|x| x.status == "planned" || x.status == "skipped"));
+        assert!(
+            out.notes
+                .iter()
+                .all(|x| x.status == "planned" || x.status == "skipped")
+        );
         breaches += out.breach.is_some() as usize;
     }
     assert_eq!(breaches, 0);
     assert!(inactive_keys(&iam, &users).await.is_empty());
     assert_eq!(login_profiles(&iam, &users).await, users.len());
-    let policies = iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+    let policies = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .send()
+        .await
+        .unwrap();
     assert!(policies.policies().is_empty(), "dry run created a policy");
 }

@@ -38,9 +38,15 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
     match (r.method.as_str(), r.path.as_str()) {
         ("GET", p) if p == token => {
             if g.token_present {
-                Reply::json(200, json!({"kind": "admin#directory#token", "clientId": "app-evil-1", "scopes": ["https://mail.google.com/"]}))
+                Reply::json(
+                    200,
+                    json!({"kind": "admin#directory#token", "clientId": "app-evil-1", "scopes": ["https://mail.google.com/"]}),
+                )
             } else {
-                Reply::json(404, json!({"error": {"code": 404, "message": "Resource Not Found"}}))
+                Reply::json(
+                    404,
+                    json!({"error": {"code": 404, "message": "Resource Not Found"}}),
+                )
             }
         }
         ("DELETE", p) if p == token => {
@@ -51,12 +57,21 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
             g.signed_out += 1;
             Reply::empty(204)
         }
-        ("GET", p) if p == user => Reply::json(200, json!({"primaryEmail": "alice@corp.example", "suspended": g.suspended})),
+        ("GET", p) if p == user => Reply::json(
+            200,
+            json!({"primaryEmail": "alice@corp.example", "suspended": g.suspended}),
+        ),
         ("PUT", p) if p == user => {
             g.suspended = r.json()["suspended"].as_bool().unwrap_or(g.suspended);
-            Reply::json(200, json!({"primaryEmail": "alice@corp.example", "suspended": g.suspended}))
+            Reply::json(
+                200,
+                json!({"primaryEmail": "alice@corp.example", "suspended": g.suspended}),
+            )
         }
-        ("GET", p) if p == key => Reply::json(200, json!({"name": format!("projects/proj-1/serviceAccounts/{SA}/keys/key-123"), "disabled": g.key_disabled})),
+        ("GET", p) if p == key => Reply::json(
+            200,
+            json!({"name": format!("projects/proj-1/serviceAccounts/{SA}/keys/key-123"), "disabled": g.key_disabled}),
+        ),
         ("POST", p) if p == format!("{key}:disable") => {
             g.key_disabled = true;
             Reply::json(200, json!({}))
@@ -94,8 +109,15 @@ fn responder(url: &str, actions: &[&str]) -> Responder {
             actions: actions.iter().map(|s| s.to_string()).collect(),
         }],
     };
-    Responder::new(&section, &IdentitiesSection::default(), &clients, Arc::new(MemoryStore::new()), Arc::new(Clock::System), false)
-        .unwrap()
+    Responder::new(
+        &section,
+        &IdentitiesSection::default(),
+        &clients,
+        Arc::new(MemoryStore::new()),
+        Arc::new(Clock::System),
+        false,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -106,7 +128,14 @@ async fn workspace_actions_follow_the_directory_contract() {
     }));
     let s = state.clone();
     let stub = Stub::start(move |r| handle(&s, r)).await;
-    let r = responder(&stub.url, &["google_revoke_tokens", "google_sign_out", "google_suspend_user"]);
+    let r = responder(
+        &stub.url,
+        &[
+            "google_revoke_tokens",
+            "google_sign_out",
+            "google_suspend_user",
+        ],
+    );
     let out = r.respond(&takeover("alice@corp.example", 1)).await.unwrap();
     let statuses: Vec<&str> = out.notes.iter().map(|n| n.status.as_str()).collect();
     assert_eq!(statuses, ["verified"; 3], "{:#?}", out.notes);
@@ -117,7 +146,11 @@ async fn workspace_actions_follow_the_directory_contract() {
     }
     assert!(stub.requests().iter().any(|q| q.method == "DELETE"
         && q.path == "/admin/directory/v1/users/alice@corp.example/tokens/app-evil-1"));
-    let suspend = out.notes.iter().find(|n| n.action == "google_suspend_user").unwrap();
+    let suspend = out
+        .notes
+        .iter()
+        .find(|n| n.action == "google_suspend_user")
+        .unwrap();
     assert_eq!(r.undo(&suspend.id).await.unwrap().status, Status::Undone);
     assert!(!state.lock().unwrap().suspended);
 }

@@ -44,7 +44,10 @@ fn graph() -> Arc<Mutex<Graph>> {
 
 fn handle(g: &Mutex<Graph>, r: &crate::util::stub::Request) -> Reply {
     if r.header("authorization") != Some("Bearer graph-token") {
-        return Reply::json(401, json!({"error": {"code": "InvalidAuthenticationToken"}}));
+        return Reply::json(
+            401,
+            json!({"error": {"code": "InvalidAuthenticationToken"}}),
+        );
     }
     let mut g = g.lock().unwrap();
     if !g.throttled {
@@ -56,11 +59,21 @@ fn handle(g: &Mutex<Graph>, r: &crate::util::stub::Request) -> Reply {
         };
     }
     let path = r.path.strip_prefix("/v1.0").unwrap_or(&r.path);
-    let user_paths = ["/users/alice@corp.example".to_string(), format!("/users/{USER_ID}")];
+    let user_paths = [
+        "/users/alice@corp.example".to_string(),
+        format!("/users/{USER_ID}"),
+    ];
     match (r.method.as_str(), path) {
-        ("POST", p) if user_paths.iter().any(|u| p == format!("{u}/revokeSignInSessions")) => {
+        ("POST", p)
+            if user_paths
+                .iter()
+                .any(|u| p == format!("{u}/revokeSignInSessions")) =>
+        {
             g.user["signInSessionsValidFromDateTime"] = json!(chrono::Utc::now().to_rfc3339());
-            Reply::json(200, json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true}))
+            Reply::json(
+                200,
+                json!({"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true}),
+            )
         }
         ("GET", p) if user_paths.iter().any(|u| u == p) => Reply::json(200, g.user.clone()),
         ("PATCH", p) if user_paths.iter().any(|u| u == p) => {
@@ -72,7 +85,10 @@ fn handle(g: &Mutex<Graph>, r: &crate::util::stub::Request) -> Reply {
         ("GET", "/servicePrincipals") => {
             let want = format!("appId eq '{}'", g.sp["appId"].as_str().unwrap());
             let hit = r.query.contains(&want);
-            Reply::json(200, json!({"value": if hit { vec![g.sp.clone()] } else { vec![] }}))
+            Reply::json(
+                200,
+                json!({"value": if hit { vec![g.sp.clone()] } else { vec![] }}),
+            )
         }
         ("PATCH", p) if p == format!("/servicePrincipals/{SP_ID}") => {
             g.sp["accountEnabled"] = r.json()["accountEnabled"].clone();
@@ -83,8 +99,13 @@ fn handle(g: &Mutex<Graph>, r: &crate::util::stub::Request) -> Reply {
                 .grants
                 .iter()
                 .filter(|x| {
-                    r.query.contains(&format!("clientId eq '{}'", x["clientId"].as_str().unwrap()))
-                        && r.query.contains(&format!("principalId eq '{}'", x["principalId"].as_str().unwrap()))
+                    r.query.contains(&format!(
+                        "clientId eq '{}'",
+                        x["clientId"].as_str().unwrap()
+                    )) && r.query.contains(&format!(
+                        "principalId eq '{}'",
+                        x["principalId"].as_str().unwrap()
+                    ))
                 })
                 .cloned()
                 .collect();
@@ -94,7 +115,11 @@ fn handle(g: &Mutex<Graph>, r: &crate::util::stub::Request) -> Reply {
             let id = p.trim_start_matches("/oauth2PermissionGrants/");
             let before = g.grants.len();
             g.grants.retain(|x| x["id"] != id);
-            if g.grants.len() == before { Reply::empty(404) } else { Reply::empty(204) }
+            if g.grants.len() == before {
+                Reply::empty(404)
+            } else {
+                Reply::empty(204)
+            }
         }
         ("POST", "/oauth2PermissionGrants") => {
             let mut b = r.json();
@@ -131,8 +156,15 @@ fn responder(url: &str, actions: &[&str], protected: &[&str]) -> Responder {
         protected: protected.iter().map(|s| s.to_string()).collect(),
         ..IdentitiesSection::default()
     };
-    Responder::new(&section, &identities, &clients, Arc::new(MemoryStore::new()), Arc::new(Clock::System), false)
-        .unwrap()
+    Responder::new(
+        &section,
+        &identities,
+        &clients,
+        Arc::new(MemoryStore::new()),
+        Arc::new(Clock::System),
+        false,
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -142,7 +174,12 @@ async fn entra_actions_follow_the_graph_contract_and_undo() {
     let stub = Stub::start(move |r| handle(&s, r)).await;
     let r = responder(
         &stub.url,
-        &["entra_revoke_sessions", "entra_remove_oauth_grant", "entra_disable_user", "entra_disable_service_principal"],
+        &[
+            "entra_revoke_sessions",
+            "entra_remove_oauth_grant",
+            "entra_disable_user",
+            "entra_disable_service_principal",
+        ],
         &[],
     );
     let out = r.respond(&takeover("alice@corp.example", 1)).await.unwrap();
@@ -156,11 +193,23 @@ async fn entra_actions_follow_the_graph_contract_and_undo() {
         assert_eq!(g.grants[0]["id"], "grant-other");
     }
     let reqs = stub.requests();
-    assert_eq!(reqs[0].method, "POST", "the throttled first call was retried");
+    assert_eq!(
+        reqs[0].method, "POST",
+        "the throttled first call was retried"
+    );
     assert_eq!(reqs[0].path, reqs[1].path);
-    assert!(reqs.iter().any(|q| q.method == "POST" && q.path == "/v1.0/users/alice@corp.example/revokeSignInSessions"));
-    assert!(reqs.iter().any(|q| q.method == "DELETE" && q.path == "/v1.0/oauth2PermissionGrants/grant-1"));
-    assert!(reqs.iter().any(|q| q.method == "PATCH" && q.json() == json!({"accountEnabled": false})));
+    assert!(
+        reqs.iter().any(|q| q.method == "POST"
+            && q.path == "/v1.0/users/alice@corp.example/revokeSignInSessions")
+    );
+    assert!(
+        reqs.iter()
+            .any(|q| q.method == "DELETE" && q.path == "/v1.0/oauth2PermissionGrants/grant-1")
+    );
+    assert!(
+        reqs.iter()
+            .any(|q| q.method == "PATCH" && q.json() == json!({"accountEnabled": false}))
+    );
     // Revoked sessions cannot be undone; the rest can.
     assert!(out.notes[0].undo.is_none());
     for n in &out.notes[1..] {
@@ -169,7 +218,11 @@ async fn entra_actions_follow_the_graph_contract_and_undo() {
     let g = state.lock().unwrap();
     assert_eq!(g.user["accountEnabled"], true);
     assert_eq!(g.sp["accountEnabled"], true);
-    assert!(g.grants.iter().any(|x| x["clientId"] == SP_ID && x["scope"] == "Mail.Read offline_access"));
+    assert!(
+        g.grants
+            .iter()
+            .any(|x| x["clientId"] == SP_ID && x["scope"] == "Mail.Read offline_access")
+    );
 }
 
 #[tokio::test]
@@ -177,7 +230,11 @@ async fn protected_entra_users_get_no_request_at_all() {
     let state = graph();
     let s = state.clone();
     let stub = Stub::start(move |r| handle(&s, r)).await;
-    let r = responder(&stub.url, &["entra_revoke_sessions", "entra_disable_user"], &["alice@*"]);
+    let r = responder(
+        &stub.url,
+        &["entra_revoke_sessions", "entra_disable_user"],
+        &["alice@*"],
+    );
     let out = r.respond(&takeover("alice@corp.example", 1)).await.unwrap();
     assert!(out.notes.iter().all(|n| n.status == "skipped"));
     assert!(stub.requests().is_empty());

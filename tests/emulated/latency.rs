@@ -24,13 +24,22 @@ async fn finding_to_verified_action_latency_against_moto() {
     }
     let (r, _) = responder(
         &sdk,
-        &section(RespondMode::Enforce, &["aws_deactivate_access_keys"], 10_000, 10),
+        &section(
+            RespondMode::Enforce,
+            &["aws_deactivate_access_keys"],
+            10_000,
+            10,
+        ),
         &[],
     )
     .await;
     let mut ms = Vec::with_capacity(N);
     for (i, (name, key)) in users.iter().enumerate() {
-        let f = aws_finding(&format!("arn:aws:iam::{ACCOUNT}:user/{name}"), Some(key), i as u32);
+        let f = aws_finding(
+            &format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+            Some(key),
+            i as u32,
+        );
         let t = Instant::now();
         let out = r.respond(&f).await.unwrap();
         ms.push(t.elapsed().as_secs_f64() * 1000.0);

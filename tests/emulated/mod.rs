@@ -8,12 +8,12 @@ mod notify_http;
 #[cfg(feature = "aws")]
 mod aws_actions;
 #[cfg(feature = "aws")]
-mod flood;
-#[cfg(feature = "aws")]
-mod latency;
-#[cfg(feature = "aws")]
 mod email_smtp;
-#[cfg(feature = "azure")]
-mod graph_actions;
+#[cfg(feature = "aws")]
+mod flood;
 #[cfg(feature = "gcp")]
 mod google_actions;
+#[cfg(feature = "azure")]
+mod graph_actions;
+#[cfg(feature = "aws")]
+mod latency;

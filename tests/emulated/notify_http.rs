@@ -44,7 +44,9 @@ async fn slack_webhook_gets_block_kit_with_hostile_strings_neutralised() {
     slack.notify(&f).await.unwrap();
     let reqs = stub.requests();
     assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "POST");
     assert_eq!(reqs[0].path, "/services/T0/B0/secret");
+    assert!(reqs[0].query.is_empty());
     let body = reqs[0].json();
     let text = body.to_string();
     assert_neutralised(&text);

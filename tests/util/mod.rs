@@ -2,5 +2,6 @@
 //! the pinned venv (`infra/emulators/setup.sh`), once per test binary; [`stub`] runs an
 //! in-process HTTP server (axum on the same hyper the clients use) that records requests.
 
+#[cfg(feature = "aws")]
 pub mod emulators;
 pub mod stub;
