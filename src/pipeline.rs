@@ -378,8 +378,12 @@ mod tests {
     async fn the_notification_says_what_picket_did_and_a_rerun_acts_and_alerts_once() {
         let (mut p, capture, revoke) = pipeline(5);
         let mut report = BatchReport::default();
-        p.emit(vec![finding("a@x.example")], &mut report).await.unwrap();
-        p.emit(vec![finding("a@x.example")], &mut report).await.unwrap();
+        p.emit(vec![finding("a@x.example")], &mut report)
+            .await
+            .unwrap();
+        p.emit(vec![finding("a@x.example")], &mut report)
+            .await
+            .unwrap();
         assert_eq!(*revoke.0.lock().unwrap(), 1);
         let sent = capture.0.lock().unwrap();
         assert_eq!(sent.len(), 1);
@@ -392,11 +396,16 @@ mod tests {
     async fn a_breach_is_alerted_once_through_the_router() {
         let (mut p, capture, revoke) = pipeline(2);
         let mut report = BatchReport::default();
-        let found = (0..6).map(|i| finding(&format!("u{i}@x.example"))).collect();
+        let found = (0..6)
+            .map(|i| finding(&format!("u{i}@x.example")))
+            .collect();
         p.emit(found, &mut report).await.unwrap();
         assert_eq!(*revoke.0.lock().unwrap(), 2);
         let sent = capture.0.lock().unwrap();
-        let breaches: Vec<_> = sent.iter().filter(|f| f.detector == "respond-guardrail").collect();
+        let breaches: Vec<_> = sent
+            .iter()
+            .filter(|f| f.detector == "respond-guardrail")
+            .collect();
         assert_eq!(breaches.len(), 1);
         assert_eq!(sent.len(), 7, "six findings and one breach alert");
     }

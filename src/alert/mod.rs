@@ -343,12 +343,17 @@ impl NotifyConfig {
             }
             NotifyConfig::Webhook {
                 url, secret: key, ..
-            } => Box::new(webhook::Webhook::new(
-                http("webhook")?,
-                secret("webhook", url)?,
-                key.as_ref().map(|k| secret("webhook", k)).transpose()?,
-                RetryPolicy::default(),
-            )),
+            } => {
+                // Secrets first: a missing variable is the error to report.
+                let url = secret("webhook", url)?;
+                let key = key.as_ref().map(|k| secret("webhook", k)).transpose()?;
+                Box::new(webhook::Webhook::new(
+                    http("webhook")?,
+                    url,
+                    key,
+                    RetryPolicy::default(),
+                ))
+            }
         })
     }
 }
@@ -486,6 +491,102 @@ impl Router {
                 self.failures += 1;
                 tracing::warn!(notifier = ch.notifier.name(), error = %e, "flush failed");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, Vec<crate::config::ConfigError>> {
+        Config::parse(text, Path::new("picket.toml"), Path::new("/etc/picket"))
+    }
+
+    #[test]
+    fn notifiers_parse_with_secret_references_and_routes() {
+        let c = parse(
+            r#"
+[[notify]]
+type = "slack"
+token = "env:SLACK_BOT_TOKEN"
+channel = "C0SOC"
+min_severity = "high"
+detectors = ["account-takeover"]
+dedup_secs = 300
+max_per_minute = 20
+
+[[notify]]
+type = "email"
+from = "picket@corp.example"
+to = ["soc@corp.example"]
+smtp_host = "smtp.corp.example"
+smtp_username = "picket"
+smtp_password = "env:SMTP_PASSWORD"
+
+[[notify]]
+type = "webhook"
+url = "env:SIEM_URL"
+secret = "env:SIEM_HMAC"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.raw.notify.len(), 3);
+        let r = c.raw.notify[0].route();
+        assert_eq!(r.min_severity, Severity::High);
+        assert_eq!(r.detectors, ["account-takeover"]);
+        assert_eq!(r.dedup, Some(Duration::from_secs(300)));
+        assert_eq!(r.max_per_minute, Some(20));
+    }
+
+    #[test]
+    fn a_secret_written_in_clear_is_an_error_that_does_not_repeat_it() {
+        let errors = parse(
+            "[[notify]]\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/XYZ\"\n",
+        )
+        .unwrap_err();
+        let shown = format!("{errors:?}");
+        assert!(shown.contains("env:"), "{shown}");
+        assert!(!shown.contains("hooks.slack.com"), "{shown}");
+    }
+
+    #[test]
+    fn a_missing_environment_variable_fails_the_build_naming_it() {
+        let c =
+            parse("[[notify]]\ntype = \"webhook\"\nurl = \"env:PICKET_TEST_UNSET_WEBHOOK_URL\"\n")
+                .unwrap();
+        let e = c.raw.notify[0]
+            .build(&Clients::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("PICKET_TEST_UNSET_WEBHOOK_URL"), "{e}");
+    }
+
+    #[test]
+    fn unknown_playbook_actions_are_config_errors() {
+        let errors = parse(
+            "[[respond.playbook]]\non = [\"account-takeover\"]\nactions = [\"entra_revoke_session\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].key, "respond.playbook[0].actions[0]");
+        assert!(errors[0].message.contains("entra_revoke_sessions"));
+    }
+
+    #[test]
+    fn every_notifier_type_is_listed() {
+        for t in NotifyConfig::ALL {
+            let text = format!("[[notify]]\ntype = \"{t}\"\n");
+            let errors = parse(&text).err().unwrap_or_default();
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| !e.message.contains("unknown variant")),
+                "{t}: {errors:?}"
+            );
         }
     }
 }
