@@ -321,7 +321,9 @@ async fn apply_is_idempotent_and_a_crash_after_apply_is_verified_not_repeated() 
     let action = ActionKind::AwsDeactivateAccessKeys.build(&clients).unwrap();
     let f = aws_finding(&arn, Some(&key), 1);
     let aliases = picket::respond::Aliases::default();
-    let target = ActionKind::AwsDeactivateAccessKeys.target(&f, &aliases).unwrap();
+    let target = ActionKind::AwsDeactivateAccessKeys
+        .target(&f, &aliases)
+        .unwrap();
     assert_eq!(target.credential.as_deref(), Some(key.as_str()));
 
     // A run applied the action and died before recording it: the ledger says pending.
@@ -329,7 +331,17 @@ async fn apply_is_idempotent_and_a_crash_after_apply_is_verified_not_repeated() 
     let again = action.apply(&target).await.unwrap();
     assert_eq!(first.after, again.after, "apply is idempotent");
     assert_eq!(key_status(&iam, "dan").await, ["Inactive"]);
-    let (r, _) = responder(&sdk, &section(RespondMode::Enforce, &["aws_deactivate_access_keys"], 100, 100), &[]).await;
+    let (r, _) = responder(
+        &sdk,
+        &section(
+            RespondMode::Enforce,
+            &["aws_deactivate_access_keys"],
+            100,
+            100,
+        ),
+        &[],
+    )
+    .await;
     let now = Utc::now();
     let entry = LedgerEntry {
         id: entry_id("aws_deactivate_access_keys", &target, &f.uid),
@@ -357,10 +369,18 @@ async fn apply_is_idempotent_and_a_crash_after_apply_is_verified_not_repeated() 
         .unwrap();
     assert_eq!(r.recover().await.unwrap(), 1);
     let (e, _) = r.ledger().get(&entry.id, Utc::now()).unwrap().unwrap();
-    assert_eq!(e.status, Status::Unverified, "verified against moto, not re-applied");
+    assert_eq!(
+        e.status,
+        Status::Unverified,
+        "verified against moto, not re-applied"
+    );
     let out = r.respond(&f).await.unwrap();
     assert_eq!(out.notes[0].status, "skipped", "{:#?}", out.notes);
-    assert_eq!(key_status(&iam, "dan").await, ["Active"], "never applied a second time");
+    assert_eq!(
+        key_status(&iam, "dan").await,
+        ["Active"],
+        "never applied a second time"
+    );
 }
 
 #[tokio::test]
@@ -370,20 +390,40 @@ async fn the_slack_message_shows_what_picket_did_and_the_undo_command() {
     let sdk = aws_config(&moto.endpoint).await;
     let iam = aws_sdk_iam::Client::new(&sdk);
     let key = seed_user(&iam, "erin").await;
-    let (r, _) = responder(&sdk, &section(RespondMode::Enforce, &["aws_deactivate_access_keys"], 100, 100), &[]).await;
+    let (r, _) = responder(
+        &sdk,
+        &section(
+            RespondMode::Enforce,
+            &["aws_deactivate_access_keys"],
+            100,
+            100,
+        ),
+        &[],
+    )
+    .await;
     let mut f = aws_finding(&format!("arn:aws:iam::{ACCOUNT}:user/erin"), Some(&key), 1);
     let out = r.respond(&f).await.unwrap();
     out.attach(&mut f);
     let stub = Stub::start(|_| Reply::empty(200)).await;
     let slack = picket::alert::slack::Slack::new(
         picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
-        picket::alert::slack::Delivery::Webhook(picket::config::Secret::new(format!("{}/services/x", stub.url))),
+        picket::alert::slack::Delivery::Webhook(picket::config::Secret::new(format!(
+            "{}/services/x",
+            stub.url
+        ))),
         picket::cloud::retry::RetryPolicy::default(),
     );
     use picket::alert::Notifier;
     slack.notify(&f).await.unwrap();
     let text = stub.requests()[0].body.clone();
-    assert!(text.contains("aws＿deactivate＿access＿keys") || text.contains("aws_deactivate_access_keys"), "{text}");
-    assert!(text.contains(&format!("picket respond undo {}", out.notes[0].id)), "{text}");
+    assert!(
+        text.contains("aws＿deactivate＿access＿keys")
+            || text.contains("aws_deactivate_access_keys"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("picket respond undo {}", out.notes[0].id)),
+        "{text}"
+    );
     assert!(text.contains("verified"), "{text}");
 }

@@ -59,3 +59,45 @@ async fn a_finding_arrives_by_smtp_with_html_escaped() {
     assert!(html.contains("&lt;!channel&gt;"), "{html}");
     assert!(!html.contains('\u{202E}'), "{html}");
 }
+
+#[tokio::test]
+async fn ses_v2_sends_through_the_shared_sdk_config() {
+    let moto = crate::util::emulators::moto().await;
+    let sdk = crate::util::emulators::aws_config(&moto.endpoint).await;
+    let ses = aws_sdk_sesv2::Client::new(&sdk);
+    ses.create_email_identity()
+        .email_identity("picket@corp.example")
+        .send()
+        .await
+        .unwrap();
+    let email = Email::new(
+        Transport::Ses(ses),
+        "picket@corp.example".into(),
+        vec!["soc@corp.example".into()],
+    )
+    .unwrap();
+    email
+        .notify(&takeover("frank@corp.example", 1))
+        .await
+        .unwrap();
+    let sent = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // moto keeps sent messages in its model data.
+    let v: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    let messages = v["ses"]["Message"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    let m = &messages[0];
+    assert_eq!(m["source"], "picket@corp.example");
+    assert_eq!(m["destinations"]["ToAddresses"][0], "soc@corp.example");
+    let body = m["body"].as_str().unwrap();
+    assert!(body.contains("frank@corp.example"), "{body}");
+    assert!(
+        body.contains("&lt;img src=x onerror=alert(1)&gt;") && !body.contains("<img"),
+        "{body}"
+    );
+    assert!(!m["subject"].as_str().unwrap().contains('\n'));
+}
