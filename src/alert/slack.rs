@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::escape::slack as esc;
 use super::facts::Facts;
 use super::{AlertError, Notifier};
-use crate::cloud::http::send;
+use crate::cloud::http::{send, send_secret_url};
 use crate::cloud::retry::RetryPolicy;
 use crate::config::Secret;
 use crate::model::Finding;
@@ -161,7 +161,7 @@ impl Notifier for Slack {
         match &self.delivery {
             Delivery::Webhook(url) => {
                 let body = payload.to_string();
-                send(&self.retry, "POST", url.expose(), &[], || {
+                send_secret_url(&self.retry, "POST", url.expose(), &[], || {
                     self.http
                         .post(url.expose())
                         .header("content-type", "application/json")

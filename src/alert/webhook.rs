@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{AlertError, Notifier};
-use crate::cloud::http::send;
+use crate::cloud::http::send_secret_url;
 use crate::cloud::retry::RetryPolicy;
 use crate::config::Secret;
 use crate::model::{Finding, ocsf};
@@ -74,7 +74,7 @@ impl Notifier for Webhook {
             .secret
             .as_ref()
             .map(|s| signature(s.expose().as_bytes(), body.as_bytes()));
-        send(&self.retry, "POST", self.url.expose(), &[], || {
+        send_secret_url(&self.retry, "POST", self.url.expose(), &[], || {
             let mut req = self
                 .http
                 .post(self.url.expose())

@@ -56,7 +56,8 @@ fn strip_query(url: &str) -> String {
 
 /// Sends the request `build` makes (called once per attempt), retrying 429/5xx/timeouts with
 /// jittered backoff and `Retry-After`. Statuses in `ok_statuses` (besides 2xx) count as
-/// answers too (a 404 that means "already gone"). Other statuses are errors.
+/// answers too (a 404 that means "already gone"). Other statuses are errors, which name the
+/// URL without its query.
 pub async fn send<F>(
     policy: &RetryPolicy,
     method: &str,
@@ -67,18 +68,50 @@ pub async fn send<F>(
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
-    let shown = strip_query(url);
-    retry(policy, &shown, |_| {
+    send_shown(policy, method, strip_query(url), ok_statuses, build).await
+}
+
+/// [`send`] for a URL that is itself a secret (Slack incoming webhooks, SIEM webhooks):
+/// errors and logs name only its scheme and host.
+pub async fn send_secret_url<F>(
+    policy: &RetryPolicy,
+    method: &str,
+    url: &str,
+    ok_statuses: &[u16],
+    build: F,
+) -> Result<Answer, CloudError>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let shown = match reqwest::Url::parse(url) {
+        Ok(u) => format!("{}://{}/***", u.scheme(), u.host_str().unwrap_or("")),
+        Err(_) => "<url>".to_string(),
+    };
+    send_shown(policy, method, shown, ok_statuses, build).await
+}
+
+async fn send_shown<F>(
+    policy: &RetryPolicy,
+    method: &str,
+    shown: String,
+    ok_statuses: &[u16],
+    build: F,
+) -> Result<Answer, CloudError>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    retry(policy, &shown.clone(), |_| {
         let req = build();
         let shown = shown.clone();
         async move {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(source) => {
+                    // reqwest's errors carry the full URL: drop it, it may be a secret.
                     let e = CloudError::Transport {
                         method: method.to_string(),
                         url: shown,
-                        source,
+                        source: source.without_url(),
                     };
                     return if e.is_retryable() {
                         Attempt::Retry {
@@ -103,7 +136,7 @@ where
                         error: CloudError::Transport {
                             method: method.to_string(),
                             url: shown,
-                            source,
+                            source: source.without_url(),
                         },
                         after: None,
                     };

@@ -5,8 +5,6 @@
 //! To add a cloud: one `<cloud>.rs` that builds its client from its config section, behind
 //! its feature, and a field in [`Clients`].
 
-use std::sync::Arc;
-
 pub mod http;
 pub mod retry;
 pub mod token;
@@ -84,6 +82,4 @@ pub struct Clients {
     pub graph: Option<token::Api>,
     /// Google Admin SDK / IAM: base URLs and token source.
     pub google: Option<token::GoogleApi>,
-    /// Set when the tokens come from tests or fixed values.
-    pub note: Option<Arc<str>>,
 }

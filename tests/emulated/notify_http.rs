@@ -180,3 +180,24 @@ async fn a_failing_notifier_does_not_stop_the_others_and_limits_apply() {
     assert_eq!(router.suppressed, 1);
     assert_eq!(router.failures, 2);
 }
+
+#[tokio::test]
+async fn delivery_errors_never_show_a_secret_url() {
+    // Nothing listens on port 1: the connection is refused on every attempt.
+    let hook = Webhook::new(
+        http(),
+        Secret::new("http://127.0.0.1:1/hooks/SECRET-TOKEN-123"),
+        None,
+        fast_retry(),
+    );
+    let e = hook.notify(&takeover("gina@corp.example", 1)).await.unwrap_err().to_string();
+    assert!(!e.contains("SECRET-TOKEN-123"), "{e}");
+    assert!(e.contains("127.0.0.1"), "{e}");
+    let slack = Slack::new(
+        http(),
+        Delivery::Webhook(Secret::new("http://127.0.0.1:1/services/T0/B0/SECRET-TOKEN-456")),
+        fast_retry(),
+    );
+    let e = slack.notify(&takeover("gina@corp.example", 1)).await.unwrap_err().to_string();
+    assert!(!e.contains("SECRET-TOKEN-456"), "{e}");
+}
