@@ -1,36 +1,32 @@
-//! The Google actions through the shared HTTP client: Workspace Admin SDK Directory API
-//! `google_revoke_tokens` (`DELETE users/{user}/tokens/{clientId}`), `google_sign_out`
-//! (`POST users/{user}/signOut`), `google_suspend_user` (`PUT users/{user}` with
-//! `suspended = true`), and the GCP IAM API `gcp_disable_service_account_key`
-//! (`POST .../keys/{key}:disable`).
-//!
-//! They share the Google plumbing, so they live in one file; each is a variant of
-//! [`ActionKind`].
+//! Google API plumbing shared by the `google_*` (Admin SDK Directory API) and `gcp_*` (IAM
+//! API) actions: calls through the shared HTTP client and retry helper, with the action's
+//! name in every error.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Action, ActionError, ActionKind, ActionTarget, Change};
+use super::{ActionError, ActionTarget};
 use crate::cloud::CloudError;
 use crate::cloud::token::{Api, GoogleApi, urlencode};
 
-/// One Google action.
+/// The Directory API path prefix.
+pub const DIRECTORY: &str = "/admin/directory/v1";
+
+/// Google APIs for one action.
 pub struct Google {
-    kind: ActionKind,
+    action: &'static str,
     api: GoogleApi,
 }
 
-const DIRECTORY: &str = "/admin/directory/v1";
-
 impl Google {
-    /// `kind` must be one of the `google_*` / `gcp_*` actions.
-    pub fn new(kind: ActionKind, api: GoogleApi) -> Google {
-        Google { kind, api }
+    /// Google calls on behalf of `action`.
+    pub fn new(action: &'static str, api: GoogleApi) -> Google {
+        Google { action, api }
     }
 
     fn err(&self, e: CloudError) -> ActionError {
         ActionError::Cloud {
-            action: self.kind.name(),
+            action: self.action,
             retryable: e.is_retryable(),
             message: e.to_string(),
         }
@@ -56,180 +52,46 @@ impl Google {
         Ok((a.status, v))
     }
 
-    fn user(t: &ActionTarget) -> String {
+    /// A Directory API call.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<(u16, Value), ActionError> {
+        self.call(&self.api.admin, method, path, body, ok).await
+    }
+
+    /// An IAM API call.
+    pub async fn iam(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        ok: &[u16],
+    ) -> Result<(u16, Value), ActionError> {
+        self.call(&self.api.iam, method, path, body, ok).await
+    }
+
+    /// `users/{userKey}` of a target.
+    pub fn user(t: &ActionTarget) -> String {
         format!("{DIRECTORY}/users/{}", urlencode(&t.principal))
     }
 
-    fn token_path(&self, t: &ActionTarget) -> Result<String, ActionError> {
-        let app = t.app.as_deref().ok_or_else(|| ActionError::Target {
-            action: self.kind.name(),
-            message: "the finding names no OAuth client id".into(),
-        })?;
-        Ok(format!("{}/tokens/{}", Self::user(t), urlencode(app)))
-    }
-
-    fn key_path(&self, t: &ActionTarget) -> Result<String, ActionError> {
-        let key = t.credential.as_deref().ok_or_else(|| ActionError::Target {
-            action: self.kind.name(),
-            message: "the finding names no service-account key".into(),
-        })?;
-        Ok(format!(
-            "/v1/projects/-/serviceAccounts/{}/keys/{}",
-            urlencode(&t.principal),
-            urlencode(key)
-        ))
-    }
-
-    async fn suspended(&self, t: &ActionTarget) -> Result<Option<bool>, ActionError> {
-        let (_, v) = self
-            .call(
-                &self.api.admin,
-                Method::GET,
-                &format!("{}?fields=primaryEmail,suspended", Self::user(t)),
-                None,
-                &[],
-            )
-            .await?;
-        Ok(v["suspended"].as_bool())
-    }
-}
-
-#[async_trait::async_trait]
-impl Action for Google {
-    fn kind(&self) -> ActionKind {
-        self.kind
-    }
-
-    async fn apply(&self, t: &ActionTarget) -> Result<Change, ActionError> {
-        match self.kind {
-            ActionKind::GoogleRevokeTokens => {
-                let path = self.token_path(t)?;
-                let (status, before) = self
-                    .call(&self.api.admin, Method::GET, &path, None, &[404])
-                    .await?;
-                if status != 404 {
-                    self.call(&self.api.admin, Method::DELETE, &path, None, &[404])
-                        .await?;
-                }
-                Ok(Change {
-                    before: if status == 404 { Value::Null } else { before },
-                    after: Value::Null,
-                })
-            }
-            ActionKind::GoogleSignOut => {
-                self.call(
-                    &self.api.admin,
-                    Method::POST,
-                    &format!("{}/signOut", Self::user(t)),
-                    None,
-                    &[],
-                )
-                .await?;
-                Ok(Change {
-                    before: Value::Null,
-                    after: json!({"signed_out": true}),
-                })
-            }
-            ActionKind::GoogleSuspendUser => {
-                let before = self.suspended(t).await?;
-                self.call(
-                    &self.api.admin,
-                    Method::PUT,
-                    &Self::user(t),
-                    Some(&json!({"suspended": true})),
-                    &[],
-                )
-                .await?;
-                Ok(Change {
-                    before: json!({"suspended": before}),
-                    after: json!({"suspended": true}),
-                })
-            }
-            ActionKind::GcpDisableServiceAccountKey => {
-                let path = self.key_path(t)?;
-                let (_, before) = self
-                    .call(&self.api.iam, Method::GET, &path, None, &[])
-                    .await?;
-                self.call(
-                    &self.api.iam,
-                    Method::POST,
-                    &format!("{path}:disable"),
-                    Some(&json!({})),
-                    &[],
-                )
-                .await?;
-                Ok(Change {
-                    before: json!({"disabled": before["disabled"].as_bool().unwrap_or(false)}),
-                    after: json!({"disabled": true}),
-                })
-            }
-            other => Err(ActionError::Target {
-                action: other.name(),
-                message: "not a Google action".into(),
-            }),
+    /// An error for a target that lacks what the action needs.
+    pub fn missing(&self, what: &str) -> ActionError {
+        ActionError::Target {
+            action: self.action,
+            message: format!("the finding names no {what}"),
         }
     }
 
-    async fn verify(&self, t: &ActionTarget, _: &Change) -> Result<bool, ActionError> {
-        match self.kind {
-            ActionKind::GoogleRevokeTokens => {
-                let (status, _) = self
-                    .call(
-                        &self.api.admin,
-                        Method::GET,
-                        &self.token_path(t)?,
-                        None,
-                        &[404],
-                    )
-                    .await?;
-                Ok(status == 404)
-            }
-            // The Directory API has no read-back for sign-out; the 2xx is all there is.
-            ActionKind::GoogleSignOut => Ok(true),
-            ActionKind::GoogleSuspendUser => Ok(self.suspended(t).await? == Some(true)),
-            ActionKind::GcpDisableServiceAccountKey => {
-                let (_, v) = self
-                    .call(&self.api.iam, Method::GET, &self.key_path(t)?, None, &[])
-                    .await?;
-                Ok(v["disabled"] == json!(true))
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn undo(&self, t: &ActionTarget, change: &Change) -> Result<(), ActionError> {
-        match self.kind {
-            ActionKind::GoogleSuspendUser => {
-                if change.before["suspended"] != json!(true) {
-                    self.call(
-                        &self.api.admin,
-                        Method::PUT,
-                        &Self::user(t),
-                        Some(&json!({"suspended": false})),
-                        &[],
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
-            ActionKind::GcpDisableServiceAccountKey => {
-                if change.before["disabled"] != json!(true) {
-                    let path = self.key_path(t)?;
-                    self.call(
-                        &self.api.iam,
-                        Method::POST,
-                        &format!("{path}:enable"),
-                        Some(&json!({})),
-                        &[],
-                    )
-                    .await?;
-                }
-                Ok(())
-            }
-            other => Err(ActionError::Target {
-                action: other.name(),
-                message: "revoked tokens and ended sessions cannot come back".into(),
-            }),
+    /// An error for an action that cannot be undone.
+    pub fn irreversible(&self, what: &str) -> ActionError {
+        ActionError::Target {
+            action: self.action,
+            message: format!("{what} cannot come back"),
         }
     }
 }

@@ -33,8 +33,24 @@ pub mod aws_quarantine_principal;
 pub mod aws_revoke_role_sessions;
 #[cfg(feature = "azure")]
 pub mod entra;
+#[cfg(feature = "azure")]
+pub mod entra_disable_service_principal;
+#[cfg(feature = "azure")]
+pub mod entra_disable_user;
+#[cfg(feature = "azure")]
+pub mod entra_remove_oauth_grant;
+#[cfg(feature = "azure")]
+pub mod entra_revoke_sessions;
+#[cfg(feature = "gcp")]
+pub mod gcp_disable_service_account_key;
 #[cfg(feature = "gcp")]
 pub mod google;
+#[cfg(feature = "gcp")]
+pub mod google_revoke_tokens;
+#[cfg(feature = "gcp")]
+pub mod google_sign_out;
+#[cfg(feature = "gcp")]
+pub mod google_suspend_user;
 
 pub use ledger::{Ledger, LedgerEntry, Status};
 pub use protect::Protected;
@@ -620,7 +636,18 @@ fn build_action(kind: ActionKind, clients: &Clients) -> Result<Arc<dyn Action>, 
                 .graph
                 .clone()
                 .ok_or_else(|| missing("no Graph client ([azure]) was built"))?;
-            Ok(Arc::new(entra::Entra::new(kind, api)))
+            Ok(match kind {
+                EntraRevokeSessions => {
+                    Arc::new(entra_revoke_sessions::EntraRevokeSessions::new(api))
+                }
+                EntraDisableUser => Arc::new(entra_disable_user::EntraDisableUser::new(api)),
+                EntraRemoveOauthGrant => {
+                    Arc::new(entra_remove_oauth_grant::EntraRemoveOauthGrant::new(api))
+                }
+                _ => Arc::new(
+                    entra_disable_service_principal::EntraDisableServicePrincipal::new(api),
+                ),
+            })
         }
         #[cfg(feature = "gcp")]
         GoogleRevokeTokens | GoogleSignOut | GoogleSuspendUser | GcpDisableServiceAccountKey => {
@@ -628,7 +655,14 @@ fn build_action(kind: ActionKind, clients: &Clients) -> Result<Arc<dyn Action>, 
                 .google
                 .clone()
                 .ok_or_else(|| missing("no Google client ([google]) was built"))?;
-            Ok(Arc::new(google::Google::new(kind, api)))
+            Ok(match kind {
+                GoogleRevokeTokens => Arc::new(google_revoke_tokens::GoogleRevokeTokens::new(api)),
+                GoogleSignOut => Arc::new(google_sign_out::GoogleSignOut::new(api)),
+                GoogleSuspendUser => Arc::new(google_suspend_user::GoogleSuspendUser::new(api)),
+                _ => {
+                    Arc::new(gcp_disable_service_account_key::GcpDisableServiceAccountKey::new(api))
+                }
+            })
         }
         #[allow(unreachable_patterns)]
         other => Err(RespondError::Build(format!(

@@ -190,14 +190,24 @@ async fn delivery_errors_never_show_a_secret_url() {
         None,
         fast_retry(),
     );
-    let e = hook.notify(&takeover("gina@corp.example", 1)).await.unwrap_err().to_string();
+    let e = hook
+        .notify(&takeover("gina@corp.example", 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains("SECRET-TOKEN-123"), "{e}");
     assert!(e.contains("127.0.0.1"), "{e}");
     let slack = Slack::new(
         http(),
-        Delivery::Webhook(Secret::new("http://127.0.0.1:1/services/T0/B0/SECRET-TOKEN-456")),
+        Delivery::Webhook(Secret::new(
+            "http://127.0.0.1:1/services/T0/B0/SECRET-TOKEN-456",
+        )),
         fast_retry(),
     );
-    let e = slack.notify(&takeover("gina@corp.example", 1)).await.unwrap_err().to_string();
+    let e = slack
+        .notify(&takeover("gina@corp.example", 1))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(!e.contains("SECRET-TOKEN-456"), "{e}");
 }
