@@ -239,3 +239,27 @@ async fn protected_entra_users_get_no_request_at_all() {
     assert!(out.notes.iter().all(|n| n.status == "skipped"));
     assert!(stub.requests().is_empty());
 }
+
+#[tokio::test]
+async fn client_credentials_tokens_are_fetched_once_and_cached() {
+    use picket::cloud::token::{ClientCredentials, TokenProvider};
+    let stub = Stub::start(|r| {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/tenant-1/oauth2/v2.0/token");
+        assert!(r.body.contains("grant_type=client_credentials"));
+        assert!(r.body.contains("client_secret=s%26cret"), "{}", r.body);
+        assert!(r.body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
+        Reply::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAi"}))
+    })
+    .await;
+    let cc = ClientCredentials::new(
+        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
+        format!("{}/tenant-1/oauth2/v2.0/token", stub.url),
+        "client-1".into(),
+        Secret::new("s&cret"),
+        "https://graph.microsoft.com/.default".into(),
+    );
+    assert_eq!(cc.token().await.unwrap().expose(), "eyJ0eXAi");
+    assert_eq!(cc.token().await.unwrap().expose(), "eyJ0eXAi");
+    assert_eq!(stub.requests().len(), 1);
+}
