@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use super::escape::slack as esc;
+use super::escape::{slack as esc, truncate};
 use super::facts::Facts;
 use super::{AlertError, Notifier};
 use crate::cloud::http::{send, send_secret_url};
@@ -51,6 +51,11 @@ impl Slack {
     }
 }
 
+/// Slack's limit for a header block's text.
+pub const MAX_HEADER: usize = 150;
+/// Slack's limit for a section's text is 3000 characters; stay under it.
+pub const MAX_SECTION: usize = 2900;
+
 /// The incident a finding belongs to: `data.incident` when the detector set one, else the
 /// identity, else the finding itself.
 pub fn incident_key(f: &Finding) -> String {
@@ -70,7 +75,7 @@ fn field(label: &str, value: &str) -> Value {
 pub fn blocks(f: &Finding) -> Value {
     let x = Facts::of(f);
     let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": esc(&format!("{} {}", x.severity, x.title)), "emoji": false}}),
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&esc(&format!("{} {}", x.severity, x.title)), MAX_HEADER), "emoji": false}}),
         json!({"type": "section", "fields": [
             field("Severity", &esc(&x.severity)),
             field("Identity", &esc(&x.identity)),
@@ -109,7 +114,7 @@ pub fn blocks(f: &Finding) -> Value {
         where_lines.insert(0, format!("*{d:.0} km* apart, *{v:.0} km/h* needed"));
     }
     if !where_lines.is_empty() {
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Evidence*\n{}", where_lines.join("\n"))}}));
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&format!("*Evidence*\n{}", where_lines.join("\n")), MAX_SECTION)}}));
     }
     if !x.attacks.is_empty() {
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("ATT&CK: {}", esc(&x.attacks.join(", ")))}]}));
@@ -252,6 +257,28 @@ mod tests {
         f.data.insert("distance_km".into(), json!(9000.0));
         f.data.insert("speed_kmh".into(), json!(4500.0));
         f
+    }
+
+    #[test]
+    fn blocks_stay_within_slack_limits() {
+        let mut f = hostile();
+        f.title = "T".repeat(5000);
+        for i in 0..20 {
+            let mut e = f.evidence[0].clone();
+            e.uid = format!("e{i}");
+            e.action = "A".repeat(5000);
+            e.user_agent = Some("U".repeat(5000));
+            f.evidence.push(e);
+        }
+        let v = blocks(&f);
+        for b in v["blocks"].as_array().unwrap() {
+            if b["type"] == "header" {
+                assert!(b["text"]["text"].as_str().unwrap().chars().count() <= MAX_HEADER);
+            }
+            if let Some(t) = b["text"]["text"].as_str() {
+                assert!(t.chars().count() <= 3000, "{}", t.chars().count());
+            }
+        }
     }
 
     #[test]

@@ -248,8 +248,14 @@ async fn client_credentials_tokens_are_fetched_once_and_cached() {
         assert_eq!(r.path, "/tenant-1/oauth2/v2.0/token");
         assert!(r.body.contains("grant_type=client_credentials"));
         assert!(r.body.contains("client_secret=s%26cret"), "{}", r.body);
-        assert!(r.body.contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"));
-        Reply::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAi"}))
+        assert!(
+            r.body
+                .contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default")
+        );
+        Reply::json(
+            200,
+            json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAi"}),
+        )
     })
     .await;
     let cc = ClientCredentials::new(
