@@ -11,7 +11,8 @@
 //! CLI, replay, tests and the Lambda handlers all call it.
 //!
 //! Modules are the pipeline's stages: [`source`], [`normalize`], [`enrich`], [`detect`],
-//! [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`] building them.
+//! [`respond`], [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`]
+//! building them and [`cloud`] holding the clients they share.
 
 pub mod alert;
 pub mod app;
