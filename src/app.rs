@@ -8,9 +8,10 @@ use crate::alert::Router;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::detect::sigma::SigmaDetector;
 use crate::enrich::Enricher;
 use crate::pipeline::Pipeline;
-use crate::state::{MemoryStore, StateStore};
+use crate::state::{MemoryStore, SqliteStore, StateStore};
 
 /// Why a pipeline could not be assembled.
 #[derive(Debug, thiserror::Error)]
@@ -29,24 +30,53 @@ pub enum AppError {
 pub fn replay_state(path: Option<&Path>) -> Result<Arc<dyn StateStore>, AppError> {
     match path {
         None => Ok(Arc::new(MemoryStore::new())),
-        Some(p) => Err(AppError::Build {
-            component: "state",
-            message: format!("{}: the sqlite backend is not built yet", p.display()),
-        }),
+        Some(p) => Ok(Arc::new(SqliteStore::open(p).map_err(|e| {
+            AppError::Build {
+                component: "state",
+                message: e.to_string(),
+            }
+        })?)),
     }
 }
 
 /// Builds the enricher of a config.
-pub fn enricher(_config: &Config) -> Result<Enricher, AppError> {
-    Ok(Enricher)
+pub fn enricher(config: &Config) -> Result<Enricher, AppError> {
+    let raw = &config.raw;
+    Enricher::from_config(&raw.geoip, &raw.networks, &raw.identities).map_err(|e| AppError::Build {
+        component: "enrich",
+        message: e.to_string(),
+    })
 }
 
-/// Builds every detector a config enables, with `extra_rules` folders added to its rules.
+/// Builds every detector a config enables: the Sigma rules (shipped pack, `[detect.rules]
+/// paths`, then `extra_rules`) first, so that the identity detectors see their findings, then
+/// the built-in identity detectors. Rules that do not load are logged with their reasons
+/// (`picket rules lint` lists them); the others run.
 pub fn detectors(
-    _config: &Config,
-    _extra_rules: &[PathBuf],
+    config: &Config,
+    extra_rules: &[PathBuf],
 ) -> Result<Vec<Box<dyn Detector>>, AppError> {
-    Ok(Vec::new())
+    let rules = &config.raw.detect.rules;
+    let mut paths = rules.paths.clone();
+    paths.extend(extra_rules.iter().cloned());
+    let (set, rejected) = crate::detect::pack::load(rules.builtin, &paths);
+    for r in &rejected {
+        tracing::warn!(rule = %r.path.display(), reason = %r.reason, "rule not loaded");
+    }
+    let mut out: Vec<Box<dyn Detector>> = vec![Box::new(SigmaDetector::new(set))];
+    out.extend(
+        crate::detect::builtin::identity_detectors(&config.raw.detect).map_err(|errors| {
+            AppError::Build {
+                component: "detect",
+                message: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?,
+    );
+    Ok(out)
 }
 
 /// Assembles the whole pipeline.

@@ -10,8 +10,9 @@ use crate::alert::{Format, Router};
 use crate::app::{self, AppError};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::enrich::{DbKind, GeoDatabase, GeoIp};
 use crate::model::Finding;
-use crate::pipeline::PipelineError;
+use crate::pipeline::{Pipeline, PipelineError};
 use crate::source::decode::{self, Limits, RawRecord};
 
 use crate::state::MemoryStore;
@@ -55,6 +56,19 @@ pub enum DemoError {
     Pipeline(#[from] PipelineError),
 }
 
+/// MaxMind's test databases, from the binary.
+pub fn embedded_geoip() -> Result<GeoIp, DemoError> {
+    let city = GeoDatabase::from_bytes(
+        CITY_DB.to_vec(),
+        DbKind::City,
+        "embedded GeoLite2-City-Test",
+    )
+    .map_err(|e| DemoError::Config(e.to_string()))?;
+    let asn = GeoDatabase::from_bytes(ASN_DB.to_vec(), DbKind::Asn, "embedded GeoLite2-ASN-Test")
+        .map_err(|e| DemoError::Config(e.to_string()))?;
+    GeoIp::new(Some(city), Some(asn)).map_err(|e| DemoError::Config(e.to_string()))
+}
+
 /// Every record of the story, in event-time order.
 pub fn story_records() -> Vec<RawRecord> {
     let mut records: Vec<RawRecord> = STORY
@@ -82,13 +96,15 @@ pub async fn run(format: Format) -> Result<String, DemoError> {
         )
     })?;
     let state = Arc::new(MemoryStore::new());
-    let mut pipeline = app::pipeline(
-        &config,
-        &[],
+    let mut enricher = app::enricher(&config)?;
+    enricher.geoip = Some(embedded_geoip()?);
+    let mut pipeline = Pipeline::new(
+        Arc::new(enricher),
+        app::detectors(&config, &[])?,
         state,
         Router::new(Vec::new()),
         Arc::new(Clock::event_time()),
-    )?
+    )
     .keep_events(true);
     let report = pipeline.process(story_records()).await?;
 
@@ -112,7 +128,15 @@ pub async fn run(format: Format) -> Result<String, DemoError> {
                     terminal(g.city.as_deref().or(g.country.as_deref()).unwrap_or("?"))
                 )
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| {
+                if e.src.trusted {
+                    " (trusted network)".to_string()
+                } else if e.src.private {
+                    " (private/reserved)".to_string()
+                } else {
+                    String::new()
+                }
+            });
         let _ = writeln!(
             out,
             "  {}  {:<16} {:<28} {:<26} {}{}{}",

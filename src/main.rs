@@ -313,7 +313,14 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         }
         totals.add(&report);
         if progress {
-            eprint!("\r{} / {} records", totals.records, total);
+            eprint!(
+                "\r{}",
+                progress_bar(
+                    totals.records as u64,
+                    total,
+                    started.elapsed().as_secs_f64()
+                )
+            );
         }
     }
     if progress {
@@ -352,6 +359,25 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One line of progress: bar, percentage, counts and rate. Hand-written: one line does not
+/// justify a terminal-UI dependency.
+fn progress_bar(done: u64, total: u64, secs: f64) -> String {
+    const WIDTH: usize = 30;
+    let frac = if total == 0 {
+        1.0
+    } else {
+        (done as f64 / total as f64).min(1.0)
+    };
+    let filled = (frac * WIDTH as f64) as usize;
+    format!(
+        "[{}{}] {:>3.0}% {done}/{total} records, {:.0} records/s ",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        frac * 100.0,
+        done as f64 / secs.max(1e-9)
+    )
 }
 
 fn peak_rss_kb() -> Option<u64> {

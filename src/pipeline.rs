@@ -275,7 +275,8 @@ mod tests {
     use super::*;
     use crate::alert::{AlertError, Notifier};
     use crate::cloud::Clients;
-    use crate::config::{Config, IdentitiesSection, PlaybookSection, RespondMode, RespondSection};
+    use crate::config::{Config, PlaybookSection, RespondMode, RespondSection};
+    use crate::enrich::IdentitiesConfig;
     use crate::model::{Actor, Evidence, Provider, Severity};
     use crate::respond::{Action, ActionError, ActionKind, ActionTarget, Change};
     use crate::state::MemoryStore;
@@ -353,7 +354,7 @@ mod tests {
         };
         let mut responder = Responder::new(
             &section,
-            &IdentitiesSection::default(),
+            &IdentitiesConfig::default(),
             &Clients::default(),
             state.clone(),
             clock.clone(),

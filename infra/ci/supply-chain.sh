@@ -18,6 +18,8 @@ if ! have cargo-audit "$AUDIT_VERSION"; then
   cargo install --locked --quiet cargo-audit --version "$AUDIT_VERSION"
 fi
 
+# Download every platform's crates so cargo deny can read them offline.
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources
 
 db=${PICKET_ADVISORY_DB:-../shared/advisory-db}

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::alert::NotifyConfig;
+use crate::enrich::{GeoipConfig, IdentitiesConfig, NetworksConfig};
 use crate::source::SourceConfig;
+use crate::state::StateConfig;
 
 pub mod secret;
 pub mod sections;
@@ -45,16 +47,16 @@ pub struct ConfigError {
 pub struct RawConfig {
     /// Where state lives.
     #[serde(default)]
-    pub state: StateSection,
+    pub state: StateConfig,
     /// Geo-IP databases.
     #[serde(default)]
-    pub geoip: GeoipSection,
+    pub geoip: GeoipConfig,
     /// Trusted networks.
     #[serde(default)]
-    pub networks: NetworksSection,
+    pub networks: NetworksConfig,
     /// Identity linking and protected identities.
     #[serde(default)]
-    pub identities: IdentitiesSection,
+    pub identities: IdentitiesConfig,
     /// Detection settings.
     #[serde(default)]
     pub detect: DetectSection,
@@ -227,7 +229,7 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (St
     })
 }
 
-fn unknown_field(message: &str) -> Option<&str> {
+pub(crate) fn unknown_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
     rest.split('`').next()
 }
@@ -350,7 +352,7 @@ x = 1
     fn relative_paths_resolve_against_the_config_folder() {
         let c = parse("[state]\nbackend = \"sqlite\"\npath = \"state/picket.db\"\n").unwrap();
         match c.raw.state {
-            StateSection::Sqlite { path } => {
+            StateConfig::Sqlite { path } => {
                 assert_eq!(path, PathBuf::from("/etc/picket/state/picket.db"))
             }
             other => panic!("{other:?}"),

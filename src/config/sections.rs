@@ -1,7 +1,6 @@
 //! The sections of `picket.toml` that belong to no single component, and the checks run on
 //! the whole file after parsing.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -9,6 +8,7 @@ use serde::Deserialize;
 use super::RawConfig;
 use crate::model::Severity;
 use crate::source::SourceConfig;
+use crate::state::StateConfig;
 
 /// Collects resolution errors as (key path, message).
 pub struct Checker<'a> {
@@ -30,68 +30,6 @@ impl Checker<'_> {
     pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.errors.push((key.into(), message.into()));
     }
-}
-
-/// `[state]`: where cursors, history, dedup marks, counters and the ledger live.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
-pub enum StateSection {
-    /// Embedded SQLite file (the default).
-    Sqlite {
-        /// The database file.
-        #[serde(default = "default_state_path")]
-        path: PathBuf,
-    },
-    /// In memory: nothing survives the process (replay's default).
-    Memory,
-    /// DynamoDB table (feature `aws`; the Lambda deployment).
-    Dynamodb {
-        /// Table name.
-        table: String,
-    },
-}
-
-fn default_state_path() -> PathBuf {
-    PathBuf::from("picket.db")
-}
-
-impl Default for StateSection {
-    fn default() -> Self {
-        StateSection::Sqlite {
-            path: default_state_path(),
-        }
-    }
-}
-
-/// `[geoip]`: MaxMind-format City and ASN databases.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GeoipSection {
-    /// City database (GeoLite2/GeoIP2 City or compatible).
-    pub city: Option<PathBuf>,
-    /// ASN database (GeoLite2 ASN or compatible).
-    pub asn: Option<PathBuf>,
-}
-
-/// `[networks]`: address ranges with a meaning for detection.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworksSection {
-    /// Corporate egress / VPN ranges (CIDR): never a travel endpoint.
-    #[serde(default)]
-    pub trusted: Vec<String>,
-}
-
-/// `[identities]`: one human across clouds, and who is never remediated.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentitiesSection {
-    /// Globs over ARNs, UPNs and emails that response actions never touch.
-    #[serde(default)]
-    pub protected: Vec<String>,
-    /// Other principals (IAM ARNs, Google profile ids) -> identity key (email/UPN).
-    #[serde(default)]
-    pub aliases: BTreeMap<String, String>,
 }
 
 /// `[detect.rules]`: Sigma rule folders.
@@ -261,7 +199,7 @@ impl Default for RespondSection {
 impl RawConfig {
     /// Resolves relative paths and checks what serde cannot.
     pub fn resolve(&mut self, c: &mut Checker<'_>) {
-        if let StateSection::Sqlite { path } = &mut self.state {
+        if let StateConfig::Sqlite { path } = &mut self.state {
             c.path(path);
         }
         for (key, p) in [
@@ -295,6 +233,19 @@ impl RawConfig {
                     format!("detect.rules.paths[{i}]"),
                     format!("{}: no such folder", p.display()),
                 );
+            }
+        }
+        for d in crate::detect::builtin::IdentityDetector::ALL {
+            if let Err(e) = d.build(&self.detect) {
+                let key = if e.key == "(table)" {
+                    match super::unknown_field(&e.message) {
+                        Some(f) => format!("detect.{}.{f}", d.table()),
+                        None => format!("detect.{}", d.table()),
+                    }
+                } else {
+                    format!("detect.{}.{}", d.table(), e.key)
+                };
+                c.error(key, e.message.clone());
             }
         }
         for (i, s) in self.sources.iter_mut().enumerate() {

@@ -2,7 +2,10 @@
 //! [`IdentityEvent`]s. Every detector sees every event in event-time order (per batch) and
 //! every finding the others produced, so correlations (account takeover) are detectors too.
 //!
-//! To add a detector: one file implementing [`Detector`], one variant in [`DetectorKind`].
+//! To add a stateful detector: one file implementing [`Detector`] with its config, one variant
+//! in [`builtin::IdentityDetector`]. To add rules: Sigma YAML in `detections/` (see [`pack`]).
+
+pub mod sigma;
 
 use chrono::{DateTime, Utc};
 
@@ -71,3 +74,14 @@ pub trait Detector: Send {
         Ok(Vec::new())
     }
 }
+
+pub mod account_takeover;
+pub mod builtin;
+pub mod first_seen_asn;
+pub mod history;
+pub mod impossible_travel;
+pub mod new_country;
+pub mod oauth_consent;
+pub mod pack;
+#[cfg(any(test, feature = "testgen"))]
+pub mod testgen;

@@ -1,10 +1,370 @@
-//! Placeholder until the normalizer lands.
+//! Google Workspace Admin SDK Reports API activities (`admin#reports#activity`, e.g. the
+//! `login`, `token` and `admin` applications) -> [`IdentityEvent`]s, one per element of
+//! `events[]`.
+//!
+//! Mapping: uid = `id.uniqueQualifier` (plus `#<index>` when the activity holds several
+//! events), time = `id.time`, account = `id.customerId`, service = `id.applicationName`,
+//! action = the event's `name`, actor = `actor.email` (key) / `actor.profileId` (uid),
+//! src = `ipAddress`. Each event's `raw` is the activity with `events` replaced by a
+//! one-element array holding only that event. Activities: see [`activity`]; sign-in facts:
+//! see [`signin_auth`]; `token` `authorize` fills `oauth` (client_id, app_name, `scope`).
+//!
+//! To classify one more event: add its (application, name) to [`activity`].
+
 use serde_json::Value;
 
 use super::NormalizeError;
-use crate::model::IdentityEvent;
+use super::util::{
+    class_of, endpoint, get, identity_key, is_email, req_id, req_time, require_object, str_at,
+    string_at,
+};
+use crate::model::{
+    Activity, Actor, AuthFacts, IdentityEvent, OAuthGrant, PrincipalType, RecordKind, Status,
+    Target,
+};
 
-/// Normalizes one record.
-pub fn normalize(_raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
-    Err(NormalizeError::UnknownShape)
+const KIND: RecordKind = RecordKind::GoogleReports;
+
+/// Normalizes one Reports API activity into one event per element of `events[]`.
+pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    require_object(&raw, KIND)?;
+    let time = req_time(&raw, "id.time", KIND)?;
+    let qualifier = req_id(&raw, "id.uniqueQualifier", KIND)?;
+    // `events` is taken out so each event's `raw` is the rest of the activity plus that one
+    // event, without copying every other event into it.
+    let events = match raw.as_object_mut().and_then(|o| o.remove("events")) {
+        Some(Value::Array(a)) => a,
+        Some(other) => {
+            return Err(NormalizeError::Invalid {
+                kind: KIND,
+                field: "events",
+                message: format!(
+                    "expected an array, found {}",
+                    super::util::type_name(&other)
+                ),
+            });
+        }
+        None => {
+            return Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "events",
+            });
+        }
+    };
+    let application = string_at(&raw, "id.applicationName");
+    let actor = actor(&raw);
+    let several = events.len() > 1;
+    let mut out = Vec::with_capacity(events.len());
+    for (index, ev) in events.into_iter().enumerate() {
+        let name = match ev.get("name") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(Value::String(_)) | None | Some(Value::Null) => {
+                return Err(NormalizeError::Missing {
+                    kind: KIND,
+                    field: "events[].name",
+                });
+            }
+            Some(other) => {
+                return Err(NormalizeError::Invalid {
+                    kind: KIND,
+                    field: "events[].name",
+                    message: format!("expected a string, found {}", super::util::type_name(other)),
+                });
+            }
+        };
+        let activity = activity(application.as_deref(), &name);
+        let (status, status_detail) = match name.as_str() {
+            "login_failure" => (Status::Failure, param_str(&ev, "login_failure_type")),
+            "login_challenge"
+                if param_str(&ev, "login_challenge_status").as_deref()
+                    == Some("Challenge Failed") =>
+            {
+                (Status::Failure, Some("Challenge Failed".to_owned()))
+            }
+            _ => (Status::Success, None),
+        };
+        let auth = if application.as_deref() == Some("login") {
+            signin_auth(&ev, status)
+        } else {
+            AuthFacts::default()
+        };
+        let oauth = (activity == Activity::ConsentGrant).then(|| OAuthGrant {
+            app_id: param_str(&ev, "client_id"),
+            app_name: param_str(&ev, "app_name"),
+            scopes: param_list(&ev, "scope"),
+            ..OAuthGrant::default()
+        });
+        let mut targets = Vec::new();
+        if let Some(app) = oauth.as_ref().and_then(|o| o.app_id.clone()) {
+            targets.push(Target {
+                uid: Some(app),
+                name: oauth.as_ref().and_then(|o| o.app_name.clone()),
+                kind: Some("application".to_owned()),
+            });
+        }
+        if let Some(user) = param_str(&ev, "USER_EMAIL") {
+            targets.push(Target {
+                uid: Some(user.clone()),
+                name: Some(user),
+                kind: Some("user".to_owned()),
+            });
+        }
+        if let Some(role) = param_str(&ev, "ROLE_NAME") {
+            targets.push(Target {
+                uid: param_str(&ev, "ROLE_ID"),
+                name: Some(role),
+                kind: Some("role".to_owned()),
+            });
+        }
+        let mut one = raw.clone();
+        if let Some(o) = one.as_object_mut() {
+            o.insert("events".to_owned(), Value::Array(vec![ev]));
+        }
+        out.push(IdentityEvent {
+            time,
+            kind: KIND,
+            class: class_of(activity),
+            activity,
+            status,
+            status_detail,
+            account: string_at(&raw, "id.customerId"),
+            region: None,
+            actor: actor.clone(),
+            src: endpoint(str_at(&raw, "ipAddress"), None),
+            action: name,
+            service: application.clone(),
+            targets,
+            auth,
+            oauth,
+            uid: if several {
+                format!("{qualifier}#{index}")
+            } else {
+                qualifier.clone()
+            },
+            raw: one,
+        });
+    }
+    Ok(out)
+}
+
+/// `actor.email` (lowercased: the key) and `actor.profileId`; `callerType: KEY` (an API key
+/// or system actor without profile) is a Service.
+fn actor(raw: &Value) -> Actor {
+    let email = string_at(raw, "actor.email").filter(|e| is_email(e));
+    let uid = string_at(raw, "actor.profileId");
+    let principal_type = match str_at(raw, "actor.callerType") {
+        Some("KEY") => PrincipalType::Service,
+        _ if email.is_some() || uid.is_some() => PrincipalType::User,
+        _ => PrincipalType::Unknown,
+    };
+    let key_name = string_at(raw, "actor.key");
+    Actor {
+        key: identity_key(email.as_deref(), &[uid.as_deref(), key_name.as_deref()]),
+        uid,
+        name: key_name,
+        email,
+        principal_type,
+        account: string_at(raw, "id.customerId"),
+        ..Actor::default()
+    }
+}
+
+/// Sign-in facts of a `login` event: interactive; MFA from `login_challenge_method`
+/// (`Some(false)` when only `password`, `Some(true)` when a second method shows);
+/// `is_suspicious` -> risk; a failed `login_challenge` is an MFA failure.
+fn signin_auth(ev: &Value, status: Status) -> AuthFacts {
+    let methods = param_list(ev, "login_challenge_method");
+    let mfa = (!methods.is_empty()).then(|| {
+        methods
+            .iter()
+            .any(|m| !matches!(m.as_str(), "password" | "none" | "None"))
+    });
+    let mut risk = Vec::new();
+    if param_bool(ev, "is_suspicious") == Some(true) {
+        risk.push("is_suspicious".to_owned());
+    }
+    let name = str_at(ev, "name").unwrap_or_default();
+    AuthFacts {
+        mfa,
+        interactive: Some(true),
+        mfa_failed: name == "login_challenge" && status == Status::Failure,
+        risk,
+        client_app: None,
+    }
+}
+
+/// The activity of an (application, event name) pair (best effort; else `ApiCall`):
+/// login `login_success`/`login_failure` -> SignIn; login `2sv_*` / `recovery_*` changes ->
+/// MfaChange; login `password_edit` and admin `CHANGE_PASSWORD` -> CredentialCreate; token
+/// `authorize` -> ConsentGrant; admin role and privilege grants -> PrivilegeGrant; admin
+/// 2-step verification enforcement turned off -> MfaChange.
+pub(crate) fn activity(application: Option<&str>, name: &str) -> Activity {
+    match (application.unwrap_or_default(), name) {
+        ("login", "login_success" | "login_failure") => Activity::SignIn,
+        ("login", "2sv_disable" | "2sv_enroll" | "recovery_phone_edit" | "recovery_email_edit") => {
+            Activity::MfaChange
+        }
+        ("login", "password_edit") => Activity::CredentialCreate,
+        ("token", "authorize") => Activity::ConsentGrant,
+        ("admin", "CHANGE_PASSWORD" | "CHANGE_APPLICATION_SETTING_PASSWORD") => {
+            Activity::CredentialCreate
+        }
+        (
+            "admin",
+            "ASSIGN_ROLE"
+            | "GRANT_ADMIN_PRIVILEGE"
+            | "GRANT_DELEGATED_ADMIN_PRIVILEGES"
+            | "ADD_PRIVILEGE",
+        ) => Activity::PrivilegeGrant,
+        ("admin", "TURN_OFF_2_STEP_VERIFICATION" | "UNENROLL_USER_FROM_STRONG_AUTH") => {
+            Activity::MfaChange
+        }
+        _ => Activity::ApiCall,
+    }
+}
+
+fn param<'a>(ev: &'a Value, name: &str) -> Option<&'a Value> {
+    get(ev, "parameters")?
+        .as_array()?
+        .iter()
+        .find(|p| str_at(p, "name") == Some(name))
+}
+
+/// A parameter's `value` (or `intValue`) as text.
+fn param_str(ev: &Value, name: &str) -> Option<String> {
+    let p = param(ev, name)?;
+    string_at(p, "value").or_else(|| super::util::text_at(p, "intValue"))
+}
+
+/// A parameter's `multiValue` (or a space-separated `value`).
+fn param_list(ev: &Value, name: &str) -> Vec<String> {
+    let Some(p) = param(ev, name) else {
+        return Vec::new();
+    };
+    match get(p, "multiValue").and_then(Value::as_array) {
+        Some(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        None => str_at(p, "value")
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn param_bool(ev: &Value, name: &str) -> Option<bool> {
+    let p = param(ev, name)?;
+    super::util::bool_at(p, "boolValue").or_else(|| super::util::bool_at(p, "value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn activity_with(app: &str, events: Value) -> Value {
+        json!({"kind": "admin#reports#activity",
+            "id": {"time": "2024-06-01T08:00:00.000Z", "uniqueQualifier": "-4321", "applicationName": app, "customerId": "C01"},
+            "actor": {"callerType": "USER", "email": "Carol@Example.com", "profileId": "1001"},
+            "ipAddress": "2001:db8::7", "events": events})
+    }
+
+    #[test]
+    fn multi_event_activity_ids_and_raw() {
+        let v = activity_with(
+            "login",
+            json!([
+            {"type": "login", "name": "login_success", "parameters": [
+                {"name": "login_type", "value": "google_password"},
+                {"name": "login_challenge_method", "multiValue": ["password", "google_authenticator"]},
+                {"name": "is_suspicious", "boolValue": true}]},
+            {"type": "login", "name": "login_verification", "parameters": []}]),
+        );
+        let out = normalize(v).expect("ok");
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].uid.as_str(), out[1].uid.as_str()),
+            ("-4321#0", "-4321#1")
+        );
+        assert_eq!(out[0].raw["events"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out[1].raw["events"][0]["name"], "login_verification");
+        let e = &out[0];
+        assert_eq!(
+            (e.activity, e.status, e.auth.mfa),
+            (Activity::SignIn, Status::Success, Some(true))
+        );
+        assert_eq!(e.auth.risk, ["is_suspicious"]);
+        assert!(e.is_interactive_signin_success());
+        assert_eq!(e.actor.key, "carol@example.com");
+        assert_eq!(e.src.ip, "2001:db8::7".parse().ok());
+        assert_eq!(out[1].activity, Activity::ApiCall);
+    }
+
+    #[test]
+    fn single_event_uid_and_failure() {
+        let v = activity_with(
+            "login",
+            json!([{"name": "login_failure", "parameters": [
+            {"name": "login_failure_type", "value": "login_failure_invalid_password"},
+            {"name": "login_challenge_method", "multiValue": ["password"]}]}]),
+        );
+        let e = normalize(v).expect("ok").remove(0);
+        assert_eq!(e.uid, "-4321");
+        assert_eq!(
+            (e.status, e.status_detail.as_deref(), e.auth.mfa),
+            (
+                Status::Failure,
+                Some("login_failure_invalid_password"),
+                Some(false)
+            )
+        );
+    }
+
+    #[test]
+    fn token_authorize_is_consent() {
+        let v = activity_with(
+            "token",
+            json!([{"type": "auth", "name": "authorize", "parameters": [
+            {"name": "client_id", "value": "1234.apps.googleusercontent.com"},
+            {"name": "app_name", "value": "Mail Helper"},
+            {"name": "scope", "multiValue": ["https://mail.google.com/", "openid"]}]}]),
+        );
+        let e = normalize(v).expect("ok").remove(0);
+        assert_eq!(e.activity, Activity::ConsentGrant);
+        let o = e.oauth.expect("oauth");
+        assert_eq!(o.app_id.as_deref(), Some("1234.apps.googleusercontent.com"));
+        assert_eq!(o.scopes, ["https://mail.google.com/", "openid"]);
+        assert!(!o.admin_consent);
+    }
+
+    #[test]
+    fn errors_name_fields() {
+        let mut v = activity_with("admin", json!([]));
+        assert_eq!(normalize(v.clone()).map(|e| e.len()), Ok(0));
+        v["events"] = json!({});
+        assert!(matches!(
+            normalize(v.clone()),
+            Err(NormalizeError::Invalid {
+                field: "events",
+                ..
+            })
+        ));
+        v["events"] = json!([{"parameters": []}]);
+        assert_eq!(
+            normalize(v.clone()),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "events[].name"
+            })
+        );
+        v["id"] = json!({"time": "2024-06-01T08:00:00Z"});
+        assert_eq!(
+            normalize(v),
+            Err(NormalizeError::Missing {
+                kind: KIND,
+                field: "id.uniqueQualifier"
+            })
+        );
+    }
 }

@@ -1,9 +1,8 @@
-//! Protected identities: globs over ARNs, UPNs and emails that no action ever touches.
-//! Root, break-glass accounts and picket's own roles are always protected, whatever the
-//! config says. (`*` matches any run of characters, `?` one; case-insensitive.)
-//!
-//! Written here because the shared identity matcher (`enrich/identities.rs`) had not landed
-//! on main when the Responder was written; swap it in when it does.
+//! Protected identities for the Responder: the `[identities] protected` globs (matched by the
+//! shared matcher in [`crate::enrich::identities`]) plus the ones that are protected in every
+//! configuration: root, break-glass accounts and picket's own roles.
+
+use crate::enrich::{Identities, IdentitiesConfig};
 
 /// Globs that are protected in every configuration.
 pub const ALWAYS_PROTECTED: &[&str] = &[
@@ -17,108 +16,48 @@ pub const ALWAYS_PROTECTED: &[&str] = &[
     "arn:aws:iam::*:role/*/picket*",
 ];
 
-/// A compiled list of protected identity globs.
+/// The compiled protected list.
 #[derive(Debug, Clone)]
 pub struct Protected {
-    globs: Vec<String>,
-}
-
-/// A glob that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("protected identity glob `{glob}`: {message}")]
-pub struct GlobError {
-    /// The glob.
-    pub glob: String,
-    /// What is wrong.
-    pub message: String,
+    identities: Identities,
 }
 
 impl Protected {
-    /// The configured globs plus [`ALWAYS_PROTECTED`]. Empty globs are refused: a list that
-    /// cannot be loaded must stop all action, not protect nothing.
-    pub fn new<S: AsRef<str>>(configured: &[S]) -> Result<Protected, GlobError> {
-        let mut globs: Vec<String> = ALWAYS_PROTECTED.iter().map(|g| g.to_string()).collect();
-        for g in configured {
-            let g = g.as_ref().trim();
-            if g.is_empty() {
-                return Err(GlobError {
-                    glob: g.to_string(),
-                    message: "empty".into(),
-                });
-            }
-            if g == "*" {
-                // Legal, and means: touch nobody.
-                tracing::info!("every identity is protected: response actions will not run");
-            }
-            globs.push(g.to_lowercase());
-        }
-        Ok(Protected { globs })
+    /// The configured globs plus [`ALWAYS_PROTECTED`]. A list that does not load (an empty
+    /// glob, a broken alias table) is an error, and the Responder then touches nothing.
+    pub fn new(config: &IdentitiesConfig) -> Result<Protected, String> {
+        let mut with_defaults = config.clone();
+        with_defaults
+            .protected
+            .extend(ALWAYS_PROTECTED.iter().map(|g| g.to_string()));
+        Identities::from_config(&with_defaults)
+            .map(|identities| Protected { identities })
+            .map_err(|e| e.to_string())
     }
 
-    /// Whether any of `names` (principal, identity key, aliases) is protected.
+    /// The first of `names` (principal, identity key, aliases) that is protected.
     pub fn matches<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Option<String> {
-        for n in names {
-            let n = n.to_lowercase();
-            if let Some(g) = self.globs.iter().find(|g| glob_match(g, &n)) {
-                return Some(g.clone());
-            }
-        }
-        None
+        names
+            .into_iter()
+            .find(|n| self.identities.is_protected(n))
+            .map(str::to_string)
     }
-}
-
-/// `*` and `?` glob match (iterative, linear backtracking).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn globs_match_arns_and_emails() {
-        assert!(glob_match(
-            "arn:aws:iam::*:root",
-            "arn:aws:iam::123456789012:root"
-        ));
-        assert!(glob_match(
-            "*@admins.corp.example",
-            "bob@admins.corp.example"
-        ));
-        assert!(glob_match("user-?", "user-1"));
-        assert!(!glob_match("user-?", "user-12"));
-        assert!(!glob_match(
-            "arn:aws:iam::*:root",
-            "arn:aws:iam::1:user/root-ish"
-        ));
+    fn protected(globs: &[&str]) -> Result<Protected, String> {
+        Protected::new(&IdentitiesConfig {
+            protected: globs.iter().map(|s| s.to_string()).collect(),
+            ..IdentitiesConfig::default()
+        })
     }
 
     #[test]
     fn defaults_are_always_protected() {
-        let p = Protected::new::<&str>(&[]).unwrap();
+        let p = protected(&[]).unwrap();
         assert!(p.matches(["arn:aws:iam::1:root"]).is_some());
         assert!(p.matches(["Breakglass@corp.example"]).is_some());
         assert!(
@@ -126,6 +65,15 @@ mod tests {
                 .is_some()
         );
         assert!(p.matches(["alice@corp.example"]).is_none());
-        assert!(Protected::new(&[""]).is_err());
+    }
+
+    #[test]
+    fn configured_globs_match_and_empty_ones_fail_the_load() {
+        let p = protected(&["*@admins.corp.example"]).unwrap();
+        assert_eq!(
+            p.matches(["x", "Bob@Admins.corp.example"]).as_deref(),
+            Some("Bob@Admins.corp.example")
+        );
+        assert!(protected(&[" "]).is_err());
     }
 }

@@ -26,7 +26,8 @@ use super::{Action, ActionKind, Aliases, RespondError, Scope, undo_command};
 use crate::alert::facts::{RESPONSE_KEY, ResponseNote};
 use crate::clock::Clock;
 use crate::cloud::Clients;
-use crate::config::{IdentitiesSection, RespondMode, RespondSection};
+use crate::config::{RespondMode, RespondSection};
+use crate::enrich::IdentitiesConfig;
 use crate::model::{Finding, Severity, finding_uid};
 use crate::state::{CounterOutcome, StateStore};
 
@@ -105,7 +106,7 @@ impl Responder {
     /// per step. A protected list that does not load makes every step a no-op.
     pub fn new(
         section: &RespondSection,
-        identities: &IdentitiesSection,
+        identities: &IdentitiesConfig,
         clients: &Clients,
         state: Arc<dyn StateStore>,
         clock: Arc<Clock>,
@@ -130,7 +131,7 @@ impl Responder {
                 actions: kinds,
             });
         }
-        let protected = Protected::new(&identities.protected).map_err(|e| e.to_string());
+        let protected = Protected::new(identities);
         if let Err(e) = &protected {
             tracing::error!(error = %e, "protected identities could not be loaded: no response action will run");
         }
@@ -244,7 +245,7 @@ impl Responder {
                     }
                     if let Some(g) = p.matches(names) {
                         out.notes
-                            .push(skip(note, format!("protected identity (matches `{g}`)")));
+                            .push(skip(note, format!("protected identity ({g})")));
                         continue;
                     }
                 }
@@ -622,9 +623,9 @@ mod tests {
                 actions: actions.iter().map(|s| s.to_string()).collect(),
             }],
         };
-        let identities = IdentitiesSection {
+        let identities = IdentitiesConfig {
             protected: protected.iter().map(|s| s.to_string()).collect(),
-            ..IdentitiesSection::default()
+            ..IdentitiesConfig::default()
         };
         let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
         let clock = Arc::new(Clock::Fixed(

@@ -845,3 +845,71 @@ mod tests {
         assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SEEDS: &[&[u8]] = &[
+        b"{\"Records\":[{\"eventVersion\":\"1.08\",\"eventID\":\"a\"},{\"eventID\":\"b\"}]}",
+        b"{\"a\":1}\n{\"b\":[1,2,{\"c\":null}]}\n",
+        b"[\n {\"id\": 1},\n {\"id\": \"\\u00e9\"}\n]",
+        b"{\n \"value\": [ {\"createdDateTime\": \"2024-01-01T00:00:00Z\"} ],\n \"@odata.nextLink\": \"x\"\n}",
+    ];
+
+    fn run(bytes: Vec<u8>) -> usize {
+        let limits = Limits {
+            max_document_bytes: 1 << 20,
+            max_line_bytes: 1 << 16,
+        };
+        // Every item must be produced without panicking; the stream must end.
+        let mut n = 0;
+        for item in from_bytes(bytes, "fuzz", limits).take(100_000) {
+            if let Err(e) = item {
+                // Every error names its input.
+                assert!(e.to_string().starts_with("fuzz"), "{e}");
+            }
+            n += 1;
+        }
+        n
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            run(bytes);
+        }
+
+        #[test]
+        fn mutated_real_inputs(
+            seed in 0..SEEDS.len(),
+            cut in any::<prop::sample::Index>(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            zip in any::<bool>(),
+        ) {
+            let mut bytes = SEEDS[seed].to_vec();
+            for (at, b) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = b;
+            }
+            if zip {
+                bytes = gzip(&bytes);
+            }
+            let keep = cut.index(bytes.len() + 1);
+            bytes.truncate(keep.max(1));
+            run(bytes);
+        }
+    }
+}

@@ -8,7 +8,8 @@ use aws_sdk_iam::types::StatusType;
 use chrono::Utc;
 use picket::clock::Clock;
 use picket::cloud::Clients;
-use picket::config::{IdentitiesSection, PlaybookSection, RespondMode, RespondSection};
+use picket::config::{PlaybookSection, RespondMode, RespondSection};
+use picket::enrich::IdentitiesConfig;
 use picket::model::{Actor, Evidence, Finding, PrincipalType, Provider, Severity};
 use picket::respond::{Responder, Status};
 use picket::state::{MemoryStore, StateStore};
@@ -88,9 +89,9 @@ pub async fn responder(
         aws: Some(sdk.clone()),
         ..Clients::default()
     };
-    let identities = IdentitiesSection {
+    let identities = IdentitiesConfig {
         protected: protected.iter().map(|s| s.to_string()).collect(),
-        ..IdentitiesSection::default()
+        ..IdentitiesConfig::default()
     };
     let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
     let r = Responder::new(

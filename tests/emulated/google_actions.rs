@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use picket::clock::Clock;
 use picket::cloud::Clients;
 use picket::cloud::token::{Api, GoogleApi, StaticToken};
-use picket::config::{IdentitiesSection, PlaybookSection, RespondMode, RespondSection, Secret};
+use picket::config::{PlaybookSection, RespondMode, RespondSection, Secret};
+use picket::enrich::IdentitiesConfig;
 use picket::model::{Actor, PrincipalType, Severity};
 use picket::respond::{Responder, Status};
 use picket::state::MemoryStore;
@@ -111,7 +112,7 @@ fn responder(url: &str, actions: &[&str]) -> Responder {
     };
     Responder::new(
         &section,
-        &IdentitiesSection::default(),
+        &IdentitiesConfig::default(),
         &clients,
         Arc::new(MemoryStore::new()),
         Arc::new(Clock::System),

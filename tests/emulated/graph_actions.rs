@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use picket::clock::Clock;
 use picket::cloud::Clients;
 use picket::cloud::token::{Api, StaticToken};
-use picket::config::{IdentitiesSection, PlaybookSection, RespondMode, RespondSection, Secret};
+use picket::config::{PlaybookSection, RespondMode, RespondSection, Secret};
+use picket::enrich::IdentitiesConfig;
 use picket::model::Severity;
 use picket::respond::{Responder, Status};
 use picket::state::MemoryStore;
@@ -152,9 +153,9 @@ fn responder(url: &str, actions: &[&str], protected: &[&str]) -> Responder {
             actions: actions.iter().map(|s| s.to_string()).collect(),
         }],
     };
-    let identities = IdentitiesSection {
+    let identities = IdentitiesConfig {
         protected: protected.iter().map(|s| s.to_string()).collect(),
-        ..IdentitiesSection::default()
+        ..IdentitiesConfig::default()
     };
     Responder::new(
         &section,

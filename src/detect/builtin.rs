@@ -1,0 +1,156 @@
+//! The built-in identity detectors, built from `[detect.<name>]` tables.
+//!
+//! [`IdentityDetector`] is the registry: one variant per detector, [`IdentityDetector::ALL`]
+//! for contract tests, and [`identity_detectors`] builds every one from the `[detect]`
+//! section, reporting every bad table at once. To add a detector: a file with its config and
+//! `build()`, a variant here, and its table in `config::DetectSection`.
+
+use serde::de::DeserializeOwned;
+
+use super::Detector;
+use super::account_takeover::AccountTakeoverConfig;
+use super::first_seen_asn::FirstSeenAsnConfig;
+use super::history::DetectorConfigError;
+use super::impossible_travel::ImpossibleTravelConfig;
+use super::new_country::NewCountryConfig;
+use super::oauth_consent::OauthConsentConfig;
+use crate::config::DetectSection;
+
+/// The built-in stateful identity detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityDetector {
+    /// `impossible-travel`, `[detect.impossible_travel]`.
+    ImpossibleTravel,
+    /// `oauth-consent`, `[detect.oauth_consent]`.
+    OauthConsent,
+    /// `account-takeover`, `[detect.account_takeover]`.
+    AccountTakeover,
+    /// `new-country`, `[detect.new_country]`.
+    NewCountry,
+    /// `first-seen-asn`, `[detect.first_seen_asn]`.
+    FirstSeenAsn,
+}
+
+impl IdentityDetector {
+    /// Every built-in identity detector, in pipeline order (correlation last is not needed:
+    /// findings reach every detector).
+    pub const ALL: &'static [IdentityDetector] = &[
+        IdentityDetector::ImpossibleTravel,
+        IdentityDetector::OauthConsent,
+        IdentityDetector::AccountTakeover,
+        IdentityDetector::NewCountry,
+        IdentityDetector::FirstSeenAsn,
+    ];
+
+    /// The detector id, as in findings and playbooks.
+    pub fn id(self) -> &'static str {
+        match self {
+            IdentityDetector::ImpossibleTravel => super::impossible_travel::ID,
+            IdentityDetector::OauthConsent => super::oauth_consent::ID,
+            IdentityDetector::AccountTakeover => super::account_takeover::ID,
+            IdentityDetector::NewCountry => super::new_country::ID,
+            IdentityDetector::FirstSeenAsn => super::first_seen_asn::ID,
+        }
+    }
+
+    /// The config table name under `[detect]`.
+    pub fn table(self) -> &'static str {
+        match self {
+            IdentityDetector::ImpossibleTravel => "impossible_travel",
+            IdentityDetector::OauthConsent => "oauth_consent",
+            IdentityDetector::AccountTakeover => "account_takeover",
+            IdentityDetector::NewCountry => "new_country",
+            IdentityDetector::FirstSeenAsn => "first_seen_asn",
+        }
+    }
+
+    /// Builds the detector from its table (defaults when absent).
+    pub fn build(self, section: &DetectSection) -> Result<Box<dyn Detector>, DetectorConfigError> {
+        fn parse<T: DeserializeOwned + Default>(
+            table: &Option<toml::Table>,
+            detector: &'static str,
+        ) -> Result<T, DetectorConfigError> {
+            match table {
+                None => Ok(T::default()),
+                Some(t) => t
+                    .clone()
+                    .try_into()
+                    .map_err(|e: toml::de::Error| DetectorConfigError {
+                        detector,
+                        key: "(table)".into(),
+                        message: e.message().to_string(),
+                    }),
+            }
+        }
+        let id = self.id();
+        Ok(match self {
+            IdentityDetector::ImpossibleTravel => {
+                Box::new(parse::<ImpossibleTravelConfig>(&section.impossible_travel, id)?.build()?)
+            }
+            IdentityDetector::OauthConsent => {
+                Box::new(parse::<OauthConsentConfig>(&section.oauth_consent, id)?.build()?)
+            }
+            IdentityDetector::AccountTakeover => {
+                Box::new(parse::<AccountTakeoverConfig>(&section.account_takeover, id)?.build()?)
+            }
+            IdentityDetector::NewCountry => {
+                Box::new(parse::<NewCountryConfig>(&section.new_country, id)?.build()?)
+            }
+            IdentityDetector::FirstSeenAsn => {
+                Box::new(parse::<FirstSeenAsnConfig>(&section.first_seen_asn, id)?.build()?)
+            }
+        })
+    }
+}
+
+/// Builds every built-in identity detector from `[detect]`; all errors at once.
+pub fn identity_detectors(
+    section: &DetectSection,
+) -> Result<Vec<Box<dyn Detector>>, Vec<DetectorConfigError>> {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for d in IdentityDetector::ALL {
+        match d.build(section) {
+            Ok(b) => out.push(b),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_detector_builds_with_defaults_and_ids_match() {
+        let built = identity_detectors(&DetectSection::default()).unwrap();
+        let ids: Vec<&str> = built.iter().map(|d| d.id()).collect();
+        let expected: Vec<&str> = IdentityDetector::ALL.iter().map(|d| d.id()).collect();
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn bad_tables_are_all_reported() {
+        let section: DetectSection = toml::from_str(
+            "[impossible_travel]\nmax_speed_kmh = -1\n[oauth_consent]\nallowed_appz = []\n\
+             [new_country]\nlearning_days = 7\n[account_takeover]\nrisky_signin_min_severity = \"high\"\n",
+        )
+        .unwrap();
+        let errors = identity_detectors(&section).err().unwrap();
+        let which: Vec<&str> = errors.iter().map(|e| e.detector).collect();
+        assert_eq!(which, ["impossible-travel", "oauth-consent"]);
+        assert!(errors[1].message.contains("allowed_appz"), "{}", errors[1]);
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("detect.impossible_travel.max_speed_kmh: "),
+            "{}",
+            errors[0]
+        );
+    }
+}

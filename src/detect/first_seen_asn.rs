@@ -1,0 +1,164 @@
+//! First-seen ASN (`first-seen-asn`): a successful sign-in of an identity from a network
+//! (autonomous system) it has not signed in from before, once the identity has
+//! `learning_days` of history. Low severity context, like `new-country`.
+//!
+//! State: a [`SeenProfile`] per identity (ASNs with first/last seen in event time), capped
+//! at `max_asns` (least recently seen evicted).
+//!
+//! To add another first-seen detector: see `new_country.rs`.
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::history::{CachedState, DetectorConfigError, Observation, SeenProfile};
+use super::new_country::learnable;
+use super::{DetectContext, DetectError, Detector};
+use crate::model::{Attack, Evidence, Finding, IdentityEvent, Severity};
+
+/// Detector id.
+pub const ID: &str = "first-seen-asn";
+const NS: &str = "first-seen-asn";
+
+/// `[detect.first_seen_asn]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirstSeenAsnConfig {
+    /// Days of history (event time, since the identity's first sign-in) before new networks
+    /// are reported.
+    pub learning_days: u64,
+    /// Networks kept per identity.
+    pub max_asns: usize,
+    /// Only interactive sign-ins.
+    pub interactive_only: bool,
+    /// How long an idle identity's profile stays in the store (days, wall clock).
+    pub state_ttl_days: u64,
+    /// Identities kept in the in-process write-through cache.
+    pub cache_identities: usize,
+}
+
+impl Default for FirstSeenAsnConfig {
+    fn default() -> Self {
+        FirstSeenAsnConfig {
+            learning_days: 14,
+            max_asns: 48,
+            interactive_only: true,
+            state_ttl_days: 180,
+            cache_identities: 10_000,
+        }
+    }
+}
+
+impl FirstSeenAsnConfig {
+    /// Validates the settings and builds the detector.
+    pub fn build(&self) -> Result<FirstSeenAsn, DetectorConfigError> {
+        if self.max_asns == 0 {
+            return Err(DetectorConfigError {
+                detector: ID,
+                key: "max_asns".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(FirstSeenAsn {
+            config: self.clone(),
+            state: CachedState::new(
+                ID,
+                NS,
+                self.cache_identities,
+                Duration::days(self.state_ttl_days.max(1) as i64),
+            ),
+        })
+    }
+}
+
+/// The first-seen-ASN detector.
+pub struct FirstSeenAsn {
+    config: FirstSeenAsnConfig,
+    state: CachedState<SeenProfile>,
+}
+
+impl Detector for FirstSeenAsn {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn on_event(
+        &mut self,
+        event: &IdentityEvent,
+        cx: &DetectContext<'_>,
+    ) -> Result<Vec<Finding>, DetectError> {
+        if !learnable(event, self.config.interactive_only) {
+            return Ok(Vec::new());
+        }
+        let Some(asn) = event.src.asn.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let value = format!("AS{}", asn.number);
+        let learning = Duration::days(self.config.learning_days as i64);
+        let cap = self.config.max_asns;
+        let (obs, changed) = self.state.update(&event.actor.key, cx, |p| {
+            let r = p.observe(&value, event.time, learning, cap);
+            (r, r.1)
+        })?;
+        let _ = changed;
+        if obs != Observation::New {
+            return Ok(Vec::new());
+        }
+        let key = event.actor.key.clone();
+        let org = asn.org.as_deref().unwrap_or("unknown organisation");
+        let mut f = Finding::new(
+            ID,
+            format!("{key} signed in from a network not seen before: {value} ({org})"),
+            Severity::Low,
+            vec![Evidence::of(event)],
+        );
+        f.description = "First sign-in of this identity from this autonomous system after the \
+                         learning period: a new ISP, a VPN, a hosting provider or an attacker."
+            .into();
+        f.identity = Some(key);
+        f.actor = Some(event.actor.clone());
+        f.attacks = vec![Attack {
+            technique: "T1078.004".into(),
+            tactic: Some("initial-access".into()),
+        }];
+        f.data.insert("asn".into(), json!(asn.number));
+        f.data.insert("asn_org".into(), json!(asn.org));
+        Ok(vec![f])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testgen::signin_event;
+    use crate::state::{MemoryStore, StateStore};
+
+    #[test]
+    fn reports_new_asn_after_learning_and_caps_state() {
+        let store = MemoryStore::new();
+        let mut d = FirstSeenAsnConfig {
+            max_asns: 4,
+            ..FirstSeenAsnConfig::default()
+        }
+        .build()
+        .unwrap();
+        let cx = DetectContext {
+            state: &store,
+            now: chrono::Utc::now(),
+        };
+        let day = 24 * 60;
+        let mut run = |uid: &str, min: i64, asn: u32| {
+            let e = signin_event(uid, "u@x", min, "DE", 50.0, 8.0, asn);
+            d.on_event(&e, &cx).unwrap()
+        };
+        assert!(run("a", 0, 3320).is_empty());
+        assert!(run("b", 15 * day, 3320).is_empty());
+        assert_eq!(run("c", 15 * day + 1, 14061).len(), 1);
+        for (i, asn) in [1u32, 2, 3, 4, 5].into_iter().enumerate() {
+            assert_eq!(run(&format!("x{i}"), 16 * day + i as i64, asn).len(), 1);
+        }
+        let v = store.get(NS, "u@x", chrono::Utc::now()).unwrap().unwrap();
+        let p: SeenProfile = serde_json::from_slice(&v.value).unwrap();
+        assert_eq!(p.values.len(), 4);
+    }
+}

@@ -1,0 +1,331 @@
+//! Bounded per-identity state shared by the identity detectors.
+//!
+//! * [`CachedState`]: a small write-through cache in front of the [`StateStore`](crate::state::StateStore) for one
+//!   namespace of JSON values. Every change is a compare-and-set against the version the cache
+//!   holds, so the store stays the source of truth (two workers updating one identity retry on
+//!   conflict) while an identity seen again skips the read round-trip.
+//! * [`SeenProfile`]: "what has this identity been seen with" (countries, ASNs), capped, with
+//!   first/last seen in event time, for the first-seen detectors.
+//! * [`great_circle_km`]: the one distance function.
+//!
+//! To add another kind of per-identity state: a serde type with short field names, a cap on
+//! every collection in it, and one [`CachedState`] for it in the detector.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use geo::{Distance, Haversine, Point};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::{DetectContext, DetectError};
+use crate::state::{CasOutcome, Versioned};
+
+/// How often a compare-and-set is retried on conflict before giving up.
+const CAS_ATTEMPTS: usize = 8;
+
+/// Great-circle (Haversine) distance between two points in kilometres.
+pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    Haversine.distance(Point::new(lon1, lat1), Point::new(lon2, lat2)) / 1000.0
+}
+
+/// A detector setting that does not validate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("detect.{}.{key}: {message}", detector.replace('-', "_"))]
+pub struct DetectorConfigError {
+    /// Detector id.
+    pub detector: &'static str,
+    /// The key (`max_speed_kmh`).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A write-through cache of JSON values of one namespace, keyed by identity.
+#[derive(Debug)]
+pub struct CachedState<T> {
+    detector: &'static str,
+    ns: &'static str,
+    capacity: usize,
+    ttl: Duration,
+    cache: HashMap<String, (u64, T)>,
+}
+
+impl<T> CachedState<T>
+where
+    T: Serialize + DeserializeOwned + Default + Clone,
+{
+    /// A cache for namespace `ns` holding at most `capacity` identities (cleared when full);
+    /// stored values live `ttl` (wall clock) after their last write.
+    pub fn new(detector: &'static str, ns: &'static str, capacity: usize, ttl: Duration) -> Self {
+        CachedState {
+            detector,
+            ns,
+            capacity: capacity.max(1),
+            ttl,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn decode(&self, v: &Versioned, key: &str) -> Result<(u64, T), DetectError> {
+        let value = serde_json::from_slice(&v.value).map_err(|e| DetectError::Internal {
+            detector: self.detector.to_string(),
+            message: format!("state {}/{key} does not decode: {e}", self.ns),
+        })?;
+        Ok((v.version, value))
+    }
+
+    fn state_err(&self, source: crate::state::StateError) -> DetectError {
+        DetectError::State {
+            detector: self.detector.to_string(),
+            source,
+        }
+    }
+
+    fn load(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<Option<(u64, T)>, DetectError> {
+        if let Some((v, t)) = self.cache.get(key) {
+            return Ok(Some((*v, t.clone())));
+        }
+        match cx
+            .state
+            .get(self.ns, key, cx.now)
+            .map_err(|e| self.state_err(e))?
+        {
+            Some(v) => Ok(Some(self.decode(&v, key)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn remember(&mut self, key: &str, version: u64, value: T) {
+        if self.cache.len() >= self.capacity && !self.cache.contains_key(key) {
+            self.cache.clear();
+        }
+        self.cache.insert(key.to_string(), (version, value));
+    }
+
+    /// Reads the identity's value from the store (not the cache, which it refreshes): for
+    /// decisions that write nothing, where a stale cache would never be corrected.
+    pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<T, DetectError> {
+        self.cache.remove(key);
+        match self.load(key, cx)? {
+            Some((version, value)) => {
+                self.remember(key, version, value.clone());
+                Ok(value)
+            }
+            None => Ok(T::default()),
+        }
+    }
+
+    /// Applies `f` to the identity's value (default when absent) and stores the result when
+    /// `f` says it changed it. `f` returns `(result, changed)` and may run more than once (on
+    /// a compare-and-set conflict it runs again on the fresh value), so it must be pure.
+    pub fn update<R>(
+        &mut self,
+        key: &str,
+        cx: &DetectContext<'_>,
+        mut f: impl FnMut(&mut T) -> (R, bool),
+    ) -> Result<R, DetectError> {
+        let mut current = self.load(key, cx)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let (expected, mut value) = match current.take() {
+                Some((v, t)) => (Some(v), t),
+                None => (None, T::default()),
+            };
+            let (result, changed) = f(&mut value);
+            if !changed {
+                if let Some(v) = expected {
+                    self.remember(key, v, value);
+                }
+                return Ok(result);
+            }
+            let bytes = serde_json::to_vec(&value).map_err(|e| DetectError::Internal {
+                detector: self.detector.to_string(),
+                message: format!("state {}/{key} does not encode: {e}", self.ns),
+            })?;
+            let expires = Some(cx.now + self.ttl);
+            match cx
+                .state
+                .compare_and_set(self.ns, key, expected, &bytes, expires, cx.now)
+                .map_err(|e| self.state_err(e))?
+            {
+                CasOutcome::Written(version) => {
+                    self.remember(key, version, value);
+                    return Ok(result);
+                }
+                CasOutcome::Conflict(now) => {
+                    tracing::debug!(
+                        detector = self.detector,
+                        ns = self.ns,
+                        key,
+                        "state conflict, retrying"
+                    );
+                    self.cache.remove(key);
+                    current = match now {
+                        Some(v) => Some(self.decode(&v, key)?),
+                        None => None,
+                    };
+                }
+            }
+        }
+        Err(DetectError::Internal {
+            detector: self.detector.to_string(),
+            message: format!(
+                "state {}/{key}: still conflicting after {CAS_ATTEMPTS} attempts",
+                self.ns
+            ),
+        })
+    }
+}
+
+/// One thing (a country code, an ASN) an identity was seen with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The value (`DE`, `AS3320`).
+    #[serde(rename = "k")]
+    pub key: String,
+    /// Earliest event time seen (unix seconds).
+    #[serde(rename = "f")]
+    pub first: i64,
+    /// Latest event time seen (unix seconds).
+    #[serde(rename = "l")]
+    pub last: i64,
+}
+
+/// Outcome of [`SeenProfile::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    /// Already known; nothing to report.
+    Known,
+    /// New, but the identity is still in its learning period.
+    Learning,
+    /// New after the learning period: report it.
+    New,
+}
+
+/// What an identity has been seen with, capped at a number of values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenProfile {
+    /// Earliest event time of the identity (unix seconds); `None` before the first event.
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Values seen (at most the cap; least recently seen evicted first).
+    #[serde(rename = "v", default)]
+    pub values: Vec<Seen>,
+}
+
+impl SeenProfile {
+    /// Records `value` seen at `time`; reports whether it is new after `learning` of history.
+    /// Returns the observation and whether the profile changed.
+    pub fn observe(
+        &mut self,
+        value: &str,
+        time: DateTime<Utc>,
+        learning: Duration,
+        cap: usize,
+    ) -> (Observation, bool) {
+        let t = time.timestamp();
+        if let Some(seen) = self.values.iter_mut().find(|s| s.key == value) {
+            let changed = t < seen.first || t > seen.last;
+            seen.first = seen.first.min(t);
+            seen.last = seen.last.max(t);
+            let since_changed = self.since.is_none_or(|s| t < s);
+            if since_changed {
+                self.since = Some(t);
+            }
+            return (Observation::Known, changed || since_changed);
+        }
+        let learned = self
+            .since
+            .is_some_and(|s| t.saturating_sub(s) >= learning.num_seconds());
+        self.since = Some(self.since.map_or(t, |s| s.min(t)));
+        self.values.push(Seen {
+            key: value.to_string(),
+            first: t,
+            last: t,
+        });
+        if self.values.len() > cap.max(1) {
+            // Evict the least recently seen value.
+            if let Some(pos) = self
+                .values
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| (s.last, s.first))
+                .map(|(i, _)| i)
+            {
+                self.values.remove(pos);
+            }
+        }
+        (
+            if learned {
+                Observation::New
+            } else {
+                Observation::Learning
+            },
+            true,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{MemoryStore, StateStore};
+
+    fn t(h: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap()
+    }
+
+    #[test]
+    fn great_circle_london_new_york() {
+        let d = great_circle_km(51.5074, -0.1278, 40.7128, -74.0060);
+        assert!((d - 5570.0).abs() < 15.0, "{d}");
+    }
+
+    #[test]
+    fn profile_learns_then_reports_and_stays_capped() {
+        let mut p = SeenProfile::default();
+        let learn = Duration::days(14);
+        assert_eq!(p.observe("DE", t(0), learn, 3).0, Observation::Learning);
+        assert_eq!(p.observe("FR", t(24), learn, 3).0, Observation::Learning);
+        assert_eq!(p.observe("DE", t(48), learn, 3), (Observation::Known, true));
+        assert_eq!(
+            p.observe("DE", t(48), learn, 3),
+            (Observation::Known, false)
+        );
+        assert_eq!(p.observe("US", t(15 * 24), learn, 3).0, Observation::New);
+        assert_eq!(p.observe("JP", t(16 * 24), learn, 3).0, Observation::New);
+        assert_eq!(p.values.len(), 3);
+        // FR was the least recently seen and is gone.
+        assert!(p.values.iter().all(|s| s.key != "FR"));
+    }
+
+    #[test]
+    fn cached_state_survives_a_concurrent_writer() {
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        let mut a: CachedState<Vec<u32>> = CachedState::new("test", "ns", 10, Duration::days(1));
+        let mut b: CachedState<Vec<u32>> = CachedState::new("test", "ns", 10, Duration::days(1));
+        a.update("k", &cx, |v| {
+            v.push(1);
+            ((), true)
+        })
+        .unwrap();
+        b.update("k", &cx, |v| {
+            v.push(2);
+            ((), true)
+        })
+        .unwrap();
+        // `a`'s cache is stale; its write must conflict, reload and keep b's value.
+        let seen = a
+            .update("k", &cx, |v| {
+                v.push(3);
+                (v.clone(), true)
+            })
+            .unwrap();
+        assert_eq!(seen, vec![1, 2, 3]);
+        let stored = store.get("ns", "k", t(0)).unwrap().unwrap();
+        assert_eq!(stored.value, b"[1,2,3]");
+    }
+}

@@ -1,0 +1,875 @@
+//! Impossible travel (`impossible-travel`): two successful interactive sign-ins of one
+//! identity — across clouds, since the actor key is alias-mapped — whose great-circle distance
+//! less both accuracy radii, over the event-time gap between them, exceeds `max_speed_kmh`.
+//!
+//! Each eligible sign-in is inserted into a bounded per-identity history (sorted by event
+//! time, keyed by event uid) and compared with its previous and next neighbour there, so a
+//! sign-in delivered hours late is still compared with its true neighbours, and the same event
+//! processed twice finds itself already present and reports nothing.
+//!
+//! Not eligible: failures, API calls, non-interactive sign-ins, trusted or private addresses
+//! and unlocated addresses. A country-level location (no city, or a radius of at least
+//! `coarse_radius_km`) never pairs with a location in its own country.
+//!
+//! To add a severity signal: compute it in `ImpossibleTravel::severity` from the two history
+//! entries and the history, and name it in the finding's `severity_reasons`.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::history::{CachedState, DetectorConfigError, SeenProfile, great_circle_km};
+use super::{DetectContext, DetectError, Detector};
+use crate::model::{
+    Activity, Actor, Asn, Attack, Evidence, Finding, GeoLocation, IdentityEvent, PrincipalType,
+    Provider, Severity,
+};
+
+/// Detector id.
+pub const ID: &str = "impossible-travel";
+const NS: &str = "impossible-travel";
+/// User agents are kept in history up to this many characters.
+const MAX_USER_AGENT: usize = 160;
+/// MFA failure times kept per identity.
+const MAX_MFA_FAILURES: usize = 8;
+
+/// Autonomous systems of hosting / datacenter / VPN providers: a sign-in from one of them is
+/// more likely an attacker's proxy than a traveller.
+pub const DEFAULT_HOSTING_ASNS: &[u32] = &[
+    16509, 14618, 8987, // Amazon / AWS
+    396982, 19527, // Google Cloud
+    8075,  // Microsoft / Azure
+    14061, // DigitalOcean
+    16276, // OVH
+    24940, // Hetzner
+    63949, // Linode / Akamai Connected Cloud
+    20473, // Vultr / Choopa
+    9009,  // M247
+    60781, 28753,  // Leaseweb
+    51167,  // Contabo
+    12876,  // Scaleway
+    45102,  // Alibaba Cloud
+    132203, // Tencent Cloud
+    31898,  // Oracle Cloud
+    53667,  // FranTech / BuyVM
+    62240,  // Clouvider
+    212238, // Datacamp / CDN77
+];
+
+/// Words in an ASN organisation name that mark a hosting provider (whole words, any case).
+pub const DEFAULT_HOSTING_KEYWORDS: &[&str] = &[
+    "amazon",
+    "aws",
+    "google cloud",
+    "azure",
+    "digitalocean",
+    "ovh",
+    "hetzner",
+    "linode",
+    "akamai connected cloud",
+    "vultr",
+    "choopa",
+    "m247",
+    "leaseweb",
+    "contabo",
+    "scaleway",
+    "alibaba",
+    "tencent cloud",
+    "oracle cloud",
+    "hosting",
+    "datacenter",
+    "data center",
+    "vps",
+];
+
+/// `[detect.impossible_travel]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImpossibleTravelConfig {
+    /// Fastest plausible travel speed (km/h); above it a pair of sign-ins is impossible.
+    /// 1000 is a fast airliner with no time on the ground.
+    pub max_speed_kmh: f64,
+    /// A location whose accuracy radius is at least this (km), or that has no city, is
+    /// country-level and never pairs with a location in its own country.
+    pub coarse_radius_km: f64,
+    /// Most sign-ins kept per identity (oldest dropped first).
+    pub history_max: usize,
+    /// Sign-ins older than this (hours, event time) behind the identity's newest one are
+    /// dropped; this bounds how late an event may arrive and still meet its neighbours.
+    pub history_retention_hours: u64,
+    /// How long an idle identity's history stays in the state store (days, wall clock).
+    pub state_ttl_days: u64,
+    /// Identities kept in the in-process write-through cache.
+    pub cache_identities: usize,
+    /// Countries remembered per identity for the "new country" severity signal.
+    pub max_countries: usize,
+    /// A failed MFA of the identity this long (minutes) before the pair raises severity.
+    pub mfa_failure_window_minutes: u64,
+    /// Hosting / datacenter ASNs; a side from one raises severity. Replaces the default list.
+    pub hosting_asns: Vec<u32>,
+    /// Organisation-name keywords of hosting providers (whole words, any case). Replaces the
+    /// default list.
+    pub hosting_org_keywords: Vec<String>,
+}
+
+impl Default for ImpossibleTravelConfig {
+    fn default() -> Self {
+        ImpossibleTravelConfig {
+            max_speed_kmh: 1000.0,
+            coarse_radius_km: 500.0,
+            history_max: 32,
+            history_retention_hours: 72,
+            state_ttl_days: 30,
+            cache_identities: 10_000,
+            max_countries: 32,
+            mfa_failure_window_minutes: 60,
+            hosting_asns: DEFAULT_HOSTING_ASNS.to_vec(),
+            hosting_org_keywords: DEFAULT_HOSTING_KEYWORDS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
+impl ImpossibleTravelConfig {
+    /// Validates the settings and builds the detector.
+    pub fn build(&self) -> Result<ImpossibleTravel, DetectorConfigError> {
+        let err = |key: &str, message: &str| DetectorConfigError {
+            detector: ID,
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        if !(self.max_speed_kmh.is_finite() && self.max_speed_kmh > 0.0) {
+            return Err(err("max_speed_kmh", "must be a positive number"));
+        }
+        if !(self.coarse_radius_km.is_finite() && self.coarse_radius_km >= 0.0) {
+            return Err(err("coarse_radius_km", "must be zero or more"));
+        }
+        if self.history_max < 2 {
+            return Err(err("history_max", "must be at least 2"));
+        }
+        if self.history_retention_hours == 0 {
+            return Err(err("history_retention_hours", "must be at least 1"));
+        }
+        Ok(ImpossibleTravel {
+            hosting: HostingNetworks::new(&self.hosting_asns, &self.hosting_org_keywords),
+            state: CachedState::new(
+                ID,
+                NS,
+                self.cache_identities,
+                Duration::days(self.state_ttl_days.max(1) as i64),
+            ),
+            config: self.clone(),
+        })
+    }
+}
+
+/// Recognises hosting / datacenter networks by ASN or organisation keyword.
+#[derive(Debug, Clone, Default)]
+pub struct HostingNetworks {
+    asns: HashSet<u32>,
+    keywords: Vec<String>,
+}
+
+fn words(s: &str) -> String {
+    let mut out = String::from(" ");
+    for c in s.chars() {
+        if c.is_alphanumeric() {
+            out.extend(c.to_lowercase());
+        } else if !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    if !out.ends_with(' ') {
+        out.push(' ');
+    }
+    out
+}
+
+impl HostingNetworks {
+    /// From ASNs and organisation keywords.
+    pub fn new(asns: &[u32], keywords: &[String]) -> Self {
+        HostingNetworks {
+            asns: asns.iter().copied().collect(),
+            keywords: keywords
+                .iter()
+                .map(|k| words(k))
+                .filter(|k| k.trim() != "")
+                .collect(),
+        }
+    }
+
+    /// Whether the network is a hosting provider's.
+    pub fn matches(&self, asn: Option<u32>, org: Option<&str>) -> bool {
+        if asn.is_some_and(|n| self.asns.contains(&n)) {
+            return true;
+        }
+        let Some(org) = org else { return false };
+        let org = words(org);
+        self.keywords.iter().any(|k| org.contains(k.as_str()))
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One eligible sign-in as kept in history (short field names: this is stored per identity).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SignIn {
+    #[serde(rename = "u")]
+    uid: String,
+    /// Event time, unix milliseconds.
+    #[serde(rename = "t")]
+    time_ms: i64,
+    #[serde(rename = "p")]
+    provider: Provider,
+    #[serde(rename = "a")]
+    action: String,
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    ip: Option<String>,
+    #[serde(rename = "g", default, skip_serializing_if = "Option::is_none")]
+    user_agent: Option<String>,
+    #[serde(rename = "y")]
+    lat: f64,
+    #[serde(rename = "x")]
+    lon: f64,
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
+    radius_km: Option<f64>,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    country: Option<String>,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    city: Option<String>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
+    asn_org: Option<String>,
+    #[serde(rename = "m", default, skip_serializing_if = "is_false")]
+    mfa_failed: bool,
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    principal: Option<String>,
+}
+
+impl SignIn {
+    fn of(event: &IdentityEvent, geo: &GeoLocation) -> SignIn {
+        SignIn {
+            uid: event.uid.clone(),
+            time_ms: event.time.timestamp_millis(),
+            provider: event.provider(),
+            action: event.action.clone(),
+            ip: event
+                .src
+                .ip
+                .map(|ip| ip.to_string())
+                .or_else(|| event.src.raw.clone()),
+            user_agent: event
+                .src
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            lat: geo.lat,
+            lon: geo.lon,
+            radius_km: geo.radius_km,
+            country: geo.country.clone(),
+            city: geo.city.clone(),
+            asn: event.src.asn.as_ref().map(|a| a.number),
+            asn_org: event.src.asn.as_ref().and_then(|a| a.org.clone()),
+            mfa_failed: event.auth.mfa_failed,
+            principal: event.actor.uid.clone(),
+        }
+    }
+
+    fn time(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(self.time_ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    fn geo(&self) -> GeoLocation {
+        GeoLocation {
+            city: self.city.clone(),
+            country: self.country.clone(),
+            lat: self.lat,
+            lon: self.lon,
+            radius_km: self.radius_km,
+        }
+    }
+
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            uid: self.uid.clone(),
+            time: self.time(),
+            provider: self.provider,
+            action: self.action.clone(),
+            success: true,
+            src_ip: self.ip.clone(),
+            user_agent: self.user_agent.clone(),
+            geo: Some(self.geo()),
+            asn: self.asn.map(|number| Asn {
+                number,
+                org: self.asn_org.clone(),
+            }),
+        }
+    }
+
+    fn place(&self) -> String {
+        match (&self.city, &self.country) {
+            (Some(city), Some(cc)) => format!("{city}, {cc}"),
+            (None, Some(cc)) => cc.clone(),
+            (Some(city), None) => city.clone(),
+            (None, None) => format!("{:.2},{:.2}", self.lat, self.lon),
+        }
+    }
+
+    fn location_json(&self) -> Value {
+        json!({
+            "uid": self.uid,
+            "time": self.time(),
+            "provider": self.provider,
+            "ip": self.ip,
+            "city": self.city,
+            "country": self.country,
+            "lat": self.lat,
+            "lon": self.lon,
+            "radius_km": self.radius_km,
+            "asn": self.asn,
+            "asn_org": self.asn_org,
+        })
+    }
+}
+
+/// Per-identity travel history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct TravelHistory {
+    /// Eligible sign-ins sorted by (time, uid).
+    #[serde(rename = "e", default)]
+    entries: Vec<SignIn>,
+    /// Countries the identity signed in from (event time), for the new-country signal.
+    #[serde(rename = "c", default)]
+    countries: SeenProfile,
+    /// Times (unix ms) of recent failed MFA attempts.
+    #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
+    mfa_failures: Vec<i64>,
+}
+
+/// The geometry of one compared pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    /// Great-circle distance between the two locations (km).
+    pub distance_km: f64,
+    /// Distance less both accuracy radii, floored at zero (km).
+    pub adjusted_km: f64,
+    /// Event-time gap (seconds).
+    pub gap_seconds: f64,
+    /// Required speed (km/h); `None` when the gap is zero.
+    pub speed_kmh: Option<f64>,
+}
+
+/// Compares two located sign-ins. `Some` when travelling between them is impossible.
+pub fn assess(
+    a: (&GeoLocation, DateTime<Utc>),
+    b: (&GeoLocation, DateTime<Utc>),
+    max_speed_kmh: f64,
+    coarse_radius_km: f64,
+) -> Option<Assessment> {
+    let coarse =
+        |g: &GeoLocation| g.city.is_none() || g.radius_km.unwrap_or(0.0) >= coarse_radius_km;
+    let (ga, gb) = (a.0, b.0);
+    if (coarse(ga) || coarse(gb))
+        && ga.country.is_some()
+        && ga.country.as_deref().map(str::to_ascii_uppercase)
+            == gb.country.as_deref().map(str::to_ascii_uppercase)
+    {
+        return None;
+    }
+    let distance_km = great_circle_km(ga.lat, ga.lon, gb.lat, gb.lon);
+    let radii = ga.radius_km.unwrap_or(0.0).max(0.0) + gb.radius_km.unwrap_or(0.0).max(0.0);
+    let adjusted_km = (distance_km - radii).max(0.0);
+    if adjusted_km.is_nan() || adjusted_km <= 0.0 {
+        return None;
+    }
+    let gap_seconds = ((b.1 - a.1).num_milliseconds().abs() as f64) / 1000.0;
+    if gap_seconds == 0.0 {
+        return Some(Assessment {
+            distance_km,
+            adjusted_km,
+            gap_seconds,
+            speed_kmh: None,
+        });
+    }
+    let speed = adjusted_km / (gap_seconds / 3600.0);
+    (speed > max_speed_kmh).then_some(Assessment {
+        distance_km,
+        adjusted_km,
+        gap_seconds,
+        speed_kmh: Some(speed),
+    })
+}
+
+/// The impossible-travel detector.
+pub struct ImpossibleTravel {
+    config: ImpossibleTravelConfig,
+    hosting: HostingNetworks,
+    state: CachedState<TravelHistory>,
+}
+
+fn eligible_geo(event: &IdentityEvent) -> Option<&GeoLocation> {
+    if !event.is_interactive_signin_success()
+        || event.src.trusted
+        || event.src.private
+        || event.actor.key.is_empty()
+    {
+        return None;
+    }
+    event
+        .src
+        .geo
+        .as_ref()
+        .filter(|g| g.lat.is_finite() && g.lon.is_finite())
+}
+
+impl ImpossibleTravel {
+    fn severity(
+        config: &ImpossibleTravelConfig,
+        hosting: &HostingNetworks,
+        h: &TravelHistory,
+        a: &SignIn,
+        b: &SignIn,
+    ) -> (Severity, Vec<String>) {
+        let mut severity = Severity::Medium;
+        let mut reasons = Vec::new();
+        let hosted: Vec<&SignIn> = [a, b]
+            .into_iter()
+            .filter(|s| hosting.matches(s.asn, s.asn_org.as_deref()))
+            .collect();
+        if !hosted.is_empty() {
+            severity = severity.raise();
+            reasons.push(format!("hosting_asn:{}", hosted[0].uid));
+        }
+        let since = h.countries.since.unwrap_or(i64::MAX);
+        let new_country = [a, b].into_iter().find(|s| {
+            let t = s.time_ms.div_euclid(1000);
+            s.country.as_ref().is_some_and(|cc| {
+                since < t
+                    && h.countries
+                        .values
+                        .iter()
+                        .find(|v| &v.key == cc)
+                        .is_none_or(|v| v.first >= t)
+            })
+        });
+        if let Some(s) = new_country {
+            severity = severity.raise();
+            reasons.push(format!("new_country:{}", s.uid));
+        }
+        let window = config.mfa_failure_window_minutes as i64 * 60_000;
+        let mfa_failed = a.mfa_failed
+            || b.mfa_failed
+            || h.mfa_failures
+                .iter()
+                .any(|&t| t >= a.time_ms - window && t <= b.time_ms);
+        if mfa_failed {
+            severity = severity.raise();
+            reasons.push("mfa_failed".to_string());
+        }
+        (severity, reasons)
+    }
+
+    fn finding(
+        config: &ImpossibleTravelConfig,
+        hosting: &HostingNetworks,
+        key: &str,
+        h: &TravelHistory,
+        a: &SignIn,
+        b: &SignIn,
+        x: Assessment,
+    ) -> Finding {
+        let (severity, reasons) = Self::severity(config, hosting, h, a, b);
+        let minutes = x.gap_seconds / 60.0;
+        let title = format!(
+            "Impossible travel: {key} signed in from {} and {} ({:.0} km apart) {:.0} min apart",
+            a.place(),
+            b.place(),
+            x.distance_km,
+            minutes
+        );
+        let mut f = Finding::new(ID, title, severity, vec![a.evidence(), b.evidence()]);
+        f.description = format!(
+            "The same identity signed in successfully from two places too far apart for the time \
+             between them (needs {} against a limit of {:.0} km/h, after subtracting both \
+             geolocation accuracy radii). One of the sessions is likely an attacker using stolen \
+             credentials: confirm with the user, revoke sessions and reset credentials if not.",
+            x.speed_kmh.map_or_else(
+                || "simultaneous sign-ins".to_string(),
+                |s| format!("{s:.0} km/h")
+            ),
+            config.max_speed_kmh
+        );
+        f.identity = Some(key.to_string());
+        f.actor = Some(Actor {
+            key: key.to_string(),
+            uid: b.principal.clone(),
+            principal_type: PrincipalType::User,
+            ..Actor::default()
+        });
+        f.attacks = vec![
+            Attack {
+                technique: "T1078".to_string(),
+                tactic: Some("initial-access".to_string()),
+            },
+            Attack {
+                technique: "T1078.004".to_string(),
+                tactic: Some("initial-access".to_string()),
+            },
+        ];
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        let data = json!({
+            "from": a.location_json(),
+            "to": b.location_json(),
+            "distance_km": round(x.distance_km),
+            "distance_less_radii_km": round(x.adjusted_km),
+            "time_gap_seconds": x.gap_seconds,
+            "speed_kmh": x.speed_kmh.map(round),
+            "max_speed_kmh": config.max_speed_kmh,
+            "cross_provider": a.provider != b.provider,
+            "severity_reasons": reasons,
+        });
+        if let Value::Object(map) = data {
+            f.data = map;
+        }
+        f
+    }
+}
+
+impl Detector for ImpossibleTravel {
+    fn id(&self) -> &str {
+        ID
+    }
+
+    fn on_event(
+        &mut self,
+        event: &IdentityEvent,
+        cx: &DetectContext<'_>,
+    ) -> Result<Vec<Finding>, DetectError> {
+        let ImpossibleTravel {
+            config,
+            hosting,
+            state,
+        } = self;
+        if event.activity == Activity::SignIn
+            && event.auth.mfa_failed
+            && !event.actor.key.is_empty()
+        {
+            let t = event.time.timestamp_millis();
+            state.update(&event.actor.key, cx, |h| {
+                if h.mfa_failures.contains(&t) {
+                    return ((), false);
+                }
+                h.mfa_failures.push(t);
+                h.mfa_failures.sort_unstable();
+                if h.mfa_failures.len() > MAX_MFA_FAILURES {
+                    h.mfa_failures.remove(0);
+                }
+                ((), true)
+            })?;
+        }
+        let Some(geo) = eligible_geo(event) else {
+            return Ok(Vec::new());
+        };
+        let key = event.actor.key.as_str();
+        let entry = SignIn::of(event, geo);
+        let retention_ms = config.history_retention_hours as i64 * 3_600_000;
+        state.update(key, cx, |h| {
+            if h.entries.iter().any(|e| e.uid == entry.uid) {
+                return (Vec::new(), false);
+            }
+            let pos = h.entries.partition_point(|e| {
+                (e.time_ms, e.uid.as_str()) < (entry.time_ms, entry.uid.as_str())
+            });
+            h.entries.insert(pos, entry.clone());
+            if let Some(cc) = &entry.country {
+                h.countries
+                    .observe(cc, entry.time(), Duration::zero(), config.max_countries);
+            }
+            let mut pairs = Vec::new();
+            if pos > 0 {
+                pairs.push((pos - 1, pos));
+            }
+            if pos + 1 < h.entries.len() {
+                pairs.push((pos, pos + 1));
+            }
+            let mut findings = Vec::new();
+            for (i, j) in pairs {
+                let (a, b) = (&h.entries[i], &h.entries[j]);
+                if let Some(x) = assess(
+                    (&a.geo(), a.time()),
+                    (&b.geo(), b.time()),
+                    config.max_speed_kmh,
+                    config.coarse_radius_km,
+                ) {
+                    findings.push(Self::finding(config, hosting, key, h, a, b, x));
+                }
+            }
+            // Bound the history: by age behind the newest sign-in, then by count.
+            if let Some(newest) = h.entries.last().map(|e| e.time_ms) {
+                h.entries.retain(|e| e.time_ms >= newest - retention_ms);
+                h.mfa_failures.retain(|&t| t >= newest - retention_ms);
+            }
+            let excess = h.entries.len().saturating_sub(config.history_max);
+            h.entries.drain(..excess);
+            (findings, true)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AuthFacts, Endpoint, EventClass, RecordKind, Status};
+    use crate::state::{MemoryStore, StateStore};
+
+    fn geo(city: Option<&str>, cc: &str, lat: f64, lon: f64, r: f64) -> GeoLocation {
+        GeoLocation {
+            city: city.map(str::to_string),
+            country: Some(cc.to_string()),
+            lat,
+            lon,
+            radius_km: Some(r),
+        }
+    }
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp(1_767_225_600 + min * 60, 0).unwrap()
+    }
+
+    fn signin(uid: &str, min: i64, g: GeoLocation) -> IdentityEvent {
+        IdentityEvent {
+            time: t(min),
+            kind: RecordKind::EntraSignin,
+            class: EventClass::Authentication,
+            activity: Activity::SignIn,
+            status: Status::Success,
+            status_detail: None,
+            account: None,
+            region: None,
+            actor: Actor {
+                key: "alice@corp.example".into(),
+                ..Actor::default()
+            },
+            src: Endpoint {
+                ip: Some("81.2.69.160".parse().unwrap()),
+                geo: Some(g),
+                asn: Some(Asn {
+                    number: 3320,
+                    org: Some("Deutsche Telekom AG".into()),
+                }),
+                ..Endpoint::default()
+            },
+            action: "Sign-in activity".into(),
+            service: None,
+            targets: vec![],
+            auth: AuthFacts {
+                interactive: Some(true),
+                ..AuthFacts::default()
+            },
+            oauth: None,
+            uid: uid.into(),
+            raw: Value::Null,
+        }
+    }
+
+    fn london() -> GeoLocation {
+        geo(Some("London"), "GB", 51.5074, -0.1278, 20.0)
+    }
+    fn sydney() -> GeoLocation {
+        geo(Some("Sydney"), "AU", -33.8688, 151.2093, 20.0)
+    }
+
+    fn run(events: &[IdentityEvent]) -> Vec<Finding> {
+        let store = MemoryStore::new();
+        let mut d = ImpossibleTravelConfig::default().build().unwrap();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        events
+            .iter()
+            .flat_map(|e| d.on_event(e, &cx).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn london_then_sydney_in_an_hour_is_impossible() {
+        let f = run(&[signin("a", 0, london()), signin("b", 60, sydney())]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].evidence.len(), 2);
+        // Sydney is a new country for alice: one step above medium.
+        assert_eq!(f[0].severity, Severity::High);
+        assert_eq!(f[0].data["severity_reasons"][0], "new_country:b");
+        assert!(f[0].data["speed_kmh"].as_f64().unwrap() > 10_000.0);
+        // Both countries known from earlier days: medium.
+        let f = run(&[
+            signin("s0", -4000, sydney()),
+            signin("l0", -2000, london()),
+            signin("a", 0, sydney()),
+            signin("b", 5, london()),
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Medium, "{:?}", f[0].data);
+    }
+
+    #[test]
+    fn late_event_meets_both_neighbours_and_duplicates_are_silent() {
+        // London 0, London 600; Sydney at 60 arrives last: two pairs.
+        let s = signin("s", 60, sydney());
+        let f = run(&[
+            signin("a", 0, london()),
+            signin("b", 600, london()),
+            s.clone(),
+            s.clone(),
+        ]);
+        assert_eq!(f.len(), 2);
+        let mut pairs: Vec<Vec<&str>> = f
+            .iter()
+            .map(|f| f.evidence.iter().map(|e| e.uid.as_str()).collect())
+            .collect();
+        pairs.sort();
+        assert_eq!(pairs, vec![vec!["a", "s"], vec!["s", "b"]]);
+    }
+
+    #[test]
+    fn ineligible_sign_ins_are_ignored() {
+        let mut trusted = signin("b", 60, sydney());
+        trusted.src.trusted = true;
+        let mut private = signin("c", 61, sydney());
+        private.src.private = true;
+        let mut failed = signin("d", 62, sydney());
+        failed.status = Status::Failure;
+        let mut api = signin("e", 63, sydney());
+        api.activity = Activity::ApiCall;
+        let mut unlocated = signin("f", 64, sydney());
+        unlocated.src.geo = None;
+        let mut non_interactive = signin("g", 65, sydney());
+        non_interactive.auth.interactive = Some(false);
+        let f = run(&[
+            signin("a", 0, london()),
+            trusted,
+            private,
+            failed,
+            api,
+            unlocated,
+            non_interactive,
+        ]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn coarse_location_never_pairs_within_its_country() {
+        let country_only = geo(None, "US", 37.751, -97.822, 1000.0);
+        let new_york = geo(Some("New York"), "US", 40.7128, -74.0060, 10.0);
+        assert!(
+            run(&[
+                signin("a", 0, new_york.clone()),
+                signin("b", 5, country_only)
+            ])
+            .is_empty()
+        );
+        // A coarse location in another country still pairs: Kansas centroid vs Berlin.
+        let de = geo(Some("Berlin"), "DE", 52.52, 13.405, 10.0);
+        let coarse_us = geo(Some("Wichita"), "US", 37.751, -97.822, 600.0);
+        assert_eq!(
+            run(&[signin("a", 0, de), signin("b", 30, coarse_us)]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn accuracy_radii_absorb_distance() {
+        // 870 km apart in 30 minutes, but with radii of 500 km each: feasible.
+        let paris = geo(Some("Paris"), "FR", 48.8566, 2.3522, 450.0);
+        let berlin = geo(Some("Berlin"), "DE", 52.52, 13.405, 450.0);
+        assert!(
+            run(&[
+                signin("a", 0, paris.clone()),
+                signin("b", 30, berlin.clone())
+            ])
+            .is_empty()
+        );
+        let paris = geo(Some("Paris"), "FR", 48.8566, 2.3522, 5.0);
+        let berlin = geo(Some("Berlin"), "DE", 52.52, 13.405, 5.0);
+        assert_eq!(
+            run(&[signin("a", 0, paris), signin("b", 30, berlin)]).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn zero_gap_is_impossible_only_with_distance_left() {
+        let f = run(&[signin("a", 0, london()), signin("b", 0, sydney())]);
+        assert_eq!(f.len(), 1);
+        assert!(f[0].data["speed_kmh"].is_null());
+        assert!(run(&[signin("a", 0, london()), signin("b", 0, london())]).is_empty());
+    }
+
+    #[test]
+    fn hosting_asn_new_country_and_mfa_failure_raise_severity() {
+        let mut attacker = signin("b", 60, sydney());
+        attacker.src.asn = Some(Asn {
+            number: 14061,
+            org: Some("DIGITALOCEAN-ASN".into()),
+        });
+        attacker.auth.mfa_failed = true;
+        let f = run(&[
+            signin("a0", -600, london()),
+            signin("a", 0, london()),
+            attacker,
+        ]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Critical);
+        let reasons = f[0].data["severity_reasons"].as_array().unwrap();
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+    }
+
+    #[test]
+    fn hosting_keywords_match_whole_words() {
+        let h = HostingNetworks::new(&[], &["aws".into(), "google cloud".into()]);
+        assert!(h.matches(Some(1), Some("AWS-EU")));
+        assert!(h.matches(None, Some("Google Cloud Platform")));
+        assert!(!h.matches(None, Some("Dawson Communications")));
+        assert!(!h.matches(None, None));
+    }
+
+    #[test]
+    fn config_rejects_nonsense_and_unknown_keys() {
+        let bad = ImpossibleTravelConfig {
+            max_speed_kmh: 0.0,
+            ..ImpossibleTravelConfig::default()
+        };
+        assert!(bad.build().is_err());
+        let parsed: Result<ImpossibleTravelConfig, _> =
+            toml::from_str("max_speed_kmh = 900\nbogus = 1");
+        assert!(parsed.is_err());
+        let parsed: ImpossibleTravelConfig = toml::from_str("max_speed_kmh = 900").unwrap();
+        assert_eq!(parsed.max_speed_kmh, 900.0);
+        assert_eq!(parsed.coarse_radius_km, 500.0);
+    }
+
+    #[test]
+    fn history_stays_bounded() {
+        let store = MemoryStore::new();
+        let mut d = ImpossibleTravelConfig::default().build().unwrap();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        for i in 0..200 {
+            d.on_event(&signin(&format!("e{i}"), i * 10, london()), &cx)
+                .unwrap();
+        }
+        let v = store.get(NS, "alice@corp.example", t(0)).unwrap().unwrap();
+        let h: TravelHistory = serde_json::from_slice(&v.value).unwrap();
+        assert_eq!(h.entries.len(), 32);
+        assert!(v.value.len() < 32 * 400, "{} bytes", v.value.len());
+    }
+}

@@ -1,0 +1,699 @@
+//! Loading a rule pack: files -> documents -> compiled rules and bound correlations, and the
+//! index that picks candidate rules for a record without trying every rule.
+//!
+//! The index: per record kind, rules are keyed by the folded literal they require at one
+//! discriminating raw path (`eventName`, `eventSource`, `activityDisplayName`,
+//! `operationName`, `protoPayload.methodName`, `events.name`, ...); a record looks up its own
+//! values at those paths. Rules without such a literal sit in the kind's fallback list. To
+//! index on one more field, add its raw path to [`DISCRIMINATING`].
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::detection::{N_KINDS, kind_idx};
+use super::mapping::{MappingResolver, Mappings, Resolved};
+use super::path::{FieldPath, string_form};
+use super::rule::{Correlation, CorrelationType, Document, Rule, parse_document};
+use crate::model::RecordKind;
+
+/// Raw paths whose literal values index rules, most selective first.
+pub const DISCRIMINATING: &[&str] = &[
+    "eventName",
+    "protoPayload.methodName",
+    "activityDisplayName",
+    "properties.activityDisplayName",
+    "operationName",
+    "events.name",
+    "protoPayload.metadata.event.eventName",
+    "eventSource",
+    "protoPayload.serviceName",
+    "id.applicationName",
+    "properties.category",
+    "category",
+    "status.errorCode",
+    "properties.status.errorCode",
+    "resultType",
+    "riskEventTypes_v2",
+    "riskEventTypes",
+    "properties.riskEventTypes_v2",
+    "properties.riskEventTypes",
+];
+
+/// Why a rule (or file) did not load.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}{reason}", path.display(), rule.as_ref().map(|r| format!("rule '{r}': ")).unwrap_or_default())]
+pub struct RuleError {
+    /// The file.
+    pub path: PathBuf,
+    /// The rule's title (or id), when the document got that far.
+    pub rule: Option<String>,
+    /// What is wrong or unsupported.
+    pub reason: String,
+}
+
+/// Where a correlation's group value comes from for one referenced rule.
+#[derive(Debug, Clone)]
+pub(crate) enum GroupSource {
+    /// Read from the base rule's record via its mapping.
+    Paths(Box<Resolved>),
+    /// Taken from the referenced correlation's group key, at this position.
+    Inner(usize),
+}
+
+/// What a correlation refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A detection rule (index into `rules`).
+    Rule(usize),
+    /// Another correlation (index into `correlations`).
+    Corr(usize),
+}
+
+/// One referenced rule of a correlation, bound.
+#[derive(Debug, Clone)]
+pub(crate) struct CorrRef {
+    pub target: Target,
+    pub group: Vec<GroupSource>,
+    /// value_count's field, for rule targets.
+    pub value: Option<Box<Resolved>>,
+}
+
+/// A correlation with its references resolved.
+#[derive(Debug, Clone)]
+pub struct BoundCorrelation {
+    /// The correlation as written.
+    pub corr: Correlation,
+    pub(crate) refs: Vec<CorrRef>,
+}
+
+/// Rule indices by folded literal.
+type LiteralMap = HashMap<Box<str>, Vec<u32>>;
+
+#[derive(Debug, Default, Clone)]
+struct KindIndex {
+    keyed: Vec<(FieldPath, LiteralMap)>,
+    fallback: Vec<u32>,
+}
+
+/// A loaded, indexed rule pack.
+#[derive(Debug, Default, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    correlations: Vec<BoundCorrelation>,
+    /// For each rule: the (correlation, ref position) pairs it feeds.
+    pub(crate) rule_feeds: Vec<Vec<(usize, usize)>>,
+    /// For each correlation: the (correlation, ref position) pairs it feeds.
+    pub(crate) corr_feeds: Vec<Vec<(usize, usize)>>,
+    index: Vec<KindIndex>,
+    /// Rules files that were read (for cases lookup).
+    pub files: Vec<PathBuf>,
+    mappings: Mappings,
+}
+
+/// Folders under a rule path that hold other YAML than rules: field mappings and the tuning
+/// of the built-in (stateful) detectors.
+pub const NOT_RULE_FOLDERS: &[&str] = &["mappings", "stateful"];
+
+/// Every rule file under the given paths (recursive, sorted), skipping [`NOT_RULE_FOLDERS`].
+pub fn rule_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<RuleError>) {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RuleError>) {
+        if p.is_dir() {
+            if p.file_name()
+                .is_some_and(|n| NOT_RULE_FOLDERS.iter().any(|x| n == *x))
+            {
+                return;
+            }
+            match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    let mut entries: Vec<PathBuf> =
+                        rd.filter_map(Result::ok).map(|e| e.path()).collect();
+                    entries.sort();
+                    for e in entries {
+                        walk(&e, out, errors);
+                    }
+                }
+                Err(e) => errors.push(RuleError {
+                    path: p.to_path_buf(),
+                    rule: None,
+                    reason: format!("cannot read folder: {e}"),
+                }),
+            }
+        } else if p.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+            out.push(p.to_path_buf());
+        } else if !p.exists() {
+            errors.push(RuleError {
+                path: p.to_path_buf(),
+                rule: None,
+                reason: "no such file or folder".to_string(),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        walk(p, &mut out, &mut errors);
+    }
+    (out, errors)
+}
+
+/// Splits a YAML text into its documents.
+pub fn documents(text: &str) -> Result<Vec<serde_norway::Value>, String> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|d| serde_norway::Value::deserialize(d).map_err(|e| e.to_string()))
+        .filter(|r| !matches!(r, Ok(serde_norway::Value::Null)))
+        .collect()
+}
+
+impl RuleSet {
+    /// Loads every rule under `paths` with the mappings in `mappings_dir`. Every problem is
+    /// returned with its file and reason; the rules that did load are usable.
+    pub fn load(paths: &[PathBuf], mappings_dir: &Path) -> (RuleSet, Vec<RuleError>) {
+        let (mappings, merrs) = Mappings::load_dir(mappings_dir);
+        let mut errors: Vec<RuleError> = merrs
+            .into_iter()
+            .map(|e| RuleError {
+                path: e.path,
+                rule: None,
+                reason: e.message,
+            })
+            .collect();
+        let (files, ferrs) = rule_files(paths);
+        errors.extend(ferrs);
+        let mut sources = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => sources.push((f, t)),
+                Err(e) => errors.push(RuleError {
+                    path: f,
+                    rule: None,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let (set, errs) = RuleSet::from_sources(&sources, &mappings);
+        errors.extend(errs);
+        (set, errors)
+    }
+
+    /// Builds a rule set from `(path, YAML text)` pairs.
+    pub fn from_sources(
+        sources: &[(PathBuf, String)],
+        mappings: &Mappings,
+    ) -> (RuleSet, Vec<RuleError>) {
+        let mut errors = Vec::new();
+        let mut rules = Vec::new();
+        let mut corrs = Vec::new();
+        let mut files = Vec::new();
+        for (path, text) in sources {
+            files.push(path.clone());
+            let docs = match documents(text) {
+                Ok(d) => d,
+                Err(reason) => {
+                    errors.push(RuleError {
+                        path: path.clone(),
+                        rule: None,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            for doc in docs {
+                let label = doc
+                    .get("title")
+                    .or_else(|| doc.get("id"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
+                match parse_document(path, &doc, mappings) {
+                    Ok(Document::Rule(r)) => rules.push(*r),
+                    Ok(Document::Correlation(c)) => corrs.push(*c),
+                    Err(reason) => errors.push(RuleError {
+                        path: path.clone(),
+                        rule: label,
+                        reason,
+                    }),
+                }
+            }
+        }
+        // Duplicate ids: the later one is rejected.
+        let mut seen = std::collections::HashSet::new();
+        rules.retain(|r| {
+            let fresh = seen.insert(r.meta.id.clone());
+            if !fresh {
+                errors.push(RuleError {
+                    path: r.meta.path.clone(),
+                    rule: Some(r.meta.title.clone()),
+                    reason: format!("duplicate rule id {}", r.meta.id),
+                });
+            }
+            fresh
+        });
+        corrs.retain(|c| {
+            let fresh = seen.insert(c.meta.id.clone());
+            if !fresh {
+                errors.push(RuleError {
+                    path: c.meta.path.clone(),
+                    rule: Some(c.meta.title.clone()),
+                    reason: format!("duplicate rule id {}", c.meta.id),
+                });
+            }
+            fresh
+        });
+        let mut set = RuleSet {
+            rules,
+            files,
+            mappings: mappings.clone(),
+            ..RuleSet::default()
+        };
+        set.bind_correlations(corrs, mappings, &mut errors);
+        set.build_index();
+        (set, errors)
+    }
+
+    fn bind_correlations(
+        &mut self,
+        corrs: Vec<Correlation>,
+        mappings: &Mappings,
+        errors: &mut Vec<RuleError>,
+    ) {
+        let find_rule = |name: &str| {
+            self.rules
+                .iter()
+                .position(|r| r.meta.name.as_deref() == Some(name) || r.meta.id == name)
+        };
+        let find_corr = |name: &str| {
+            corrs
+                .iter()
+                .position(|c| c.meta.name.as_deref() == Some(name) || c.meta.id == name)
+        };
+        let mut bound: Vec<Option<BoundCorrelation>> = Vec::new();
+        for c in &corrs {
+            let bind = || -> Result<BoundCorrelation, String> {
+                let mut refs = Vec::new();
+                for name in &c.rules {
+                    if let Some(ri) = find_rule(name) {
+                        let rule = &self.rules[ri];
+                        let mapping = mappings
+                            .find(&rule.logsource)
+                            .ok_or_else(|| format!("rule '{name}' has no mapping"))?;
+                        let res = MappingResolver(mapping);
+                        let group = c
+                            .group_by
+                            .iter()
+                            .map(|f| {
+                                super::detection::Resolver::resolve(&res, f)
+                                    .map(|r| GroupSource::Paths(Box::new(r)))
+                                    .map_err(|e| format!("group-by: {e}"))
+                            })
+                            .collect::<Result<_, _>>()?;
+                        let value = match &c.field {
+                            Some(f) if c.typ == CorrelationType::ValueCount => Some(Box::new(
+                                super::detection::Resolver::resolve(&res, f)
+                                    .map_err(|e| format!("condition field: {e}"))?,
+                            )),
+                            _ => None,
+                        };
+                        refs.push(CorrRef {
+                            target: Target::Rule(ri),
+                            group,
+                            value,
+                        });
+                    } else if let Some(ci) = find_corr(name) {
+                        if c.typ == CorrelationType::ValueCount {
+                            return Err("unsupported: value_count over a correlation".to_string());
+                        }
+                        let inner = &corrs[ci];
+                        let group = c
+                            .group_by
+                            .iter()
+                            .map(|f| {
+                                inner
+                                    .group_by
+                                    .iter()
+                                    .position(|g| g == f)
+                                    .map(GroupSource::Inner)
+                                    .ok_or_else(|| format!("group-by field '{f}' is not in correlation '{name}''s group-by"))
+                            })
+                            .collect::<Result<_, _>>()?;
+                        refs.push(CorrRef {
+                            target: Target::Corr(ci),
+                            group,
+                            value: None,
+                        });
+                    } else {
+                        return Err(format!("correlation refers to unknown rule '{name}'"));
+                    }
+                }
+                Ok(BoundCorrelation {
+                    corr: c.clone(),
+                    refs,
+                })
+            };
+            match bind() {
+                Ok(b) => bound.push(Some(b)),
+                Err(reason) => {
+                    errors.push(RuleError {
+                        path: c.meta.path.clone(),
+                        rule: Some(c.meta.title.clone()),
+                        reason,
+                    });
+                    bound.push(None);
+                }
+            }
+        }
+        // Drop unbound correlations (and any referring to them), renumbering.
+        loop {
+            let dead: Vec<usize> = (0..bound.len()).filter(|&i| bound[i].is_none()).collect();
+            let mut changed = false;
+            for slot in bound.iter_mut() {
+                let refers_dead = slot.as_ref().is_some_and(|b| {
+                    b.refs
+                        .iter()
+                        .any(|r| matches!(r.target, Target::Corr(ci) if dead.contains(&ci)))
+                });
+                if refers_dead {
+                    if let Some(b) = slot.take() {
+                        errors.push(RuleError {
+                            path: b.corr.meta.path.clone(),
+                            rule: Some(b.corr.meta.title.clone()),
+                            reason: "refers to a correlation that did not load".to_string(),
+                        });
+                    }
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut renumber = vec![usize::MAX; bound.len()];
+        let mut n = 0;
+        for (i, b) in bound.iter().enumerate() {
+            if b.is_some() {
+                renumber[i] = n;
+                n += 1;
+            }
+        }
+        let mut list: Vec<BoundCorrelation> = bound.into_iter().flatten().collect();
+        for b in &mut list {
+            for r in &mut b.refs {
+                if let Target::Corr(ci) = r.target {
+                    r.target = Target::Corr(renumber[ci]);
+                }
+            }
+        }
+        self.rule_feeds = vec![Vec::new(); self.rules.len()];
+        self.corr_feeds = vec![Vec::new(); list.len()];
+        for (ci, b) in list.iter().enumerate() {
+            for (pos, r) in b.refs.iter().enumerate() {
+                match r.target {
+                    Target::Rule(ri) => {
+                        self.rule_feeds[ri].push((ci, pos));
+                        if !b.corr.generate {
+                            self.rules[ri].silent = true;
+                        }
+                    }
+                    Target::Corr(cj) => self.corr_feeds[cj].push((ci, pos)),
+                }
+            }
+        }
+        self.correlations = list;
+    }
+
+    fn build_index(&mut self) {
+        let mut index = vec![KindIndex::default(); N_KINDS];
+        for (ri, rule) in self.rules.iter().enumerate() {
+            for &kind in &rule.kinds {
+                let ki = &mut index[kind_idx(kind)];
+                let required = rule.detection.required_matches();
+                // A match with several alternative paths is indexed under each of them; its
+                // rank is that of its least selective path.
+                let rank_of = |p: &FieldPath| {
+                    DISCRIMINATING
+                        .iter()
+                        .position(|d| d.eq_ignore_ascii_case(p.as_str()))
+                };
+                let best = required
+                    .iter()
+                    .filter_map(|fm| fm.index_literals(kind))
+                    .filter_map(|(paths, lits)| {
+                        let ranks: Option<Vec<usize>> = paths.iter().map(rank_of).collect();
+                        ranks
+                            .and_then(|r| r.into_iter().max())
+                            .map(|rank| (rank, paths, lits))
+                    })
+                    .min_by_key(|(rank, _, _)| *rank);
+                match best {
+                    Some((_, paths, lits)) => {
+                        for p in paths {
+                            let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
+                                Some(i) => i,
+                                None => {
+                                    ki.keyed.push((p.clone(), HashMap::new()));
+                                    ki.keyed.len() - 1
+                                }
+                            };
+                            for l in &lits {
+                                let list = ki.keyed[slot].1.entry((*l).into()).or_default();
+                                if list.last() != Some(&(ri as u32)) {
+                                    list.push(ri as u32);
+                                }
+                            }
+                        }
+                    }
+                    None => ki.fallback.push(ri as u32),
+                }
+            }
+        }
+        self.index = index;
+    }
+
+    /// Sets (or replaces) a rule's dedup, e.g. from configuration: one finding per group of
+    /// `fields` values within `window_secs`. Correlations group by their own `group-by`.
+    pub fn set_dedup(
+        &mut self,
+        rule_id: &str,
+        fields: &[String],
+        window_secs: u64,
+    ) -> Result<(), String> {
+        if window_secs == 0 {
+            return Err(format!("rule {rule_id}: dedup window must be positive"));
+        }
+        if let Some(rule) = self.rules.iter_mut().find(|r| r.meta.id == rule_id) {
+            let mapping = self
+                .mappings
+                .find(&rule.logsource)
+                .ok_or_else(|| format!("rule {rule_id}: no mapping"))?;
+            let resolved = fields
+                .iter()
+                .map(|f| {
+                    mapping
+                        .resolve_field(f)
+                        .map_err(|e| format!("rule {rule_id}: dedup: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
+            rule.meta.picket.dedup = Some(super::rule::Dedup {
+                fields: fields.to_vec(),
+                window_secs,
+                resolved,
+            });
+            return Ok(());
+        }
+        if let Some(c) = self
+            .correlations
+            .iter_mut()
+            .find(|c| c.corr.meta.id == rule_id)
+        {
+            c.corr.meta.picket.dedup = Some(super::rule::Dedup {
+                fields: fields.to_vec(),
+                window_secs,
+                resolved: Vec::new(),
+            });
+            return Ok(());
+        }
+        Err(format!("no rule with id {rule_id}"))
+    }
+
+    /// The detection rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The correlations.
+    pub fn correlations(&self) -> &[BoundCorrelation] {
+        &self.correlations
+    }
+
+    /// How many rules of `kind` are indexed by a literal and how many are in the fallback list.
+    pub fn index_stats(&self, kind: RecordKind) -> (usize, usize) {
+        let ki = &self.index[kind_idx(kind)];
+        let keyed: usize = ki
+            .keyed
+            .iter()
+            .map(|(_, m)| m.values().map(Vec::len).sum::<usize>())
+            .sum();
+        (keyed, ki.fallback.len())
+    }
+
+    /// Candidate rule indices for a record (sorted, unique): what the index cannot exclude.
+    pub fn candidates(&self, kind: RecordKind, raw: &Value, out: &mut Vec<u32>) {
+        out.clear();
+        let Some(ki) = self.index.get(kind_idx(kind)) else {
+            return;
+        };
+        out.extend_from_slice(&ki.fallback);
+        for (path, map) in &ki.keyed {
+            path.any(raw, &mut |v| {
+                if let Some(s) = string_form(v) {
+                    let key: Cow<'_, str> = if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                        Cow::Owned(s.to_ascii_lowercase())
+                    } else {
+                        s
+                    };
+                    if let Some(list) = map.get(key.as_ref()) {
+                        out.extend_from_slice(list);
+                    }
+                }
+                false
+            });
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// Indices of the rules matching a raw record of `kind`, in rule order.
+    pub fn matching(&self, kind: RecordKind, raw: &Value) -> Vec<usize> {
+        let raw = super::record_view(kind, raw);
+        let mut cands = Vec::new();
+        self.candidates(kind, raw, &mut cands);
+        cands
+            .into_iter()
+            .map(|i| i as usize)
+            .filter(|&i| self.rules[i].matches(kind, raw))
+            .collect()
+    }
+}
+
+/// The group value of one resolved field on a record: the first non-null value's string form.
+pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Value) -> Option<String> {
+    let mut found = None;
+    for p in &res.paths[kind_idx(kind)] {
+        p.any(raw, &mut |v| {
+            if let Some(s) = string_form(v) {
+                found = Some(s.into_owned());
+                true
+            } else {
+                false
+            }
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULE: &str = "title: A\nid: a\nname: base_a\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateUser}\n  condition: sel\n";
+
+    fn mappings() -> Mappings {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/mappings");
+        Mappings::load_dir(&dir).0
+    }
+
+    #[test]
+    fn load_walks_folders_and_reports_every_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        std::fs::create_dir_all(d.join("aws/deep")).unwrap();
+        std::fs::create_dir_all(d.join("stateful")).unwrap();
+        std::fs::create_dir_all(d.join("mappings")).unwrap();
+        std::fs::write(d.join("aws/deep/a.yaml"), RULE).unwrap();
+        std::fs::write(
+            d.join("aws/two.yml"),
+            RULE.replace("id: a", "id: b").replace("base_a", "base_b")
+                + "---\n"
+                + &RULE.replace("id: a", "id: c").replace("base_a", "base_c"),
+        )
+        .unwrap();
+        std::fs::write(d.join("aws/broken.yml"), "title: [unclosed\n").unwrap();
+        std::fs::write(d.join("aws/dup.yml"), RULE).unwrap();
+        std::fs::write(d.join("aws/notes.txt"), "not a rule").unwrap();
+        std::fs::write(
+            d.join("stateful/impossible_travel.yml"),
+            "max_speed_kmh: 900\n",
+        )
+        .unwrap();
+        let mappings_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("detections/mappings");
+        let (set, errors) = RuleSet::load(&[d.to_path_buf(), d.join("missing")], &mappings_dir);
+        let mut ids: Vec<&str> = set.rules().iter().map(|r| r.meta.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{text:#?}");
+        assert!(text.iter().any(|e| e.contains("broken.yml")));
+        assert!(text.iter().any(|e| e.contains("duplicate rule id a")));
+        assert!(
+            text.iter()
+                .any(|e| e.contains("missing: no such file or folder"))
+        );
+    }
+
+    #[test]
+    fn correlation_binding_errors_are_named() {
+        let corr = |body: &str| {
+            format!("{RULE}---\ntitle: C\nid: corr\nname: corr_c\ncorrelation:\n{body}")
+        };
+        let load =
+            |text: String| RuleSet::from_sources(&[(PathBuf::from("c.yml"), text)], &mappings());
+        let (set, errors) = load(corr(
+            "  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(set.correlations().is_empty());
+        assert!(
+            errors[0].reason.contains("unknown rule 'nope'"),
+            "{errors:?}"
+        );
+        let (_, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [nosuchfield]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(
+            errors[0].reason.contains("group-by: field 'nosuchfield'"),
+            "{errors:?}"
+        );
+        let (_, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  timespan: 5m\n  condition: {lt: 2}\n",
+        ));
+        assert!(
+            errors[0]
+                .reason
+                .contains("unsupported correlation condition 'lt'"),
+            "{errors:?}"
+        );
+        let (set, errors) = load(corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [userIdentity.arn]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.correlations().len(), 1);
+        // Referenced without `generate: true`: the base rule only feeds the correlation.
+        assert!(set.rules()[0].silent);
+        // A chained correlation must group by fields of the inner one.
+        let chained = corr(
+            "  type: event_count\n  rules: [base_a]\n  group-by: [userIdentity.arn]\n  timespan: 5m\n  condition: {gte: 2}\n",
+        ) + "---\ntitle: D\nid: outer\ncorrelation:\n  type: temporal\n  rules: [corr_c, base_a]\n  group-by: [sourceIPAddress]\n  timespan: 5m\n";
+        let (set, errors) = load(chained);
+        assert_eq!(set.correlations().len(), 1);
+        assert!(
+            errors[0]
+                .reason
+                .contains("not in correlation 'corr_c''s group-by"),
+            "{errors:?}"
+        );
+    }
+}
