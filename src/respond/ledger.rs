@@ -83,6 +83,10 @@ pub struct LedgerEntry {
     /// The last error, when it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// A `failed` entry whose error was transient (throttling, 5xx, timeout): the next
+    /// finding of the same incident may try it again, within the blast radius.
+    #[serde(default)]
+    pub retryable: bool,
     /// When it was first recorded.
     pub created: DateTime<Utc>,
     /// When it last changed.
@@ -170,6 +174,27 @@ impl Ledger {
         )? {
             CasOutcome::Written(v) => Ok(v),
             CasOutcome::Conflict(_) => Err(corrupt(&entry.id, "changed by someone else meanwhile")),
+        }
+    }
+
+    /// Like [`Ledger::update`], but a concurrent change is `None` instead of an error (used
+    /// to re-claim a failed entry: only one runner wins).
+    pub fn reclaim(
+        &self,
+        entry: &LedgerEntry,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>, RespondError> {
+        match self.state.compare_and_set(
+            NS,
+            &format!("action/{}", entry.id),
+            Some(version),
+            &Self::encode(entry)?,
+            None,
+            now,
+        )? {
+            CasOutcome::Written(v) => Ok(Some(v)),
+            CasOutcome::Conflict(_) => Ok(None),
         }
     }
 

@@ -270,6 +270,7 @@ impl Responder {
                 plan: plan.clone(),
                 change: None,
                 error: None,
+                retryable: false,
                 created: now,
                 updated: now,
             };
@@ -290,20 +291,26 @@ impl Responder {
                 ));
                 continue;
             }
-            // 5. Once-only.
+            // 5. Once-only (a transient failure may be tried again).
+            let mut retry_from = None;
             if let Some((existing, version)) = self.ledger.get(&id, now)?
                 && existing.status != Status::Planned
             {
-                let status = if existing.status == Status::Pending {
-                    self.recover_entry(existing, version).await?
+                if existing.status == Status::Failed && existing.retryable {
+                    retry_from = Some(version);
+                    entry.created = existing.created;
                 } else {
-                    existing.status
-                };
-                out.notes.push(skip(
-                    note,
-                    format!("already done for this incident ({})", status.as_str()),
-                ));
-                continue;
+                    let status = if existing.status == Status::Pending {
+                        self.recover_entry(existing, version).await?
+                    } else {
+                        existing.status
+                    };
+                    out.notes.push(skip(
+                        note,
+                        format!("already done for this incident ({})", status.as_str()),
+                    ));
+                    continue;
+                }
             }
             let action = match self.actions.get(&kind) {
                 Some(Ok(a)) => a.clone(),
@@ -360,12 +367,15 @@ impl Responder {
             }
             // Claim before apply.
             entry.status = Status::Pending;
-            if !self.ledger.claim(&entry, now)? {
+            let claimed = match retry_from {
+                None => self.ledger.claim(&entry, now)?.then_some(1),
+                Some(v) => self.ledger.reclaim(&entry, v, now)?,
+            };
+            let Some(mut version) = claimed else {
                 out.notes
                     .push(skip(note, "claimed by another runner".into()));
                 continue;
-            }
-            let mut version = 1;
+            };
             let status = self
                 .apply_entry(action.as_ref(), &mut entry, &mut version)
                 .await?;
@@ -397,6 +407,8 @@ impl Responder {
         match action.apply(&entry.target).await {
             Ok(change) => {
                 entry.status = Status::Applied;
+                entry.error = None;
+                entry.retryable = false;
                 entry.change = Some(change.clone());
                 entry.updated = self.clock.now();
                 *version = self.ledger.update(entry, *version, entry.updated)?;
@@ -412,6 +424,7 @@ impl Responder {
             Err(e) => {
                 tracing::warn!(action = entry.action, target = %entry.target.label(), error = %e, "response action failed");
                 entry.status = Status::Failed;
+                entry.retryable = e.is_retryable();
                 entry.error = Some(e.to_string());
             }
         }
@@ -556,6 +569,8 @@ mod tests {
         kind: ActionKind,
         applied: Mutex<Vec<String>>,
         verify_ok: bool,
+        /// Failures to return before succeeding: (count, retryable).
+        fail: Mutex<(u32, bool)>,
     }
 
     #[async_trait::async_trait]
@@ -567,6 +582,15 @@ mod tests {
             &self,
             t: &super::super::ActionTarget,
         ) -> Result<super::super::Change, super::super::ActionError> {
+            let mut fail = self.fail.lock().unwrap();
+            if fail.0 > 0 {
+                fail.0 -= 1;
+                return Err(super::super::ActionError::Cloud {
+                    action: "fake",
+                    message: "HTTP 503".into(),
+                    retryable: fail.1,
+                });
+            }
             self.applied.lock().unwrap().push(t.principal.clone());
             Ok(super::super::Change::default())
         }
@@ -644,11 +668,13 @@ mod tests {
             kind: ActionKind::EntraRevokeSessions,
             applied: Mutex::default(),
             verify_ok: true,
+            fail: Mutex::default(),
         });
         let disable = Arc::new(Fake {
             kind: ActionKind::EntraDisableUser,
             applied: Mutex::default(),
             verify_ok: true,
+            fail: Mutex::default(),
         });
         r.set_action(revoke.clone());
         r.set_action(disable.clone());
@@ -770,6 +796,7 @@ mod tests {
             status: Status::Pending,
             change: None,
             error: None,
+            retryable: false,
             created: now,
             updated: now,
         };
@@ -780,6 +807,23 @@ mod tests {
             "{:?}",
             out.notes
         );
+        assert!(revoke.applied.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_tried_again_and_a_permanent_one_is_not() {
+        let (r, revoke, _) = responder(RespondMode::Enforce, &["entra_revoke_sessions"], &[]);
+        *revoke.fail.lock().unwrap() = (1, true);
+        let f = finding("account-takeover", "a@x.example", 1);
+        assert_eq!(r.respond(&f).await.unwrap().notes[0].status, "failed");
+        assert_eq!(r.respond(&f).await.unwrap().notes[0].status, "verified");
+        assert_eq!(r.respond(&f).await.unwrap().notes[0].status, "skipped");
+        assert_eq!(revoke.applied.lock().unwrap().len(), 1);
+
+        let (r, revoke, _) = responder(RespondMode::Enforce, &["entra_revoke_sessions"], &[]);
+        *revoke.fail.lock().unwrap() = (1, false);
+        assert_eq!(r.respond(&f).await.unwrap().notes[0].status, "failed");
+        assert_eq!(r.respond(&f).await.unwrap().notes[0].status, "skipped");
         assert!(revoke.applied.lock().unwrap().is_empty());
     }
 }

@@ -177,6 +177,15 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
         .unwrap();
     assert!(policy.policy().is_some());
 
+    // The ledger recorded finding, target and what changed.
+    let (entry, _) = r.ledger().get(&out.notes[0].id, Utc::now()).unwrap().unwrap();
+    assert_eq!(entry.status, Status::Verified);
+    assert_eq!(entry.target.principal, arn);
+    assert_eq!(entry.finding, aws_finding(&arn, Some(&key), 1).uid);
+    let change = entry.change.unwrap();
+    assert_eq!(change.before[&key], "Active");
+    assert_eq!(change.after[&key], "Inactive");
+
     // Every step has an undo command; undo restores moto's state.
     for note in &out.notes {
         assert_eq!(
@@ -355,6 +364,7 @@ async fn apply_is_idempotent_and_a_crash_after_apply_is_verified_not_repeated() 
         status: Status::Pending,
         change: None,
         error: None,
+        retryable: false,
         created: now,
         updated: now,
     };
