@@ -54,7 +54,7 @@ struct LedgerArgs {
     /// Configuration file (default: the embedded defaults).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// SQLite state file holding the ledger.
+    /// SQLite state file holding the ledger (default: the config's `[state]`).
     #[arg(long)]
     state: Option<PathBuf>,
 }
@@ -407,9 +407,18 @@ async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
     let Some(config) = load_config(args.config.as_deref())? else {
         return Ok(ExitCode::from(2));
     };
-    let state = app::replay_state(args.state.as_deref())?;
+    // The ledger lives in the state store `picket run` uses: `--state`, else `[state]`.
+    let state = match &args.state {
+        Some(p) => app::replay_state(Some(p))?,
+        None => config
+            .raw
+            .state
+            .build()
+            .context("the [state] store of the configuration")?,
+    };
     let now = chrono::Utc::now();
     let ledger = picket::respond::Ledger::new(state.clone());
+    use picket::respond::Status;
     match command {
         RespondCommand::List(_) => {
             if let Some(why) = ledger.latch(now)? {
@@ -435,6 +444,22 @@ async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
             }
         }
         RespondCommand::Undo { id, .. } => {
+            // Check the entry before building cloud clients: a wrong id needs no cloud.
+            match ledger.get(&id, now)? {
+                None => bail!("no ledger entry {id}"),
+                Some((e, _))
+                    if !matches!(
+                        e.status,
+                        Status::Applied | Status::Verified | Status::Unverified
+                    ) =>
+                {
+                    bail!(
+                        "ledger entry {id} is {}, nothing to undo",
+                        e.status.as_str()
+                    )
+                }
+                Some(_) => {}
+            }
             let clients = app::clients(&config).await?;
             let responder = app::responder(&config, &clients, state, false)?;
             let e = responder.undo(&id).await?;

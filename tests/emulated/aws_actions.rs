@@ -178,7 +178,11 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
     assert!(policy.policy().is_some());
 
     // The ledger recorded finding, target and what changed.
-    let (entry, _) = r.ledger().get(&out.notes[0].id, Utc::now()).unwrap().unwrap();
+    let (entry, _) = r
+        .ledger()
+        .get(&out.notes[0].id, Utc::now())
+        .unwrap()
+        .unwrap();
     assert_eq!(entry.status, Status::Verified);
     assert_eq!(entry.target.principal, arn);
     assert_eq!(entry.finding, aws_finding(&arn, Some(&key), 1).uid);

@@ -4,6 +4,7 @@
 
 mod common;
 mod notify_http;
+mod respond_cli;
 
 #[cfg(feature = "aws")]
 mod aws_actions;
