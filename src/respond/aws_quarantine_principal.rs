@@ -1,5 +1,5 @@
 //! `aws_quarantine_principal`: attaches the customer-managed deny-all policy
-//! `PicketQuarantineDenyAll` (created once per account) to the IAM user or role. Undo
+//! `picket-quarantine-deny-all` (created once per account) to the IAM user or role. Undo
 //! detaches it; the policy itself stays for the next quarantine.
 
 use serde_json::json;

@@ -384,11 +384,11 @@ impl ActionKind {
                 "iam:ListAttachedUserPolicies",
                 "iam:ListAttachedRolePolicies",
             ],
-            EntraRevokeSessions => &["User.RevokeSessions.All"],
-            EntraDisableUser => &["User.EnableDisableAccount.All", "User.Read.All"],
+            EntraRevokeSessions => &["User.RevokeSessions.All", "Directory.Read.All"],
+            EntraDisableUser => &["User.EnableDisableAccount.All", "Directory.Read.All"],
             EntraRemoveOauthGrant => &[
                 "DelegatedPermissionGrant.ReadWrite.All",
-                "Application.Read.All",
+                "Directory.Read.All",
             ],
             EntraDisableServicePrincipal => &["Application.ReadWrite.All"],
             GoogleRevokeTokens => {
@@ -566,8 +566,10 @@ impl ActionKind {
 pub mod aws {
     /// The inline role policy that revokes older sessions (the IAM console's name).
     pub const REVOKE_POLICY_NAME: &str = "AWSRevokeOlderSessions";
-    /// The customer-managed deny-all policy used for quarantine.
-    pub const QUARANTINE_POLICY_NAME: &str = "PicketQuarantineDenyAll";
+    /// The customer-managed deny-all policy used for quarantine. Named under the default
+    /// Terraform `name_prefix` (`picket-*`), the only customer policies the respond role
+    /// may attach.
+    pub const QUARANTINE_POLICY_NAME: &str = "picket-quarantine-deny-all";
 
     /// The role ARN of a role or assumed-role ARN (`arn:aws:sts::1:assumed-role/R/s` ->
     /// `arn:aws:iam::1:role/R`).
@@ -728,6 +730,30 @@ mod tests {
                 "azure" => "entra_",
                 _ => "g",
             }));
+        }
+    }
+
+    /// Every AWS and Graph permission an action declares is granted by the Terraform the
+    /// deployment uses (Google's scopes are granted by domain-wide delegation in the
+    /// Workspace admin console, outside Terraform).
+    #[test]
+    fn declared_permissions_are_granted_by_the_terraform_policies() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules");
+        let aws = std::fs::read_to_string(root.join("picket/policies/respond.json.tftpl")).unwrap();
+        let azure = std::fs::read_to_string(root.join("azure_app/main.tf")).unwrap();
+        for k in ActionKind::ALL {
+            let granted = match k.provider() {
+                Provider::Aws => &aws,
+                Provider::Entra => &azure,
+                _ => continue,
+            };
+            for p in k.permissions() {
+                assert!(
+                    granted.contains(&format!("\"{p}\"")),
+                    "{} needs {p}, which the Terraform does not grant",
+                    k.name()
+                );
+            }
         }
     }
 

@@ -166,11 +166,14 @@ async fn user_actions_change_moto_state_and_undo_restores_it() {
     );
     assert_eq!(key_status(&iam, "alice").await, ["Inactive"]);
     assert!(!has_login_profile(&iam, "alice").await);
-    assert_eq!(attached(&iam, "alice").await, ["PicketQuarantineDenyAll"]);
+    assert_eq!(
+        attached(&iam, "alice").await,
+        ["picket-quarantine-deny-all"]
+    );
     let policy = iam
         .get_policy()
         .policy_arn(format!(
-            "arn:aws:iam::{ACCOUNT}:policy/PicketQuarantineDenyAll"
+            "arn:aws:iam::{ACCOUNT}:policy/picket-quarantine-deny-all"
         ))
         .send()
         .await
