@@ -455,7 +455,9 @@ impl Router {
                 }
                 ch.last_sent.retain(|_, t| now.duration_since(*t) < window);
             }
-            if let Some(max) = ch.route.max_per_minute {
+            // The blast-radius alert (at most one per latch) is never rate limited.
+            let exempt = finding.detector == crate::respond::responder::GUARDRAIL_DETECTOR;
+            if let Some(max) = ch.route.max_per_minute.filter(|_| !exempt) {
                 let (start, count) = match ch.minute {
                     Some((s, c)) if now.duration_since(s) < Duration::from_secs(60) => (s, c),
                     _ => (now, 0),

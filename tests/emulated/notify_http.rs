@@ -211,3 +211,37 @@ async fn delivery_errors_never_show_a_secret_url() {
         .to_string();
     assert!(!e.contains("SECRET-TOKEN-456"), "{e}");
 }
+
+#[tokio::test]
+async fn the_rate_limit_holds_back_floods_but_never_the_breach_alert() {
+    let stub = Stub::start(|_| Reply::empty(200)).await;
+    let hook: Box<dyn Notifier> = Box::new(Webhook::new(
+        http(),
+        Secret::new(format!("{}/hook", stub.url)),
+        None,
+        fast_retry(),
+    ));
+    let mut router = Router::with_routes(vec![(
+        Route {
+            max_per_minute: Some(3),
+            ..Route::default()
+        },
+        hook,
+    )]);
+    for i in 0..10 {
+        router
+            .send(&takeover(&format!("u{i}@corp.example"), i))
+            .await;
+    }
+    let trigger = takeover("z@corp.example", 99);
+    let breach =
+        picket::respond::responder::breach_finding("6 actions", &trigger, chrono::Utc::now());
+    router.send(&breach).await;
+    let reqs = stub.requests();
+    assert_eq!(reqs.len(), 4, "three findings and the breach alert");
+    assert_eq!(router.suppressed, 7);
+    assert_eq!(
+        reqs[3].json()["finding_info"]["analytic"]["uid"],
+        "respond-guardrail"
+    );
+}
