@@ -4,7 +4,7 @@
 //! |-------------------|----------------------------------------------------------------|
 //! | `action/<id>`     | [`LedgerEntry`] of an enforced action: written `pending` with  |
 //! |                   | put-if-absent BEFORE apply, then `applied`/`verified`/`failed` |
-//! | `plan/<id>`       | [`LedgerEntry`] of a dry-run plan (`planned`)                  |
+//! | `plan/<id>`       | [`LedgerEntry`] of a dry-run plan (`planned`), kept 30 days    |
 //! | `latch`           | why the blast-radius latch closed; present = alert-only        |
 //!
 //! `<id>` is derived from (action, target, incident), so the same incident never applies the
@@ -22,6 +22,8 @@ use crate::state::{CasOutcome, StateStore};
 /// State namespace of the ledger.
 pub const NS: &str = "respond";
 const LATCH: &str = "latch";
+/// How long dry-run plans are kept.
+pub const PLAN_TTL_DAYS: i64 = 30;
 
 /// Where an action stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,9 +131,13 @@ impl Ledger {
     /// Records a new entry unless one with its key exists. Returns whether it was written.
     pub fn claim(&self, entry: &LedgerEntry, now: DateTime<Utc>) -> Result<bool, RespondError> {
         let key = Self::key(entry);
+        // Enforced entries are the audit trail and stay; dry-run plans age out, so a flood of
+        // findings in dry-run cannot grow the store without bound.
+        let expires =
+            (entry.status == Status::Planned).then(|| now + chrono::Duration::days(PLAN_TTL_DAYS));
         Ok(self
             .state
-            .put_if_absent(NS, &key, &Self::encode(entry)?, None, now)?)
+            .put_if_absent(NS, &key, &Self::encode(entry)?, expires, now)?)
     }
 
     fn key(entry: &LedgerEntry) -> String {

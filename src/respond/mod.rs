@@ -347,14 +347,16 @@ impl ActionKind {
         use ActionKind::*;
         match self {
             AwsRevokeRoleSessions | EntraRevokeSessions | GoogleSignOut => Scope::Session,
+            // Disabling an app's service principal locks no person out: it is how an illicit
+            // consent is contained, so it counts with the credentials.
             AwsDeactivateAccessKeys
             | EntraRemoveOauthGrant
+            | EntraDisableServicePrincipal
             | GoogleRevokeTokens
             | GcpDisableServiceAccountKey => Scope::Credential,
             AwsDisableConsoleLogin
             | AwsQuarantinePrincipal
             | EntraDisableUser
-            | EntraDisableServicePrincipal
             | GoogleSuspendUser => Scope::Account,
         }
     }
