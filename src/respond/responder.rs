@@ -7,7 +7,8 @@
 //! 3. mode (`dry-run` records the plan and stops),
 //! 4. the blast-radius latch (closed = alert-only until `picket respond reset`),
 //! 5. once-only per (action, target, incident): an existing ledger entry is never re-applied
-//!    (a `pending` one, left by a crash, is verified instead),
+//!    (a `pending` one, left by a crash, is verified instead; only a `failed` one whose error
+//!    was transient is tried again, through the same limits),
 //! 6. blast radius: per-identity and global counters per hour (`StateStore::incr_window`); a
 //!    breach closes the latch and yields exactly one aggregated alert,
 //!
