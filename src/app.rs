@@ -147,7 +147,32 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
         let token = token
             .resolve()
             .map_err(|e| build("google.access_token", e.to_string()))?;
-        let tokens = Arc::new(StaticToken(token));
+        let tokens: Arc<dyn crate::cloud::token::TokenProvider> = Arc::new(StaticToken(token));
+        // The Directory API needs a token acting as a Workspace admin: domain-wide delegation.
+        let admin_tokens: Arc<dyn crate::cloud::token::TokenProvider> =
+            match (&g.service_account, &g.subject) {
+                (Some(sa), Some(subject)) => {
+                    let mut scopes: Vec<String> = crate::respond::ActionKind::ALL
+                        .iter()
+                        .filter(|k| k.provider() == crate::model::Provider::GoogleWorkspace)
+                        .flat_map(|k| k.permissions().iter().map(|p| p.to_string()))
+                        .collect();
+                    scopes.sort();
+                    scopes.dedup();
+                    Arc::new(crate::cloud::token::DelegatedToken::new(
+                        http.clone(),
+                        tokens.clone(),
+                        crate::cloud::token::IAMCREDENTIALS_BASE_URL.into(),
+                        sa.clone(),
+                        subject.clone(),
+                        scopes,
+                        g.token_url
+                            .clone()
+                            .unwrap_or_else(|| crate::cloud::token::GOOGLE_TOKEN_URL.into()),
+                    ))
+                }
+                _ => tokens.clone(),
+            };
         clients.google = Some(GoogleApi {
             admin: Api {
                 http: http.clone(),
@@ -155,7 +180,7 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
                     .admin_base_url
                     .clone()
                     .unwrap_or_else(|| "https://admin.googleapis.com".into()),
-                tokens: tokens.clone(),
+                tokens: admin_tokens,
             },
             iam: Api {
                 http,

@@ -1,10 +1,12 @@
 //! Bearer tokens for Microsoft Graph and the Google APIs, behind [`TokenProvider`] so tests
 //! inject a fixed token and deployments plug in a real credential flow.
 //!
-//! Shipped providers: [`StaticToken`] (a token from the environment or a test) and
+//! Shipped providers: [`StaticToken`] (a token from the environment or a test),
 //! [`ClientCredentials`] (OAuth 2.0 client-credentials grant against a token endpoint, as
-//! Entra app registrations use). `azure_identity` / `google-cloud-auth` (managed identity,
-//! workload identity federation, service-account JWT) are not wired yet.
+//! Entra app registrations use) and [`DelegatedToken`] (Google Workspace domain-wide
+//! delegation without a key file: IAM Credentials `signJwt`, then the JWT-bearer grant).
+//! `azure_identity` / `google-cloud-auth` (managed identity, workload identity federation
+//! from AWS) are not wired yet: their source token comes from [`StaticToken`] until then.
 //! To add one: implement [`TokenProvider`].
 
 use std::sync::Arc;
@@ -103,6 +105,131 @@ impl TokenProvider for ClientCredentials {
         let exp = now + chrono::Duration::seconds((secs - 60).max(0));
         let t = Secret::new(token);
         *cached = Some((t.clone(), exp));
+        Ok(t)
+    }
+}
+
+/// Google Workspace domain-wide delegation, keyless: the service account signs a JWT
+/// (`iss` = service account, `sub` = the admin to act as, `scope`, `aud` = token endpoint)
+/// through IAM Credentials `signJwt`, authorised by the `source` token (the service
+/// account's own, e.g. from workload identity federation); the signed JWT is traded at the
+/// OAuth token endpoint (`urn:ietf:params:oauth:grant-type:jwt-bearer`). Cached until a
+/// minute before expiry.
+pub struct DelegatedToken {
+    http: reqwest::Client,
+    source: Arc<dyn TokenProvider>,
+    iamcredentials_base_url: String,
+    service_account: String,
+    subject: String,
+    scopes: Vec<String>,
+    token_url: String,
+    cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
+}
+
+/// Google's IAM Credentials API.
+pub const IAMCREDENTIALS_BASE_URL: &str = "https://iamcredentials.googleapis.com";
+/// Google's OAuth token endpoint.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+impl DelegatedToken {
+    /// A delegated token provider; base URLs are overridable for tests and private endpoints.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        http: reqwest::Client,
+        source: Arc<dyn TokenProvider>,
+        iamcredentials_base_url: String,
+        service_account: String,
+        subject: String,
+        scopes: Vec<String>,
+        token_url: String,
+    ) -> DelegatedToken {
+        DelegatedToken {
+            http,
+            source,
+            iamcredentials_base_url,
+            service_account,
+            subject,
+            scopes,
+            token_url,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+fn token_err(message: impl Into<String>) -> CloudError {
+    CloudError::Token {
+        audience: "google",
+        message: message.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for DelegatedToken {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        let mut cached = self.cached.lock().await;
+        let now = chrono::Utc::now();
+        if let Some((t, exp)) = &*cached
+            && *exp > now
+        {
+            return Ok(t.clone());
+        }
+        let claims = serde_json::json!({
+            "iss": self.service_account,
+            "sub": self.subject,
+            "scope": self.scopes.join(" "),
+            "aud": self.token_url,
+            "iat": now.timestamp(),
+            "exp": now.timestamp() + 3600,
+        });
+        let sign = Api {
+            http: self.http.clone(),
+            base_url: self.iamcredentials_base_url.clone(),
+            tokens: self.source.clone(),
+        };
+        let signed = sign
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/-/serviceAccounts/{}:signJwt",
+                    urlencode(&self.service_account)
+                ),
+                Some(&serde_json::json!({"payload": claims.to_string()})),
+                &[],
+            )
+            .await?
+            .json("signJwt")?;
+        let jwt = signed["signedJwt"]
+            .as_str()
+            .ok_or_else(|| token_err("signJwt answered without signedJwt"))?
+            .to_string();
+        let form = format!(
+            "grant_type={}&assertion={}",
+            urlencode("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            urlencode(&jwt)
+        );
+        let answer = super::http::send(
+            &super::retry::RetryPolicy::default(),
+            "POST",
+            &self.token_url,
+            &[],
+            || {
+                self.http
+                    .post(&self.token_url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone())
+            },
+        )
+        .await?
+        .json(&self.token_url)?;
+        let token = answer["access_token"]
+            .as_str()
+            .ok_or_else(|| token_err("no access_token in the answer"))?;
+        let secs = answer["expires_in"].as_i64().unwrap_or(300);
+        let t = Secret::new(token);
+        *cached = Some((
+            t.clone(),
+            now + chrono::Duration::seconds((secs - 60).max(0)),
+        ));
         Ok(t)
     }
 }

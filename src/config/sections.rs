@@ -127,9 +127,12 @@ pub struct GoogleSection {
     pub token_url: Option<String>,
     /// IAM API base URL (default `https://iam.googleapis.com`).
     pub iam_base_url: Option<String>,
-    /// A pre-minted access token, as a reference (`env:VAR`), until `google-cloud-auth` is
-    /// wired in.
+    /// A pre-minted access token of the service account, as a reference (`env:VAR`), until
+    /// `google-cloud-auth` is wired in.
     pub access_token: Option<super::SecretRef>,
+    /// The service account that signs domain-wide-delegation JWTs for `subject` (keyless,
+    /// through IAM Credentials `signJwt`).
+    pub service_account: Option<String>,
 }
 
 /// Whether response actions run.

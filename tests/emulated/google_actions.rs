@@ -192,3 +192,43 @@ async fn service_account_key_is_disabled_and_re_enabled() {
     r.undo(&out.notes[0].id).await.unwrap();
     assert!(!state.lock().unwrap().key_disabled);
 }
+
+#[tokio::test]
+async fn delegated_workspace_tokens_are_signed_by_iam_credentials_and_traded() {
+    use picket::cloud::token::{DelegatedToken, TokenProvider};
+    let stub = Stub::start(|r| match (r.method.as_str(), r.path.as_str()) {
+        ("POST", "/v1/projects/-/serviceAccounts/picket@proj-1.iam.gserviceaccount.com:signJwt") => {
+            assert_eq!(r.header("authorization"), Some("Bearer federated-token"));
+            let claims: serde_json::Value =
+                serde_json::from_str(r.json()["payload"].as_str().unwrap()).unwrap();
+            assert_eq!(claims["iss"], "picket@proj-1.iam.gserviceaccount.com");
+            assert_eq!(claims["sub"], "admin@corp.example");
+            assert!(claims["scope"].as_str().unwrap().contains("admin.directory.user.security"));
+            assert!(claims["aud"].as_str().unwrap().ends_with("/token"));
+            Reply::json(200, json!({"keyId": "k1", "signedJwt": "aaa.bbb.ccc"}))
+        }
+        ("POST", "/token") => {
+            assert!(r.body.contains("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"), "{}", r.body);
+            assert!(r.body.contains("assertion=aaa.bbb.ccc"), "{}", r.body);
+            Reply::json(200, json!({"access_token": "ya29.delegated", "expires_in": 3599, "token_type": "Bearer"}))
+        }
+        _ => Reply::empty(404),
+    })
+    .await;
+    let provider = DelegatedToken::new(
+        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
+        Arc::new(StaticToken(Secret::new("federated-token"))),
+        stub.url.clone(),
+        "picket@proj-1.iam.gserviceaccount.com".into(),
+        "admin@corp.example".into(),
+        vec!["https://www.googleapis.com/auth/admin.directory.user.security".into()],
+        format!("{}/token", stub.url),
+    );
+    assert_eq!(provider.token().await.unwrap().expose(), "ya29.delegated");
+    assert_eq!(provider.token().await.unwrap().expose(), "ya29.delegated");
+    assert_eq!(
+        stub.requests().len(),
+        2,
+        "signed and traded once, then cached"
+    );
+}
