@@ -113,34 +113,66 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
         clients.aws = Some(crate::cloud::aws::sdk_config(&raw.aws, None).await);
     }
     let az = &raw.azure;
-    if let (Some(tenant), Some(client_id), Some(secret)) =
-        (&az.tenant_id, &az.client_id, &az.client_secret)
-    {
-        let secret = secret
-            .resolve()
-            .map_err(|e| build("azure.client_secret", e.to_string()))?;
-        let authority = az
-            .authority_host
-            .clone()
-            .unwrap_or_else(|| "https://login.microsoftonline.com".into());
-        let graph = az
-            .graph_base_url
-            .clone()
-            .unwrap_or_else(|| "https://graph.microsoft.com".into());
-        clients.graph = Some(Api {
-            http: http.clone(),
-            base_url: format!("{}/v1.0", graph.trim_end_matches('/')),
-            tokens: Arc::new(ClientCredentials::new(
-                http.clone(),
-                format!(
-                    "{}/{tenant}/oauth2/v2.0/token",
-                    authority.trim_end_matches('/')
-                ),
-                client_id.clone(),
-                secret,
-                format!("{}/.default", graph.trim_end_matches('/')),
+    if let (Some(tenant), Some(client_id)) = (&az.tenant_id, &az.client_id) {
+        use crate::cloud::token::ClientProof;
+        let proof = match (az.credential.as_deref(), &az.client_secret) {
+            (None | Some("client_secret"), Some(secret)) => Some(ClientProof::Secret(
+                secret
+                    .resolve()
+                    .map_err(|e| build("azure.client_secret", e.to_string()))?,
             )),
-        });
+            #[cfg(feature = "aws")]
+            (Some("workload_identity"), _) => clients.aws.as_ref().map(|sdk| {
+                ClientProof::Assertion(Arc::new(crate::cloud::aws::AwsWebIdentityToken::new(
+                    sdk,
+                    crate::cloud::aws::ENTRA_AUDIENCE,
+                )))
+            }),
+            (None, None) => None,
+            (Some("client_secret"), None) => {
+                return Err(build(
+                    "azure.client_secret",
+                    "credential = \"client_secret\" needs client_secret = \"env:VAR\"".into(),
+                ));
+            }
+            (Some(other), _) => {
+                return Err(build(
+                    "azure.credential",
+                    format!(
+                        "`{other}` is not available in this build (client_secret{})",
+                        if cfg!(feature = "aws") {
+                            ", workload_identity"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        };
+        if let Some(proof) = proof {
+            let authority = az
+                .authority_host
+                .clone()
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+            let graph = az
+                .graph_base_url
+                .clone()
+                .unwrap_or_else(|| "https://graph.microsoft.com".into());
+            clients.graph = Some(Api {
+                http: http.clone(),
+                base_url: format!("{}/v1.0", graph.trim_end_matches('/')),
+                tokens: Arc::new(ClientCredentials::with_proof(
+                    http.clone(),
+                    format!(
+                        "{}/{tenant}/oauth2/v2.0/token",
+                        authority.trim_end_matches('/')
+                    ),
+                    client_id.clone(),
+                    proof,
+                    format!("{}/.default", graph.trim_end_matches('/')),
+                )),
+            });
+        }
     }
     let g = &raw.google;
     if let Some(token) = &g.access_token {

@@ -33,19 +33,28 @@ impl TokenProvider for StaticToken {
     }
 }
 
-/// OAuth 2.0 client-credentials grant (Entra: `{authority}/{tenant}/oauth2/v2.0/token`),
-/// cached until a minute before expiry.
+/// How a confidential client proves itself at the token endpoint.
+pub enum ClientProof {
+    /// A client secret.
+    Secret(Secret),
+    /// A signed assertion (a federated JWT, e.g. from AWS STS `GetWebIdentityToken`), fetched
+    /// fresh for every token request.
+    Assertion(Arc<dyn TokenProvider>),
+}
+
+/// OAuth 2.0 client-credentials grant (Entra: `{authority}/{tenant}/oauth2/v2.0/token`) with
+/// a secret or a federated assertion, cached until a minute before expiry.
 pub struct ClientCredentials {
     http: reqwest::Client,
     token_url: String,
     client_id: String,
-    secret: Secret,
+    proof: ClientProof,
     scope: String,
     cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
 }
 
 impl ClientCredentials {
-    /// A provider for `scope` (Graph: `https://graph.microsoft.com/.default`).
+    /// A provider for `scope` (Graph: `https://graph.microsoft.com/.default`) with a secret.
     pub fn new(
         http: reqwest::Client,
         token_url: String,
@@ -53,11 +62,28 @@ impl ClientCredentials {
         secret: Secret,
         scope: String,
     ) -> ClientCredentials {
+        ClientCredentials::with_proof(
+            http,
+            token_url,
+            client_id,
+            ClientProof::Secret(secret),
+            scope,
+        )
+    }
+
+    /// A provider with any [`ClientProof`].
+    pub fn with_proof(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        proof: ClientProof,
+        scope: String,
+    ) -> ClientCredentials {
         ClientCredentials {
             http,
             token_url,
             client_id,
-            secret,
+            proof,
             scope,
             cached: Mutex::new(None),
         }
@@ -74,10 +100,17 @@ impl TokenProvider for ClientCredentials {
         {
             return Ok(t.clone());
         }
+        let proof = match &self.proof {
+            ClientProof::Secret(secret) => format!("client_secret={}", urlencode(secret.expose())),
+            ClientProof::Assertion(source) => format!(
+                "client_assertion_type={}&client_assertion={}",
+                urlencode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                urlencode(source.token().await?.expose())
+            ),
+        };
         let form = format!(
-            "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+            "grant_type=client_credentials&client_id={}&{proof}&scope={}",
             urlencode(&self.client_id),
-            urlencode(self.secret.expose()),
             urlencode(&self.scope)
         );
         let answer = super::http::send(

@@ -270,3 +270,23 @@ async fn client_credentials_tokens_are_fetched_once_and_cached() {
     assert_eq!(cc.token().await.unwrap().expose(), "eyJ0eXAi");
     assert_eq!(stub.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn federated_assertions_replace_the_client_secret() {
+    use picket::cloud::token::{ClientCredentials, ClientProof, TokenProvider};
+    let stub = Stub::start(|r| {
+        assert!(r.body.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"), "{}", r.body);
+        assert!(r.body.contains("client_assertion=eyJ.aws.sts"), "{}", r.body);
+        assert!(!r.body.contains("client_secret"), "{}", r.body);
+        Reply::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "graph-from-federation"}))
+    })
+    .await;
+    let cc = ClientCredentials::with_proof(
+        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
+        format!("{}/tenant-1/oauth2/v2.0/token", stub.url),
+        "client-1".into(),
+        ClientProof::Assertion(Arc::new(StaticToken(Secret::new("eyJ.aws.sts")))),
+        "https://graph.microsoft.com/.default".into(),
+    );
+    assert_eq!(cc.token().await.unwrap().expose(), "graph-from-federation");
+}
