@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -15,6 +16,7 @@ use crate::cloud::Clients;
 use crate::cloud::retry::RetryPolicy;
 use crate::config::SecretRef;
 use crate::model::{Finding, Severity};
+use crate::state::StateStore;
 
 pub mod email;
 pub mod escape;
@@ -258,8 +260,13 @@ impl NotifyConfig {
         }
     }
 
-    /// Builds the notifier. Secrets are resolved here (from the environment).
-    pub fn build(&self, clients: &Clients) -> Result<Box<dyn Notifier>, AlertError> {
+    /// Builds the notifier. Secrets are resolved here (from the environment). `state`, when
+    /// given, keeps what must outlive the process (Slack thread timestamps).
+    pub fn build(
+        &self,
+        clients: &Clients,
+        state: Option<&Arc<dyn StateStore>>,
+    ) -> Result<Box<dyn Notifier>, AlertError> {
         let cfg =
             |notifier: &'static str, message: String| AlertError::Config { notifier, message };
         let secret = |notifier: &'static str, r: &SecretRef| {
@@ -300,11 +307,10 @@ impl NotifyConfig {
                         ));
                     }
                 };
-                Box::new(slack::Slack::new(
-                    http("slack")?,
-                    delivery,
-                    RetryPolicy::default(),
-                ))
+                Box::new(
+                    slack::Slack::new(http("slack")?, delivery, RetryPolicy::default())
+                        .with_state(state.cloned()),
+                )
             }
             NotifyConfig::Email {
                 from,
@@ -420,11 +426,15 @@ impl Router {
         }
     }
 
-    /// Builds every configured notifier over the shared clients.
-    pub fn from_config(configs: &[NotifyConfig], clients: &Clients) -> Result<Router, AlertError> {
+    /// Builds every configured notifier over the shared clients and state store.
+    pub fn from_config(
+        configs: &[NotifyConfig],
+        clients: &Clients,
+        state: Option<&Arc<dyn StateStore>>,
+    ) -> Result<Router, AlertError> {
         let mut routes = Vec::new();
         for c in configs {
-            routes.push((c.route(), c.build(clients)?));
+            routes.push((c.route(), c.build(clients, state)?));
         }
         Ok(Router::with_routes(routes))
     }
@@ -561,7 +571,7 @@ secret = "env:SIEM_HMAC"
             parse("[[notify]]\ntype = \"webhook\"\nurl = \"env:PICKET_TEST_UNSET_WEBHOOK_URL\"\n")
                 .unwrap();
         let e = c.raw.notify[0]
-            .build(&Clients::default())
+            .build(&Clients::default(), None)
             .err()
             .unwrap()
             .to_string();

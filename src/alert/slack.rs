@@ -1,9 +1,12 @@
 //! `slack`: findings as Block Kit messages, through an incoming webhook or a bot token with
 //! `chat.postMessage`. With a bot token each incident gets one thread: the first message's
-//! `ts` is remembered and later findings of the same incident are posted as replies.
+//! `ts` is stored (in the state store when there is one, namespace `slack-thread`, 7 days,
+//! so threads survive restarts and Lambda invocations) and later findings of the same
+//! incident are posted as replies.
 //! Every log-derived string goes through [`escape::slack`](super::escape::slack).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -15,6 +18,7 @@ use crate::cloud::http::{send, send_secret_url};
 use crate::cloud::retry::RetryPolicy;
 use crate::config::Secret;
 use crate::model::Finding;
+use crate::state::StateStore;
 
 /// How a Slack notifier delivers.
 pub enum Delivery {
@@ -37,7 +41,12 @@ pub struct Slack {
     delivery: Delivery,
     retry: RetryPolicy,
     threads: Mutex<HashMap<String, String>>,
+    state: Option<Arc<dyn StateStore>>,
 }
+
+/// State namespace of stored thread timestamps.
+pub const THREAD_NS: &str = "slack-thread";
+const THREAD_TTL_DAYS: i64 = 7;
 
 impl Slack {
     /// A Slack notifier over the shared HTTP client.
@@ -47,6 +56,34 @@ impl Slack {
             delivery,
             retry,
             threads: Mutex::new(HashMap::new()),
+            state: None,
+        }
+    }
+
+    /// Stores thread timestamps in `state`, so threads outlive the process.
+    pub fn with_state(mut self, state: Option<Arc<dyn StateStore>>) -> Slack {
+        self.state = state;
+        self
+    }
+
+    fn stored_thread(&self, key: &str) -> Option<String> {
+        let state = self.state.as_ref()?;
+        match state.get(THREAD_NS, key, chrono::Utc::now()) {
+            Ok(v) => v.map(|v| String::from_utf8_lossy(&v.value).into_owned()),
+            Err(e) => {
+                tracing::warn!(error = %e, "slack thread lookup failed; posting a new thread");
+                None
+            }
+        }
+    }
+
+    fn store_thread(&self, key: &str, ts: &str) {
+        if let Some(state) = &self.state {
+            let now = chrono::Utc::now();
+            let expires = now + chrono::Duration::days(THREAD_TTL_DAYS);
+            if let Err(e) = state.put_if_absent(THREAD_NS, key, ts.as_bytes(), Some(expires), now) {
+                tracing::warn!(error = %e, "slack thread could not be stored");
+            }
         }
     }
 }
@@ -183,8 +220,13 @@ impl Notifier for Slack {
                 channel,
                 api_base_url,
             } => {
-                let incident = incident_key(finding);
+                let incident = format!("{channel}/{}", incident_key(finding));
                 let mut threads = self.threads.lock().await;
+                if !threads.contains_key(&incident)
+                    && let Some(ts) = self.stored_thread(&incident)
+                {
+                    threads.insert(incident.clone(), ts);
+                }
                 payload["channel"] = json!(channel);
                 if let Some(ts) = threads.get(&incident) {
                     payload["thread_ts"] = json!(ts);
@@ -216,6 +258,7 @@ impl Notifier for Slack {
                 if let Some(ts) = v["ts"].as_str()
                     && !threads.contains_key(&incident)
                 {
+                    self.store_thread(&incident, ts);
                     threads.insert(incident, ts.to_string());
                 }
             }

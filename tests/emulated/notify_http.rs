@@ -245,3 +245,35 @@ async fn the_rate_limit_holds_back_floods_but_never_the_breach_alert() {
         "respond-guardrail"
     );
 }
+
+#[tokio::test]
+async fn slack_threads_survive_a_restart_through_the_state_store() {
+    use picket::state::{MemoryStore, StateStore};
+    let stub =
+        Stub::start(|_| Reply::json(200, json!({"ok": true, "ts": "1700000000.000042"}))).await;
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let bot = || {
+        Slack::new(
+            http(),
+            Delivery::Bot {
+                token: Secret::new("xoxb-test"),
+                channel: "C1".into(),
+                api_base_url: stub.url.clone(),
+            },
+            fast_retry(),
+        )
+        .with_state(Some(state.clone()))
+    };
+    bot()
+        .notify(&takeover("hank@corp.example", 1))
+        .await
+        .unwrap();
+    // A new process (fresh notifier, same state): the follow-up joins the thread.
+    bot()
+        .notify(&takeover("hank@corp.example", 2))
+        .await
+        .unwrap();
+    let reqs = stub.requests();
+    assert!(reqs[0].json().get("thread_ts").is_none());
+    assert_eq!(reqs[1].json()["thread_ts"], "1700000000.000042");
+}
