@@ -2,12 +2,21 @@
 //! `tests/fixtures/` replicated to 1M events (built here, in memory, never committed).
 //!
 //! `cargo bench --no-default-features --bench ingest` (release). Set `PICKET_BENCH_EVENTS`
-//! for another size.
+//! for another size. Measured in CPU time of the benchmark thread, so the figure is events per
+//! second per core whatever else the machine is doing.
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+#[path = "util/cpu_time.rs"]
+mod cpu_time;
+use cpu_time::CpuTime;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use picket::enrich::{
     DbKind, Enricher, GeoDatabase, GeoIp, GeoipConfig, IdentitiesConfig, NetworksConfig,
 };
@@ -45,7 +54,7 @@ fn fixtures(kind: RecordKind) -> Vec<serde_json::Value> {
 }
 
 /// JSON Lines of `n` records cycling through the fixtures: what a source hands the decoder.
-fn corpus(kind: RecordKind, n: usize) -> Option<Vec<u8>> {
+fn corpus(kind: RecordKind, n: usize) -> Option<Arc<[u8]>> {
     let records = fixtures(kind);
     if records.is_empty() {
         return None;
@@ -56,7 +65,7 @@ fn corpus(kind: RecordKind, n: usize) -> Option<Vec<u8>> {
         out.extend_from_slice(lines[i % lines.len()].as_bytes());
         out.push(b'\n');
     }
-    Some(out)
+    Some(out.into())
 }
 
 fn enricher() -> Enricher {
@@ -76,7 +85,7 @@ fn enricher() -> Enricher {
     e
 }
 
-fn ingest(c: &mut Criterion) {
+fn ingest(c: &mut Criterion<CpuTime>) {
     let n: usize = std::env::var("PICKET_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -92,7 +101,7 @@ fn ingest(c: &mut Criterion) {
         group.bench_function(kind.as_str(), |b| {
             b.iter(|| {
                 let mut events = 0usize;
-                for rec in from_bytes(bytes.clone(), "bench", Limits::default()).flatten() {
+                for rec in from_bytes(Arc::clone(&bytes), "bench", Limits::default()).flatten() {
                     let Some(k) = detect_kind(&rec.value) else {
                         continue;
                     };
@@ -109,7 +118,31 @@ fn ingest(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // Where the time goes: the decoder alone (bytes -> serde_json::Value).
+    let mut group = c.benchmark_group("decode-only");
+    group.sample_size(10);
+    for kind in [RecordKind::Cloudtrail] {
+        let Some(bytes) = corpus(kind, n) else {
+            continue;
+        };
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(kind.as_str(), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                for r in from_bytes(Arc::clone(&bytes), "bench", Limits::default()).flatten() {
+                    n += black_box(r).origin.index & 1;
+                }
+                n
+            })
+        });
+    }
+    group.finish();
 }
 
-criterion_group!(benches, ingest);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = ingest
+}
 criterion_main!(benches);

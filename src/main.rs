@@ -18,6 +18,29 @@ use picket::source::decode::Limits;
 use picket::source::{RawRecord, replay};
 use picket::{app, demo};
 
+/// Writes to standard output; a closed pipe (`picket rules list | head`) ends the program
+/// quietly instead of panicking.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// Cloud identity and control-plane threat detection and response.
 #[derive(Parser)]
 #[command(name = "picket", version, about)]
@@ -36,6 +59,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Work with Sigma rules: run their test cases, list them, lint them.
+    #[command(subcommand)]
+    Rules(RulesCmd),
     /// The response ledger: list actions, undo one, reset the blast-radius latch.
     Respond {
         #[command(subcommand)]
@@ -46,6 +72,25 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = OutFormat::Table)]
         format: OutFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCmd {
+    /// Run every rule's `<stem>.cases.json`; non-zero exit on any failure.
+    Test {
+        /// Rule folders (default: ./detections).
+        dirs: Vec<PathBuf>,
+    },
+    /// List id, level, logsource, title and ATT&CK of every rule.
+    List {
+        /// Rule folders (default: ./detections).
+        dirs: Vec<PathBuf>,
+    },
+    /// Check schema, modifiers, fields and cases; ends with `loaded: N, rejected: M`.
+    Lint {
+        /// Rule folders (default: ./detections).
+        dirs: Vec<PathBuf>,
     },
 }
 
@@ -138,6 +183,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => replay_cmd(args).await,
             Command::Validate { config } => validate_cmd(&config),
             Command::Demo { format } => demo_cmd(format).await,
+            Command::Rules(cmd) => rules_cmd(cmd),
             Command::Respond { command } => respond_cmd(command).await,
         }
     });
@@ -170,7 +216,7 @@ fn print_config_errors(errors: &[ConfigError]) {
 fn validate_cmd(path: &Path) -> Result<ExitCode> {
     match Config::load(path) {
         Ok(c) => {
-            println!(
+            outln!(
                 "{}: ok ({} sources, {} notifiers, {} playbooks, respond mode {:?})",
                 path.display(),
                 c.raw.sources.len(),
@@ -185,6 +231,81 @@ fn validate_cmd(path: &Path) -> Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+fn rule_dirs(dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    if !dirs.is_empty() {
+        return Ok(dirs);
+    }
+    let default = PathBuf::from("detections");
+    if default.is_dir() {
+        Ok(vec![default])
+    } else {
+        bail!("no rule folder given and ./detections does not exist")
+    }
+}
+
+fn rules_cmd(cmd: RulesCmd) -> Result<ExitCode> {
+    use picket::detect::pack;
+    use picket::detect::sigma::author;
+    let term = alert::escape::terminal;
+    match cmd {
+        RulesCmd::Test { dirs } => {
+            let (set, rejected) = pack::load_dirs(&rule_dirs(dirs)?);
+            for r in &rejected {
+                outln!(
+                    "REJECTED {}: {}",
+                    term(&r.path.display().to_string()),
+                    term(&r.reason)
+                );
+            }
+            let results = author::test_cases(&set);
+            let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+            for r in &failed {
+                outln!("{}", term(&r.to_string()));
+            }
+            outln!(
+                "{} passed, {} failed",
+                results.len() - failed.len(),
+                failed.len() + rejected.len()
+            );
+            Ok(if failed.is_empty() && rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        RulesCmd::List { dirs } => {
+            let (set, rejected) = pack::load_dirs(&rule_dirs(dirs)?);
+            for r in author::list(&set) {
+                outln!("{}", term(&r.to_string()));
+            }
+            if !rejected.is_empty() {
+                eprintln!(
+                    "{} rule(s) not loaded; see `picket rules lint`",
+                    rejected.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesCmd::Lint { dirs } => {
+            let (set, rejected) = pack::load_dirs(&rule_dirs(dirs)?);
+            let report = author::lint_set(&set, rejected);
+            out(&term_lines(&report.to_string()));
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+/// Escapes each line for the terminal, keeping the line breaks.
+fn term_lines(text: &str) -> String {
+    text.lines()
+        .map(|l| alert::escape::terminal(l) + "\n")
+        .collect()
 }
 
 fn load_config(path: Option<&Path>) -> Result<Option<Config>> {
@@ -338,7 +459,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         eprintln!("records:    {}", totals.records);
         eprintln!("events:     {}", totals.events);
         for (k, n) in &totals.by_kind {
-            eprintln!("  {k:<22} {n}");
+            eprintln!("  {:<22} {n}", k.as_str());
         }
         eprintln!(
             "rejected:   {rejected} ({decode_errors} undecodable, {} unnormalizable)",
@@ -349,10 +470,16 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
             totals.findings, totals.duplicates
         );
         for (s, n) in &totals.by_severity {
-            eprintln!("  {s:<22} {n}");
+            eprintln!("  {:<22} {n}", s.as_str());
         }
         eprintln!("elapsed:    {secs:.3} s");
         eprintln!("events/s:   {:.0}", totals.events as f64 / secs.max(1e-9));
+        if let Some(cpu) = cpu_seconds() {
+            eprintln!(
+                "cpu:        {cpu:.3} s, {:.0} events per cpu-second",
+                totals.events as f64 / cpu.max(1e-9)
+            );
+        }
         eprintln!("open files: {} at most", merge.peak_open_files());
         if let Some(kb) = peak_rss_kb() {
             eprintln!("peak rss:   {:.1} MiB", kb as f64 / 1024.0);
@@ -380,6 +507,14 @@ fn progress_bar(done: u64, total: u64, secs: f64) -> String {
     )
 }
 
+/// CPU time this process has run, from `/proc/self/schedstat` (Linux): throughput per core
+/// that does not depend on what else the machine is doing.
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn peak_rss_kb() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     status
@@ -389,12 +524,12 @@ fn peak_rss_kb() -> Option<u64> {
 }
 
 async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
-    let out = demo::run(match format {
+    let text = demo::run(match format {
         OutFormat::Table => Format::Table,
         OutFormat::Ocsf => Format::Ocsf,
     })
     .await?;
-    print!("{out}");
+    out(&text);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -252,3 +252,93 @@ fn sigmahq_azure_rules_on_graph_and_monitor_shapes() {
     signin["riskEventTypes_v2"] = serde_json::json!(["unfamiliarFeatures", "anonymizedIPAddress"]);
     assert!(matched_ids(&set, &signin).contains(&anon));
 }
+
+/// The Azure activity log, Microsoft 365 and Okta mappings: SigmaHQ rules fire on the real and
+/// hand-written records of `azure-activity/`, `m365-ual/` and `okta/`, and stop firing when the
+/// one thing they look for is changed.
+#[test]
+fn sigmahq_activity_m365_okta_rules_on_records() {
+    let set = all_rules();
+    let rec = |rel: &str, i: usize| {
+        let text =
+            std::fs::read_to_string(root().join("tests/fixtures/sigma-records").join(rel)).unwrap();
+        let mut recs = Vec::new();
+        records(serde_json::from_str(&text).unwrap(), &mut recs);
+        recs.swap_remove(i)
+    };
+    let fires = |raw: &Value, id: &str| matched_ids(&set, raw).iter().any(|m| m == id);
+
+    // Activity log export: `operationName` (upper case, as exported) against the rule's list.
+    let mut export = rec("azure-activity/activity-log-export.json", 5);
+    let id = "09438caa-07b1-4870-8405-1dbafe3dad95"; // azure_subscription_permissions_elevation
+    assert!(fires(&export, id));
+    export["operationName"] = "MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/READ".into();
+    assert!(!fires(&export, id));
+    // Log Analytics row: CategoryValue / ResourceProviderValue / ResourceId / OperationNameValue.
+    let mut la = rec("azure-activity/azureactivity-log-analytics.json", 0);
+    let id = "48739819-8230-4ee3-a8ea-e0289d1fb0ff"; // azure_aadhybridhealth_adfs_service_delete
+    assert!(fires(&la, id));
+    la["OperationNameValue"] = "Microsoft.ADHybridHealthService/services/read".into();
+    assert!(!fires(&la, id));
+
+    // UAL: forwarding through Set-Mailbox parameters (real det-eng-samples record).
+    let mut fwd = rec(
+        "m365-ual/t1114.003_Forward_Rule_Multi_Users_Same_Forward_dest.json",
+        0,
+    );
+    let id = "c726e007-2cd0-4a55-abfb-79730fbedee5"; // microsoft365_susp_email_forwarding_activity
+    assert!(fires(&fwd, id));
+    fwd["Parameters"] = serde_json::json!([{"Name": "Identity", "Value": "x"}]);
+    assert!(!fires(&fwd, id));
+    // A SecurityComplianceAlerts record: eventSource = Workload, eventName = Name, status:
+    // success = ResultStatus Succeeded.
+    let mut alert = rec("m365-ual/ual-consent-signin-alerts.json", 2);
+    let id = "6c220477-0b5b-4b25-bb90-66183b4089e8"; // microsoft365_susp_inbox_forwarding
+    assert!(fires(&alert, id));
+    alert["ResultStatus"] = "Failed".into();
+    assert!(!fires(&alert, id));
+    // The Exchange mapping: status: success = ResultStatus True.
+    let mut fed = rec(
+        "m365-ual/t1114.003_Forward_Rule_Multi_Users_Same_Forward_dest.json",
+        0,
+    );
+    fed["Operation"] = "Add-FederatedDomain".into();
+    let id = "42127bdd-9133-474f-a6f1-97b6c08a4339";
+    assert!(fires(&fed, id));
+    fed["ResultStatus"] = "False".into();
+    assert!(!fires(&fed, id));
+    // RequestType is an extended property.
+    let mut login = rec("m365-ual/ual-consent-signin-alerts.json", 0);
+    let id = "13f2d3f5-6497-44a7-bf5f-dc13ffafe5dc"; // microsoft365_bypass_conditional_access
+    assert!(!fires(&login, id));
+    login["ApplicationId"] = "9ba1a5c7-f17a-4de9-a1f1-6178c8d51223".into();
+    login["ExtendedProperties"][2]["Value"] = "Cmsi:Cmsi".into();
+    assert!(fires(&login, id));
+
+    // Okta: native System Log names, `securityContext.isProxy: 'true'` against a boolean.
+    let mut okta = rec("okta/system-log.json", 3);
+    let proxy = "bde30855-5c53-4c18-ae90-1ff79ebc9578"; // okta_user_session_start_via_anonymised_proxy
+    assert!(fires(&okta, proxy));
+    okta["securityContext"]["isProxy"] = false.into();
+    assert!(!fires(&okta, proxy));
+}
+
+/// azure_guest_to_member.yml gives `properties.message` a modified property as JSON text; the
+/// auditlogs mapping turns it into the `UserType` modified property (regression: it used to
+/// be compared with the activity name and could never match).
+#[test]
+fn sigmahq_guest_to_member_on_graph_audit() {
+    let set = all_rules();
+    let id = "8dee7a0d-43fd-4b3c-8cd1-605e189d195e".to_string();
+    let mut audit = read("msgraph/directoryAudits-list.v1.0.example1.add-member-to-group.json");
+    audit["category"] = "UserManagement".into();
+    audit["activityDisplayName"] = "Update user".into();
+    audit["targetResources"][0]["modifiedProperties"] = serde_json::json!([
+        {"displayName": "AccountEnabled", "oldValue": "[true]", "newValue": "[true]"},
+        {"displayName": "UserType", "oldValue": "[\"Guest\"]", "newValue": "[\"Member\"]"}
+    ]);
+    assert!(matched_ids(&set, &audit).contains(&id));
+    audit["targetResources"][0]["modifiedProperties"][1]["newValue"] = "[\"Guest\"]".into();
+    audit["targetResources"][0]["modifiedProperties"][1]["oldValue"] = "[\"Member\"]".into();
+    assert!(!matched_ids(&set, &audit).contains(&id));
+}

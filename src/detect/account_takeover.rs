@@ -7,10 +7,11 @@
 //! Both halves are kept per identity in the state store, so the order they are processed in
 //! does not matter (a follow-up delivered before the sign-in finding still correlates). Once
 //! an incident is open for an identity, further risky sign-ins and follow-ups inside its
-//! window are absorbed; a later window opens a new incident. The incident's uid derives from
+//! window are reported as updates of the open incident (`data.incident` = its uid), so a grant
+//! made after the incident fired is contained too; a later window opens a new incident. The incident's uid derives from
 //! the anchoring risky sign-in's evidence, so it is the same whichever follow-up came first;
-//! its evidence is every piece known when it fires (follow-ups processed later are absorbed,
-//! not appended).
+//! its evidence is every piece known when it fires; an update carries everything known then
+//! (risky sign-ins alone inside an open window are absorbed).
 //!
 //! Risky sign-in findings are recognised by [`RiskySignins`]: a configurable list of detector /
 //! rule ids, a configurable list of tags in `finding.data.tags`, and a heuristic (ATT&CK T1078
@@ -226,6 +227,15 @@ struct Incident {
     start: i64,
     #[serde(rename = "e")]
     end: i64,
+    /// The incident finding's uid (updates refer to it).
+    #[serde(rename = "u", default)]
+    uid: String,
+    /// Evidence uids of the anchoring risky sign-in (update uids derive from them).
+    #[serde(rename = "a", default)]
+    anchor: Vec<String>,
+    /// Follow-ups already reported in this incident (the first finding or an update).
+    #[serde(rename = "f", default)]
+    reported: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -315,10 +325,52 @@ impl AccountTakeover {
                     .iter()
                     .filter(|x| x.start >= start && x.start <= end)
                     .collect();
-                findings.push(incident(key, window, r, &risky, &follow));
-                s.incidents.push(Incident { start, end });
+                // The incident is the risky sign-in plus the first step (in event time); each
+                // later step is an update. Which findings exist then does not depend on the
+                // order the pieces were processed in.
+                let f = incident(key, window, r, &risky, &follow[..1]);
+                let mut inc = Incident {
+                    start,
+                    end,
+                    uid: f.uid.clone(),
+                    anchor: r.evidence.iter().map(|e| e.uid.clone()).collect(),
+                    reported: vec![follow[0].uid.clone()],
+                };
+                findings.push(f);
+                for (i, extra) in follow.iter().enumerate().skip(1) {
+                    findings.push(update(key, window, &inc, extra, &risky, &follow[..=i]));
+                    inc.reported.push(extra.uid.clone());
+                }
+                s.incidents.push(inc);
                 if s.incidents.len() > MAX_INCIDENTS {
                     s.incidents.remove(0);
+                }
+            }
+            // A new step inside an incident already reported: an update, so the new grant or
+            // key is contained too (and the Slack thread gets a follow-up).
+            if let Item::FollowUp(new) = &item {
+                let followups = s.follow_ups.clone();
+                let risky_all = s.risky.clone();
+                for inc in s.incidents.iter_mut() {
+                    if new.time < inc.start
+                        || new.time > inc.end
+                        || inc.uid.is_empty()
+                        || inc.reported.contains(&new.uid)
+                        || findings.iter().any(|f| f.uid == inc.uid)
+                    {
+                        continue;
+                    }
+                    let follow: Vec<&FollowUp> = followups
+                        .iter()
+                        .filter(|f| f.time >= inc.start && f.time <= inc.end)
+                        .filter(|f| (f.time, &f.uid) <= (new.time, &new.uid))
+                        .collect();
+                    let risky: Vec<&Risky> = risky_all
+                        .iter()
+                        .filter(|x| x.start >= inc.start && x.start <= inc.end)
+                        .collect();
+                    findings.push(update(key, window, inc, new, &risky, &follow));
+                    inc.reported.push(new.uid.clone());
                 }
             }
             (findings, true)
@@ -393,6 +445,40 @@ fn incident(
     if let Value::Object(map) = data {
         f.data = map;
     }
+    f
+}
+
+/// An update of an open incident: everything known now, titled by the new step. Its uid
+/// derives from the anchor and the new step; `data.incident` names the incident it updates.
+fn update(
+    key: &str,
+    window: i64,
+    inc: &Incident,
+    new: &FollowUp,
+    risky: &[&Risky],
+    follow: &[&FollowUp],
+) -> Finding {
+    let anchor = Risky {
+        uid: String::new(),
+        detector: String::new(),
+        start: inc.start,
+        end: inc.end,
+        evidence: Vec::new(),
+    };
+    let mut f = incident(key, window, &anchor, risky, follow);
+    f.title = format!(
+        "Account takeover (update): {key}: {} during the open incident",
+        new.kind
+    );
+    f.uid = finding_uid(
+        ID,
+        inc.anchor
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(new.uid.as_str())),
+    );
+    f.data.insert("incident".into(), json!(inc.uid));
+    f.data.insert("update_for".into(), json!(new.uid));
     f
 }
 
@@ -549,12 +635,15 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Critical);
         assert_eq!(f[0].evidence.len(), 3);
-        // More follow-ups inside the window are absorbed.
-        assert!(
-            d.on_event(&event("m1", 60, Activity::MfaChange), &cx)
-                .unwrap()
-                .is_empty()
-        );
+        // A new follow-up inside the window is an update of the same incident.
+        let u = d
+            .on_event(&event("m1", 60, Activity::MfaChange), &cx)
+            .unwrap();
+        assert_eq!(u.len(), 1);
+        assert_eq!(u[0].data["incident"], serde_json::json!(f[0].uid));
+        assert_ne!(u[0].uid, f[0].uid);
+        assert_eq!(u[0].evidence.len(), 4, "travel pair, key, MFA change");
+        assert!(u[0].title.contains("update"));
         // A duplicate of the first follow-up is silent too.
         assert!(
             d.on_event(&event("k1", 30, Activity::CredentialCreate), &cx)

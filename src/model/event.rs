@@ -12,12 +12,17 @@ use serde::{Deserialize, Serialize};
 pub enum Provider {
     /// Amazon Web Services (CloudTrail).
     Aws,
-    /// Microsoft Entra ID (sign-in and audit logs, Graph or Azure Monitor export).
+    /// Microsoft Entra ID and the Azure control plane it authorizes (Entra sign-in and audit
+    /// logs, Graph or Azure Monitor export; the Azure activity log).
     Entra,
     /// Google Workspace (Admin SDK Reports API).
     GoogleWorkspace,
     /// Google Cloud (Cloud Audit Logs).
     Gcp,
+    /// Microsoft 365 (the Unified Audit Log of Exchange, SharePoint, Entra, Defender...).
+    Microsoft365,
+    /// Okta (System Log).
+    Okta,
 }
 
 impl Provider {
@@ -28,6 +33,8 @@ impl Provider {
             Provider::Entra => "Azure",
             Provider::GoogleWorkspace => "Google Workspace",
             Provider::Gcp => "GCP",
+            Provider::Microsoft365 => "Microsoft 365",
+            Provider::Okta => "Okta",
         }
     }
 }
@@ -50,6 +57,13 @@ pub enum RecordKind {
     GoogleReports,
     /// A GCP Cloud Audit Logs `LogEntry` with a `protoPayload`.
     GcpAudit,
+    /// An Azure activity log record (Azure Resource Manager control plane): diagnostic-settings
+    /// export, REST `eventData`, activity log alert payload or Log Analytics `AzureActivity` row.
+    AzureActivity,
+    /// A Microsoft 365 Unified Audit Log record (Office 365 Management Activity API).
+    M365Audit,
+    /// An Okta System Log event.
+    Okta,
 }
 
 impl RecordKind {
@@ -62,6 +76,9 @@ impl RecordKind {
         RecordKind::AzureMonitorAudit,
         RecordKind::GoogleReports,
         RecordKind::GcpAudit,
+        RecordKind::AzureActivity,
+        RecordKind::M365Audit,
+        RecordKind::Okta,
     ];
 
     /// The stable name used in config, mappings and stats.
@@ -74,6 +91,9 @@ impl RecordKind {
             RecordKind::AzureMonitorAudit => "azure_monitor_audit",
             RecordKind::GoogleReports => "google_reports",
             RecordKind::GcpAudit => "gcp_audit",
+            RecordKind::AzureActivity => "azure_activity",
+            RecordKind::M365Audit => "m365_audit",
+            RecordKind::Okta => "okta",
         }
     }
 
@@ -89,9 +109,12 @@ impl RecordKind {
             RecordKind::EntraSignin
             | RecordKind::EntraAudit
             | RecordKind::AzureMonitorSignin
-            | RecordKind::AzureMonitorAudit => Provider::Entra,
+            | RecordKind::AzureMonitorAudit
+            | RecordKind::AzureActivity => Provider::Entra,
             RecordKind::GoogleReports => Provider::GoogleWorkspace,
             RecordKind::GcpAudit => Provider::Gcp,
+            RecordKind::M365Audit => Provider::Microsoft365,
+            RecordKind::Okta => Provider::Okta,
         }
     }
 }

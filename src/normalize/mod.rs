@@ -9,12 +9,15 @@ use serde_json::Value;
 
 use crate::model::{IdentityEvent, RecordKind};
 
+pub mod azure_activity;
 pub mod azure_monitor;
 pub mod cloudtrail;
 pub mod entra_audit;
 pub mod entra_signin;
 pub mod gcp_audit;
 pub mod google_reports;
+pub mod m365_audit;
+pub mod okta;
 mod util;
 
 /// Why a record could not be normalized.
@@ -43,6 +46,22 @@ pub enum NormalizeError {
     },
 }
 
+/// The `category` values of Azure activity log exports: the event categories, and the
+/// Write / Delete / Action of older storage exports.
+const ACTIVITY_CATEGORIES: &[&str] = &[
+    "Administrative",
+    "Policy",
+    "Security",
+    "ServiceHealth",
+    "ResourceHealth",
+    "Alert",
+    "Recommendation",
+    "Autoscale",
+    "Write",
+    "Delete",
+    "Action",
+];
+
 /// Recognises a record's kind from its shape, or `None` when it is none picket knows.
 pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     let obj = raw.as_object()?;
@@ -70,8 +89,41 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
             | "ServicePrincipalSignInLogs"
             | "ManagedIdentitySignInLogs" => Some(RecordKind::AzureMonitorSignin),
             "AuditLogs" => Some(RecordKind::AzureMonitorAudit),
+            c if ACTIVITY_CATEGORIES
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(c)) =>
+            {
+                Some(RecordKind::AzureActivity)
+            }
             _ => None,
         };
+    }
+    // Azure activity log: a Log Analytics `AzureActivity` row, the REST `eventData` / alert
+    // payload, or an export record without `properties`.
+    if obj.contains_key("OperationNameValue")
+        || (obj.contains_key("eventDataId") && obj.contains_key("operationName"))
+        || (obj.contains_key("operationName")
+            && obj.contains_key("time")
+            && obj
+                .get("resourceId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| !id.to_ascii_lowercase().contains("microsoft.aadiam")))
+    {
+        return Some(RecordKind::AzureActivity);
+    }
+    // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
+    // Analytics `OfficeActivity` row.
+    if (obj.contains_key("CreationTime")
+        && obj.contains_key("Operation")
+        && (obj.contains_key("Workload") || obj.contains_key("RecordType")))
+        || (obj.contains_key("AuditData")
+            && (obj.contains_key("Operations") || obj.contains_key("UserIds")))
+        || (obj.contains_key("OfficeWorkload") && obj.contains_key("Operation"))
+    {
+        return Some(RecordKind::M365Audit);
+    }
+    if obj.contains_key("uuid") && obj.contains_key("published") && obj.contains_key("eventType") {
+        return Some(RecordKind::Okta);
     }
     // A Log Analytics `AuditLogs` row (Sentinel export; the OTRF datasets): PascalCase columns.
     if obj.contains_key("ActivityDisplayName")
@@ -103,6 +155,9 @@ pub fn normalize(kind: RecordKind, raw: Value) -> Result<Vec<IdentityEvent>, Nor
         }
         RecordKind::GoogleReports => google_reports::normalize(raw),
         RecordKind::GcpAudit => gcp_audit::normalize(raw),
+        RecordKind::AzureActivity => azure_activity::normalize(raw),
+        RecordKind::M365Audit => m365_audit::normalize(raw),
+        RecordKind::Okta => okta::normalize(raw),
     }
 }
 
@@ -124,6 +179,9 @@ mod tests {
         ("entra", crate::model::Provider::Entra),
         ("google", crate::model::Provider::GoogleWorkspace),
         ("gcp", crate::model::Provider::Gcp),
+        ("azure", crate::model::Provider::Entra),
+        ("m365", crate::model::Provider::Microsoft365),
+        ("okta", crate::model::Provider::Okta),
     ];
 
     fn root() -> PathBuf {
@@ -308,6 +366,31 @@ mod tests {
                 json!({"createdDateTime": "x", "userPrincipalName": "y"}),
                 Some(RecordKind::EntraSignin),
             ),
+            (
+                json!({"category": "Administrative", "properties": {}, "resourceId": "/s", "operationName": "a/b/write"}),
+                Some(RecordKind::AzureActivity),
+            ),
+            (
+                json!({"category": "ProvisioningLogs", "properties": {}, "operationName": "x", "time": "t",
+                    "resourceId": "/tenants/t/providers/Microsoft.aadiam"}),
+                None,
+            ),
+            (
+                json!({"OperationNameValue": "a/b/write", "TimeGenerated": "x"}),
+                Some(RecordKind::AzureActivity),
+            ),
+            (
+                json!({"CreationTime": "x", "Operation": "UserLoggedIn", "Workload": "AzureActiveDirectory"}),
+                Some(RecordKind::M365Audit),
+            ),
+            (
+                json!({"AuditData": "{}", "Operations": "New-InboxRule"}),
+                Some(RecordKind::M365Audit),
+            ),
+            (
+                json!({"uuid": "u", "published": "p", "eventType": "user.session.start"}),
+                Some(RecordKind::Okta),
+            ),
             (json!({"kind": "admin#reports#activities"}), None),
             (json!([]), None),
         ];
@@ -388,6 +471,47 @@ mod tests {
         "event",
         "parameter",
         "serviceData",
+        "resourceId",
+        "operationName",
+        "resultType",
+        "resultSignature",
+        "identity",
+        "claims",
+        "OperationNameValue",
+        "eventDataId",
+        "eventTimestamp",
+        "CreationTime",
+        "Id",
+        "Operation",
+        "Workload",
+        "RecordType",
+        "ResultStatus",
+        "UserId",
+        "UserKey",
+        "UserType",
+        "ClientIP",
+        "ExtendedProperties",
+        "ModifiedProperties",
+        "Parameters",
+        "Name",
+        "Value",
+        "AuditData",
+        "Operations",
+        "OfficeWorkload",
+        "OfficeId",
+        "TimeGenerated",
+        "uuid",
+        "published",
+        "eventType",
+        "outcome",
+        "result",
+        "actor",
+        "alternateId",
+        "client",
+        "ipAddress",
+        "target",
+        "debugContext",
+        "debugData",
     ];
 
     /// Values the normalizers treat specially.
@@ -429,6 +553,22 @@ mod tests {
         "type.googleapis.com/google.cloud.audit.AuditLog",
         "a@b.c",
         "ü€\u{0}\"\\",
+        "Administrative",
+        "MICROSOFT.AUTHORIZATION/ROLEASSIGNMENTS/WRITE",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        "UserLoggedIn",
+        "UserLoginFailed",
+        "AzureActiveDirectory",
+        "Consent to application.",
+        "RequestType",
+        "SAS:ProcessAuth",
+        "[2001:db8::1]:443",
+        "1.2.3.4:80",
+        "ForwardingSmtpAddress",
+        "user.session.start",
+        "app.oauth2.as.consent.grant",
+        "SUCCESS",
+        "FAILURE",
     ];
 
     fn arb_json() -> impl Strategy<Value = Value> {
@@ -585,6 +725,17 @@ mod tests {
             &[RecordKind::GoogleReports],
         ),
         ("gcp_audit", gcp_audit::normalize, &[RecordKind::GcpAudit]),
+        (
+            "azure_activity",
+            azure_activity::normalize,
+            &[RecordKind::AzureActivity],
+        ),
+        (
+            "m365_audit",
+            m365_audit::normalize,
+            &[RecordKind::M365Audit],
+        ),
+        ("okta", okta::normalize, &[RecordKind::Okta]),
     ];
 
     /// Every fixture record of the given kinds.

@@ -321,7 +321,8 @@ impl ActionKind {
         match self.provider() {
             Provider::Aws => "aws",
             Provider::Entra => "azure",
-            Provider::GoogleWorkspace | Provider::Gcp => "gcp",
+            // Every other action acts in Google Workspace or GCP.
+            _ => "gcp",
         }
     }
 

@@ -196,8 +196,12 @@ pub fn open_file(path: &Path, limits: Limits) -> Result<Records, DecodeError> {
     ))
 }
 
-/// Decodes bytes held in memory (an S3 object, an HTTP body).
-pub fn from_bytes(bytes: Vec<u8>, source: &str, limits: Limits) -> Records {
+/// Decodes bytes held in memory (an S3 object, an HTTP body): a `Vec<u8>`, or an
+/// `Arc<[u8]>` shared without copying.
+pub fn from_bytes<B>(bytes: B, source: &str, limits: Limits) -> Records
+where
+    B: AsRef<[u8]> + Send + 'static,
+{
     Records::new(
         Box::new(std::io::Cursor::new(bytes)),
         Arc::from(source),
@@ -412,8 +416,9 @@ impl Records {
     fn read_next_line(&mut self, lines: usize) -> Option<Result<(), DecodeError>> {
         let line = lines + 1;
         self.mode = Mode::Lines(line);
-        let text = match self.first_line.take() {
-            Some(first) => first,
+        // The line is read into `buf`, which is reused from line to line.
+        match self.first_line.take() {
+            Some(first) => self.buf = first,
             None => {
                 self.buf.clear();
                 match read_line_bounded(&mut self.reader, &mut self.buf, self.limits.max_line_bytes)
@@ -422,7 +427,7 @@ impl Records {
                         self.mode = Mode::Done;
                         return None;
                     }
-                    Ok(_) => std::mem::take(&mut self.buf),
+                    Ok(_) => {}
                     Err(e) => {
                         let err = self.read_error(e, Some(line));
                         self.index += 1;
@@ -434,21 +439,25 @@ impl Records {
                     }
                 }
             }
-        };
-        let t = trim(&text);
+        }
+        let t = trim(&self.buf);
         if t.is_empty() {
             return Some(Ok(()));
         }
         let parsed = if t.contains(&0) {
-            Err(DecodeError::Binary {
-                origin: self.origin(Some(line)),
-            })
+            Err(None)
         } else {
-            serde_json::from_slice::<Value>(t).map_err(|e| DecodeError::Json {
-                origin: self.origin(Some(line)),
-                message: e.to_string(),
-            })
+            serde_json::from_slice::<Value>(t).map_err(|e| Some(e.to_string()))
         };
+        let parsed = parsed.map_err(|message| match message {
+            None => DecodeError::Binary {
+                origin: self.origin(Some(line)),
+            },
+            Some(message) => DecodeError::Json {
+                origin: self.origin(Some(line)),
+                message,
+            },
+        });
         match parsed {
             Ok(v) => {
                 let mut records = Vec::new();
@@ -656,10 +665,24 @@ pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
         RecordKind::AzureMonitorSignin | RecordKind::AzureMonitorAudit => raw.get("time"),
         RecordKind::GoogleReports => raw.get("id").and_then(|id| id.get("time")),
         RecordKind::GcpAudit => raw.get("timestamp").or_else(|| raw.get("receiveTimestamp")),
+        RecordKind::AzureActivity => raw
+            .get("time")
+            .or_else(|| raw.get("eventTimestamp"))
+            .or_else(|| raw.get("TimeGenerated")),
+        RecordKind::M365Audit => raw
+            .get("CreationTime")
+            .or_else(|| raw.get("AuditData").and_then(|d| d.get("CreationTime")))
+            .or_else(|| raw.get("TimeGenerated")),
+        RecordKind::Okta => raw.get("published"),
     }?;
-    DateTime::parse_from_rfc3339(s.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    let s = s.as_str()?;
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        // The Unified Audit Log writes UTC times without an offset.
+        Err(_) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|n| n.and_utc()),
+    }
 }
 
 #[cfg(test)]
@@ -843,6 +866,15 @@ mod tests {
         let reports = serde_json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
         assert!(record_time(RecordKind::GoogleReports, &reports).is_some());
         assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
+        let ual = serde_json::json!({"CreationTime": "2023-07-23T06:25:34", "Operation": "x"});
+        assert_eq!(
+            record_time(RecordKind::M365Audit, &ual).map(|t| t.to_rfc3339()),
+            Some("2023-07-23T06:25:34+00:00".to_owned())
+        );
+        let okta = serde_json::json!({"published": "2026-02-01T09:00:00.123Z"});
+        assert!(record_time(RecordKind::Okta, &okta).is_some());
+        let act = serde_json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
+        assert!(record_time(RecordKind::AzureActivity, &act).is_some());
     }
 }
 

@@ -43,13 +43,21 @@ pub const DEDUP_NAMESPACE: &str = "sigma-dedup";
 /// Severity of rules without a `level`.
 pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
 
-/// The record rules see: a CloudTrail record inside an EventBridge envelope is unwrapped.
+/// The record rules see: a CloudTrail record inside an EventBridge envelope, and a Unified
+/// Audit Log record inside a `Search-UnifiedAuditLog` wrapper (`AuditData` as an object), are
+/// unwrapped. (Normalized events already hold the inner record as `raw`.)
 pub fn record_view(kind: RecordKind, raw: &Value) -> &Value {
     if kind == RecordKind::Cloudtrail
         && raw.get("detail-type").is_some()
         && let Some(detail) = raw.get("detail")
     {
         return detail;
+    }
+    if kind == RecordKind::M365Audit
+        && raw.get("CreationTime").is_none()
+        && let Some(data @ Value::Object(_)) = raw.get("AuditData")
+    {
+        return data;
     }
     raw
 }
