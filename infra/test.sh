@@ -20,6 +20,9 @@ step "core build and tests (--no-default-features)"
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
 cargo test --locked --no-default-features
 
+step "emulators (moto server, aiosmtpd; pinned)"
+bash infra/emulators/setup.sh
+
 step "all features"
 cargo clippy --locked --all-features --all-targets -- -D warnings
 cargo test --locked --all-features

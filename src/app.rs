@@ -95,3 +95,155 @@ pub fn pipeline(
         clock,
     ))
 }
+
+/// Builds the clients a config needs, once: the HTTP client always, the AWS `SdkConfig` when
+/// the `aws` feature is on, Graph and Google when their sections name a credential.
+pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError> {
+    use crate::cloud::token::{Api, ClientCredentials, GoogleApi, StaticToken};
+    let build = |component: &'static str, message: String| AppError::Build { component, message };
+    let http = crate::cloud::http::client(crate::cloud::http::DEFAULT_TIMEOUT)
+        .map_err(|e| build("http", e.to_string()))?;
+    let raw = &config.raw;
+    let mut clients = crate::cloud::Clients {
+        http: Some(http.clone()),
+        ..Default::default()
+    };
+    #[cfg(feature = "aws")]
+    {
+        clients.aws = Some(crate::cloud::aws::sdk_config(&raw.aws, None).await);
+    }
+    let az = &raw.azure;
+    if let (Some(tenant), Some(client_id)) = (&az.tenant_id, &az.client_id) {
+        use crate::cloud::token::ClientProof;
+        let proof = match (az.credential.as_deref(), &az.client_secret) {
+            (None | Some("client_secret"), Some(secret)) => Some(ClientProof::Secret(
+                secret
+                    .resolve()
+                    .map_err(|e| build("azure.client_secret", e.to_string()))?,
+            )),
+            #[cfg(feature = "aws")]
+            (Some("workload_identity"), _) => clients.aws.as_ref().map(|sdk| {
+                ClientProof::Assertion(Arc::new(crate::cloud::aws::AwsWebIdentityToken::new(
+                    sdk,
+                    crate::cloud::aws::ENTRA_AUDIENCE,
+                )))
+            }),
+            (None, None) => None,
+            (Some("client_secret"), None) => {
+                return Err(build(
+                    "azure.client_secret",
+                    "credential = \"client_secret\" needs client_secret = \"env:VAR\"".into(),
+                ));
+            }
+            (Some(other), _) => {
+                return Err(build(
+                    "azure.credential",
+                    format!(
+                        "`{other}` is not available in this build (client_secret{})",
+                        if cfg!(feature = "aws") {
+                            ", workload_identity"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        };
+        if let Some(proof) = proof {
+            let authority = az
+                .authority_host
+                .clone()
+                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+            let graph = az
+                .graph_base_url
+                .clone()
+                .unwrap_or_else(|| "https://graph.microsoft.com".into());
+            clients.graph = Some(Api {
+                http: http.clone(),
+                base_url: format!("{}/v1.0", graph.trim_end_matches('/')),
+                tokens: Arc::new(ClientCredentials::with_proof(
+                    http.clone(),
+                    format!(
+                        "{}/{tenant}/oauth2/v2.0/token",
+                        authority.trim_end_matches('/')
+                    ),
+                    client_id.clone(),
+                    proof,
+                    format!("{}/.default", graph.trim_end_matches('/')),
+                )),
+            });
+        }
+    }
+    let g = &raw.google;
+    if let Some(token) = &g.access_token {
+        let token = token
+            .resolve()
+            .map_err(|e| build("google.access_token", e.to_string()))?;
+        let tokens: Arc<dyn crate::cloud::token::TokenProvider> = Arc::new(StaticToken(token));
+        // The Directory API needs a token acting as a Workspace admin: domain-wide delegation.
+        let admin_tokens: Arc<dyn crate::cloud::token::TokenProvider> =
+            match (&g.service_account, &g.subject) {
+                (Some(sa), Some(subject)) => {
+                    let mut scopes: Vec<String> = crate::respond::ActionKind::ALL
+                        .iter()
+                        .filter(|k| k.provider() == crate::model::Provider::GoogleWorkspace)
+                        .flat_map(|k| k.permissions().iter().map(|p| p.to_string()))
+                        .collect();
+                    scopes.sort();
+                    scopes.dedup();
+                    Arc::new(crate::cloud::token::DelegatedToken::new(
+                        http.clone(),
+                        tokens.clone(),
+                        crate::cloud::token::IAMCREDENTIALS_BASE_URL.into(),
+                        sa.clone(),
+                        subject.clone(),
+                        scopes,
+                        g.token_url
+                            .clone()
+                            .unwrap_or_else(|| crate::cloud::token::GOOGLE_TOKEN_URL.into()),
+                    ))
+                }
+                _ => tokens.clone(),
+            };
+        clients.google = Some(GoogleApi {
+            admin: Api {
+                http: http.clone(),
+                base_url: g
+                    .admin_base_url
+                    .clone()
+                    .unwrap_or_else(|| "https://admin.googleapis.com".into()),
+                tokens: admin_tokens,
+            },
+            iam: Api {
+                http,
+                base_url: g
+                    .iam_base_url
+                    .clone()
+                    .unwrap_or_else(|| "https://iam.googleapis.com".into()),
+                tokens,
+            },
+        });
+    }
+    Ok(clients)
+}
+
+/// Builds the Responder of a config. `force_dry_run` (CLI `--dry-run`) only makes it safer.
+pub fn responder(
+    config: &Config,
+    clients: &crate::cloud::Clients,
+    state: Arc<dyn StateStore>,
+    force_dry_run: bool,
+) -> Result<crate::respond::Responder, AppError> {
+    crate::respond::Responder::new(
+        &config.raw.respond,
+        &config.raw.identities,
+        clients,
+        state,
+        Arc::new(Clock::System),
+        force_dry_run,
+    )
+    .map_err(|e| AppError::Build {
+        component: "respond",
+        message: e.to_string(),
+    })
+}

@@ -11,11 +11,13 @@
 //! CLI, replay, tests and the Lambda handlers all call it.
 //!
 //! Modules are the pipeline's stages: [`source`], [`normalize`], [`enrich`], [`detect`],
-//! [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`] building them.
+//! [`respond`], [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`]
+//! building them and [`cloud`] holding the clients they share.
 
 pub mod alert;
 pub mod app;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod demo;
 pub mod detect;
@@ -23,5 +25,6 @@ pub mod enrich;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;
+pub mod respond;
 pub mod source;
 pub mod state;

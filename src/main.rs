@@ -62,6 +62,11 @@ enum Command {
     /// Work with Sigma rules: run their test cases, list them, lint them.
     #[command(subcommand)]
     Rules(RulesCmd),
+    /// The response ledger: list actions, undo one, reset the blast-radius latch.
+    Respond {
+        #[command(subcommand)]
+        command: RespondCommand,
+    },
     /// Replay the bundled multi-cloud account-takeover story with embedded defaults.
     Demo {
         /// Output format.
@@ -87,6 +92,31 @@ enum RulesCmd {
         /// Rule folders (default: ./detections).
         dirs: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct LedgerArgs {
+    /// Configuration file (default: the embedded defaults).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SQLite state file holding the ledger (default: the config's `[state]`).
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RespondCommand {
+    /// List recorded and planned actions, oldest first.
+    List(LedgerArgs),
+    /// Reverse an applied action by its ledger id.
+    Undo {
+        /// The ledger id (shown in alerts and `picket respond list`).
+        id: String,
+        #[command(flatten)]
+        args: LedgerArgs,
+    },
+    /// Re-open the blast-radius latch so picket may act again.
+    Reset(LedgerArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -154,6 +184,7 @@ fn main() -> ExitCode {
             Command::Validate { config } => validate_cmd(&config),
             Command::Demo { format } => demo_cmd(format).await,
             Command::Rules(cmd) => rules_cmd(cmd),
+            Command::Respond { command } => respond_cmd(command).await,
         }
     });
     match result {
@@ -499,5 +530,80 @@ async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
     })
     .await?;
     out(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
+    let args = match &command {
+        RespondCommand::List(a)
+        | RespondCommand::Reset(a)
+        | RespondCommand::Undo { args: a, .. } => a,
+    };
+    let Some(config) = load_config(args.config.as_deref())? else {
+        return Ok(ExitCode::from(2));
+    };
+    // The ledger lives in the state store `picket run` uses: `--state`, else `[state]`.
+    let state = match &args.state {
+        Some(p) => app::replay_state(Some(p))?,
+        None => config
+            .raw
+            .state
+            .build()
+            .context("the [state] store of the configuration")?,
+    };
+    let now = chrono::Utc::now();
+    let ledger = picket::respond::Ledger::new(state.clone());
+    use picket::respond::Status;
+    match command {
+        RespondCommand::List(_) => {
+            if let Some(why) = ledger.latch(now)? {
+                println!("LATCHED (alert-only): {}", alert::escape::terminal(&why));
+            }
+            for e in ledger.list(10_000, now)? {
+                println!(
+                    "{}  {}  {:<10} {:<32} {}  finding {}",
+                    e.id,
+                    e.updated.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    e.status.as_str(),
+                    e.action,
+                    alert::escape::terminal(&e.target.label()),
+                    e.finding
+                );
+            }
+        }
+        RespondCommand::Reset(_) => {
+            if ledger.reset(now)? {
+                println!("blast-radius latch reset: picket may act again");
+            } else {
+                println!("the latch was not closed");
+            }
+        }
+        RespondCommand::Undo { id, .. } => {
+            // Check the entry before building cloud clients: a wrong id needs no cloud.
+            match ledger.get(&id, now)? {
+                None => bail!("no ledger entry {id}"),
+                Some((e, _))
+                    if !matches!(
+                        e.status,
+                        Status::Applied | Status::Verified | Status::Unverified
+                    ) =>
+                {
+                    bail!(
+                        "ledger entry {id} is {}, nothing to undo",
+                        e.status.as_str()
+                    )
+                }
+                Some(_) => {}
+            }
+            let clients = app::clients(&config).await?;
+            let responder = app::responder(&config, &clients, state, false)?;
+            let e = responder.undo(&id).await?;
+            println!(
+                "undone: {} on {}",
+                e.action,
+                alert::escape::terminal(&e.target.label())
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

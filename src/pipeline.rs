@@ -1,4 +1,4 @@
-//! The one path every record takes: normalize -> enrich -> detect -> record -> notify.
+//! The one path every record takes: normalize -> enrich -> detect -> respond -> notify -> record.
 //! The CLI loop, `picket replay`, the tests and every Lambda handler call
 //! [`Pipeline::process`] with a batch of raw records; a source commits its cursor only after
 //! `process` returned, so delivery is at-least-once and the finding ledger makes it
@@ -15,6 +15,7 @@ use crate::detect::{DetectContext, DetectError, Detector};
 use crate::enrich::Enricher;
 use crate::model::{Finding, IdentityEvent, RecordKind};
 use crate::normalize::{self, NormalizeError};
+use crate::respond::Responder;
 use crate::source::{Origin, RawRecord};
 use crate::state::{StateError, StateStore};
 
@@ -51,6 +52,9 @@ pub struct BatchReport {
     pub duplicate_findings: usize,
     /// Failed notifications.
     pub notify_failures: u64,
+    /// Findings whose response stage failed (state store errors; single failed actions are
+    /// reported in the finding's notes instead).
+    pub respond_failures: u64,
     /// The normalized events, when [`Pipeline::keep_events`] is on (timelines, tests).
     pub kept_events: Vec<IdentityEvent>,
 }
@@ -84,6 +88,7 @@ pub struct Pipeline {
     router: Router,
     clock: Arc<Clock>,
     keep_events: bool,
+    responder: Option<Responder>,
 }
 
 impl Pipeline {
@@ -102,7 +107,19 @@ impl Pipeline {
             router,
             clock,
             keep_events: false,
+            responder: None,
         }
+    }
+
+    /// Adds the response stage. `picket replay` never calls this: history is not acted on.
+    pub fn with_responder(mut self, responder: Responder) -> Pipeline {
+        self.responder = Some(responder);
+        self
+    }
+
+    /// The response stage, when there is one.
+    pub fn responder(&self) -> Option<&Responder> {
+        self.responder.as_ref()
     }
 
     /// Keeps the normalized events of each batch in its report.
@@ -121,8 +138,9 @@ impl Pipeline {
         self.detectors.iter().map(|d| d.id().to_string()).collect()
     }
 
-    /// Runs one batch through every stage. Findings are recorded in the ledger after they
-    /// were notified; a finding already in the ledger is not sent again.
+    /// Runs one batch through every stage. A finding already in the finding ledger is
+    /// dropped; a new one goes to the Responder (whose own ledger makes each action
+    /// once-only), is notified with what the Responder did attached, and is then recorded.
     pub async fn process(&mut self, records: Vec<RawRecord>) -> Result<BatchReport, PipelineError> {
         let mut report = BatchReport {
             records: records.len(),
@@ -193,11 +211,43 @@ impl Pipeline {
             found.append(&mut fresh);
         }
 
+        self.emit(found, &mut report).await?;
+        self.router.flush().await;
+        if self.keep_events {
+            report.kept_events = events;
+        }
+        Ok(report)
+    }
+
+    /// The stages after detection, for findings of one batch: drop those already in the
+    /// finding ledger; run the Responder (whose own ledger makes each action once-only) and
+    /// attach what it did; send the breach alert if its steps closed the latch; notify;
+    /// record the finding.
+    pub async fn emit(
+        &mut self,
+        found: Vec<Finding>,
+        report: &mut BatchReport,
+    ) -> Result<(), PipelineError> {
         let now = self.clock.now();
-        for f in found {
+        for mut f in found {
             if self.state.get(FINDINGS_NS, &f.uid, now)?.is_some() {
                 report.duplicate_findings += 1;
                 continue;
+            }
+            if let Some(r) = &self.responder {
+                match r.respond(&f).await {
+                    Ok(out) => {
+                        out.attach(&mut f);
+                        if let Some(breach) = out.breach {
+                            report.notify_failures += self.router.send(&breach).await;
+                            report.findings.push(breach);
+                        }
+                    }
+                    Err(e) => {
+                        report.respond_failures += 1;
+                        tracing::error!(finding = %f.uid, error = %e, "response stage failed; the finding is still notified");
+                    }
+                }
             }
             report.notify_failures += self.router.send(&f).await;
             let mark = serde_json::json!({"detector": f.detector, "time": f.time}).to_string();
@@ -214,10 +264,150 @@ impl Pipeline {
             }
             report.findings.push(f);
         }
-        self.router.flush().await;
-        if self.keep_events {
-            report.kept_events = events;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::alert::{AlertError, Notifier};
+    use crate::cloud::Clients;
+    use crate::config::{Config, PlaybookSection, RespondMode, RespondSection};
+    use crate::enrich::IdentitiesConfig;
+    use crate::model::{Actor, Evidence, Provider, Severity};
+    use crate::respond::{Action, ActionError, ActionKind, ActionTarget, Change};
+    use crate::state::MemoryStore;
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Finding>>>);
+
+    #[async_trait::async_trait]
+    impl Notifier for Capture {
+        fn name(&self) -> &'static str {
+            "capture"
         }
-        Ok(report)
+        async fn notify(&self, f: &Finding) -> Result<(), AlertError> {
+            self.0.lock().unwrap().push(f.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Revoke(Mutex<u32>);
+
+    #[async_trait::async_trait]
+    impl Action for Revoke {
+        fn kind(&self) -> ActionKind {
+            ActionKind::EntraRevokeSessions
+        }
+        async fn apply(&self, _: &ActionTarget) -> Result<Change, ActionError> {
+            *self.0.lock().unwrap() += 1;
+            Ok(Change::default())
+        }
+        async fn verify(&self, _: &ActionTarget, _: &Change) -> Result<bool, ActionError> {
+            Ok(true)
+        }
+        async fn undo(&self, _: &ActionTarget, _: &Change) -> Result<(), ActionError> {
+            Ok(())
+        }
+    }
+
+    fn finding(who: &str) -> Finding {
+        let ev = Evidence {
+            uid: format!("ev-{who}"),
+            time: chrono::DateTime::UNIX_EPOCH,
+            provider: Provider::Entra,
+            action: "Sign-in activity".into(),
+            success: true,
+            src_ip: None,
+            user_agent: None,
+            geo: None,
+            asn: None,
+        };
+        let mut f = Finding::new("account-takeover", "takeover", Severity::High, vec![ev]);
+        f.identity = Some(who.into());
+        f.actor = Some(Actor {
+            key: who.into(),
+            email: Some(who.into()),
+            ..Actor::default()
+        });
+        f
+    }
+
+    fn pipeline(per_hour: u64) -> (Pipeline, Capture, Arc<Revoke>) {
+        let config = Config::embedded(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let capture = Capture::default();
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let clock = Arc::new(Clock::Fixed(chrono::DateTime::UNIX_EPOCH));
+        let section = RespondSection {
+            mode: RespondMode::Enforce,
+            max_actions_per_hour: per_hour,
+            max_actions_per_identity: 10,
+            playbook: vec![PlaybookSection {
+                on: vec!["account-takeover".into()],
+                min_severity: Severity::High,
+                actions: vec!["entra_revoke_sessions".into()],
+            }],
+        };
+        let mut responder = Responder::new(
+            &section,
+            &IdentitiesConfig::default(),
+            &Clients::default(),
+            state.clone(),
+            clock.clone(),
+            false,
+        )
+        .unwrap();
+        let revoke = Arc::new(Revoke::default());
+        responder.set_action(revoke.clone());
+        let router = Router::new(vec![(Severity::Informational, Box::new(capture.clone()))]);
+        let p = Pipeline::new(
+            Arc::new(crate::app::enricher(&config).unwrap()),
+            Vec::new(),
+            state,
+            router,
+            clock,
+        )
+        .with_responder(responder);
+        (p, capture, revoke)
+    }
+
+    #[tokio::test]
+    async fn the_notification_says_what_picket_did_and_a_rerun_acts_and_alerts_once() {
+        let (mut p, capture, revoke) = pipeline(5);
+        let mut report = BatchReport::default();
+        p.emit(vec![finding("a@x.example")], &mut report)
+            .await
+            .unwrap();
+        p.emit(vec![finding("a@x.example")], &mut report)
+            .await
+            .unwrap();
+        assert_eq!(*revoke.0.lock().unwrap(), 1);
+        let sent = capture.0.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        let notes = crate::alert::facts::response_notes(&sent[0]);
+        assert_eq!(notes[0].status, "verified");
+        assert_eq!(report.duplicate_findings, 1);
+    }
+
+    #[tokio::test]
+    async fn a_breach_is_alerted_once_through_the_router() {
+        let (mut p, capture, revoke) = pipeline(2);
+        let mut report = BatchReport::default();
+        let found = (0..6)
+            .map(|i| finding(&format!("u{i}@x.example")))
+            .collect();
+        p.emit(found, &mut report).await.unwrap();
+        assert_eq!(*revoke.0.lock().unwrap(), 2);
+        let sent = capture.0.lock().unwrap();
+        let breaches: Vec<_> = sent
+            .iter()
+            .filter(|f| f.detector == "respond-guardrail")
+            .collect();
+        assert_eq!(breaches.len(), 1);
+        assert_eq!(sent.len(), 7, "six findings and one breach alert");
     }
 }

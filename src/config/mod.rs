@@ -18,8 +18,10 @@ use crate::enrich::{GeoipConfig, IdentitiesConfig, NetworksConfig};
 use crate::source::SourceConfig;
 use crate::state::StateConfig;
 
+pub mod secret;
 pub mod sections;
 
+pub use secret::{Secret, SecretError, SecretRef};
 pub use sections::*;
 
 /// The embedded default configuration `picket demo` and a config-less `picket replay` use.

@@ -107,6 +107,8 @@ pub struct AzureSection {
     pub authority_host: Option<String>,
     /// Graph base URL (default `https://graph.microsoft.com`).
     pub graph_base_url: Option<String>,
+    /// Client secret for `credential = "client_secret"`, as a reference (`env:VAR`).
+    pub client_secret: Option<super::SecretRef>,
 }
 
 /// `[google]`: Google client settings.
@@ -123,6 +125,14 @@ pub struct GoogleSection {
     pub logging_base_url: Option<String>,
     /// OAuth token endpoint.
     pub token_url: Option<String>,
+    /// IAM API base URL (default `https://iam.googleapis.com`).
+    pub iam_base_url: Option<String>,
+    /// A pre-minted access token of the service account, as a reference (`env:VAR`), until
+    /// `google-cloud-auth` is wired in.
+    pub access_token: Option<super::SecretRef>,
+    /// The service account that signs domain-wide-delegation JWTs for `subject` (keyless,
+    /// through IAM Credentials `signJwt`).
+    pub service_account: Option<String>,
 }
 
 /// Whether response actions run.
@@ -245,9 +255,8 @@ impl RawConfig {
             s.resolve(&format!("sources[{i}]"), c);
         }
         for n in &mut self.notify {
-            match n {
-                crate::alert::NotifyConfig::Jsonl { path, .. } => c.path(path),
-                crate::alert::NotifyConfig::Stdout { .. } => {}
+            if let crate::alert::NotifyConfig::Jsonl { path, .. } = n {
+                c.path(path);
             }
         }
         for (i, p) in self.respond.playbook.iter().enumerate() {
@@ -256,6 +265,21 @@ impl RawConfig {
                     format!("respond.playbook[{i}].on"),
                     "names no detector or rule",
                 );
+            }
+            for (j, a) in p.actions.iter().enumerate() {
+                if crate::respond::ActionKind::parse(a).is_none() {
+                    c.error(
+                        format!("respond.playbook[{i}].actions[{j}]"),
+                        format!(
+                            "unknown action `{a}`; expected one of: {}",
+                            crate::respond::ActionKind::ALL
+                                .iter()
+                                .map(|k| k.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    );
+                }
             }
         }
         let _ = SourceConfig::ALL;

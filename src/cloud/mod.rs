@@ -1,0 +1,85 @@
+//! Cloud clients, built once per process and passed to whatever needs them: the one HTTP
+//! client ([`http`]), the AWS `SdkConfig` ([`aws`], feature `aws`), bearer tokens for Graph
+//! and Google ([`token`]), and the one retry helper ([`retry`]) every HTTP caller uses.
+//!
+//! To add a cloud: one `<cloud>.rs` that builds its client from its config section, behind
+//! its feature, and a field in [`Clients`].
+
+pub mod http;
+pub mod retry;
+pub mod token;
+
+#[cfg(feature = "aws")]
+pub mod aws;
+
+/// Errors of client construction and of calls made through these clients.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Client(String),
+    /// A request failed before an answer came (connect, timeout, TLS).
+    #[error("{method} {url}: {source}")]
+    Transport {
+        /// Method.
+        method: String,
+        /// URL without query.
+        url: String,
+        /// Cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The peer answered with an error status.
+    #[error("{method} {url}: HTTP {status}: {body}")]
+    Status {
+        /// Method.
+        method: String,
+        /// URL without query.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// The start of the answer, escaped for logs.
+        body: String,
+    },
+    /// A token could not be had.
+    #[error("token for {audience}: {message}")]
+    Token {
+        /// What the token is for (`graph`, `google`).
+        audience: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// An answer could not be read.
+    #[error("{url}: unexpected answer: {message}")]
+    Decode {
+        /// URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl CloudError {
+    /// Whether a retry may help: throttling, server errors, timeouts, connection failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CloudError::Transport { source, .. } => source.is_timeout() || source.is_connect(),
+            CloudError::Status { status, .. } => *status == 429 || *status >= 500,
+            CloudError::Client(_) | CloudError::Token { .. } | CloudError::Decode { .. } => false,
+        }
+    }
+}
+
+/// Every client a process needs, built once by the app and shared.
+#[derive(Clone, Default)]
+pub struct Clients {
+    /// The one HTTP client (Slack, webhooks, Graph, Google).
+    pub http: Option<reqwest::Client>,
+    /// The AWS SDK configuration (region, credentials, endpoint override).
+    #[cfg(feature = "aws")]
+    pub aws: Option<::aws_config::SdkConfig>,
+    /// Microsoft Graph: base URL and token source.
+    pub graph: Option<token::Api>,
+    /// Google Admin SDK / IAM: base URLs and token source.
+    pub google: Option<token::GoogleApi>,
+}

@@ -1,0 +1,352 @@
+//! Bearer tokens for Microsoft Graph and the Google APIs, behind [`TokenProvider`] so tests
+//! inject a fixed token and deployments plug in a real credential flow.
+//!
+//! Shipped providers: [`StaticToken`] (a token from the environment or a test),
+//! [`ClientCredentials`] (OAuth 2.0 client-credentials grant against a token endpoint, as
+//! Entra app registrations use) and [`DelegatedToken`] (Google Workspace domain-wide
+//! delegation without a key file: IAM Credentials `signJwt`, then the JWT-bearer grant).
+//! `azure_identity` / `google-cloud-auth` (managed identity, workload identity federation
+//! from AWS) are not wired yet: their source token comes from [`StaticToken`] until then.
+//! To add one: implement [`TokenProvider`].
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::CloudError;
+use crate::config::Secret;
+
+/// A source of bearer tokens for one audience.
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// A currently valid access token.
+    async fn token(&self) -> Result<Secret, CloudError>;
+}
+
+/// A fixed token.
+pub struct StaticToken(pub Secret);
+
+#[async_trait::async_trait]
+impl TokenProvider for StaticToken {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// How a confidential client proves itself at the token endpoint.
+pub enum ClientProof {
+    /// A client secret.
+    Secret(Secret),
+    /// A signed assertion (a federated JWT, e.g. from AWS STS `GetWebIdentityToken`), fetched
+    /// fresh for every token request.
+    Assertion(Arc<dyn TokenProvider>),
+}
+
+/// OAuth 2.0 client-credentials grant (Entra: `{authority}/{tenant}/oauth2/v2.0/token`) with
+/// a secret or a federated assertion, cached until a minute before expiry.
+pub struct ClientCredentials {
+    http: reqwest::Client,
+    token_url: String,
+    client_id: String,
+    proof: ClientProof,
+    scope: String,
+    cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
+}
+
+impl ClientCredentials {
+    /// A provider for `scope` (Graph: `https://graph.microsoft.com/.default`) with a secret.
+    pub fn new(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        secret: Secret,
+        scope: String,
+    ) -> ClientCredentials {
+        ClientCredentials::with_proof(
+            http,
+            token_url,
+            client_id,
+            ClientProof::Secret(secret),
+            scope,
+        )
+    }
+
+    /// A provider with any [`ClientProof`].
+    pub fn with_proof(
+        http: reqwest::Client,
+        token_url: String,
+        client_id: String,
+        proof: ClientProof,
+        scope: String,
+    ) -> ClientCredentials {
+        ClientCredentials {
+            http,
+            token_url,
+            client_id,
+            proof,
+            scope,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for ClientCredentials {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        let mut cached = self.cached.lock().await;
+        let now = chrono::Utc::now();
+        if let Some((t, exp)) = &*cached
+            && *exp > now
+        {
+            return Ok(t.clone());
+        }
+        let proof = match &self.proof {
+            ClientProof::Secret(secret) => format!("client_secret={}", urlencode(secret.expose())),
+            ClientProof::Assertion(source) => format!(
+                "client_assertion_type={}&client_assertion={}",
+                urlencode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                urlencode(source.token().await?.expose())
+            ),
+        };
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&{proof}&scope={}",
+            urlencode(&self.client_id),
+            urlencode(&self.scope)
+        );
+        let answer = super::http::send(
+            &super::retry::RetryPolicy::default(),
+            "POST",
+            &self.token_url,
+            &[],
+            || {
+                self.http
+                    .post(&self.token_url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone())
+            },
+        )
+        .await?;
+        let v = answer.json(&self.token_url)?;
+        let token = v["access_token"]
+            .as_str()
+            .ok_or_else(|| CloudError::Token {
+                audience: "graph",
+                message: "no access_token in the answer".into(),
+            })?
+            .to_string();
+        let secs = v["expires_in"].as_i64().unwrap_or(300);
+        let exp = now + chrono::Duration::seconds((secs - 60).max(0));
+        let t = Secret::new(token);
+        *cached = Some((t.clone(), exp));
+        Ok(t)
+    }
+}
+
+/// Google Workspace domain-wide delegation, keyless: the service account signs a JWT
+/// (`iss` = service account, `sub` = the admin to act as, `scope`, `aud` = token endpoint)
+/// through IAM Credentials `signJwt`, authorised by the `source` token (the service
+/// account's own, e.g. from workload identity federation); the signed JWT is traded at the
+/// OAuth token endpoint (`urn:ietf:params:oauth:grant-type:jwt-bearer`). Cached until a
+/// minute before expiry.
+pub struct DelegatedToken {
+    http: reqwest::Client,
+    source: Arc<dyn TokenProvider>,
+    iamcredentials_base_url: String,
+    service_account: String,
+    subject: String,
+    scopes: Vec<String>,
+    token_url: String,
+    cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
+}
+
+/// Google's IAM Credentials API.
+pub const IAMCREDENTIALS_BASE_URL: &str = "https://iamcredentials.googleapis.com";
+/// Google's OAuth token endpoint.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+
+impl DelegatedToken {
+    /// A delegated token provider; base URLs are overridable for tests and private endpoints.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        http: reqwest::Client,
+        source: Arc<dyn TokenProvider>,
+        iamcredentials_base_url: String,
+        service_account: String,
+        subject: String,
+        scopes: Vec<String>,
+        token_url: String,
+    ) -> DelegatedToken {
+        DelegatedToken {
+            http,
+            source,
+            iamcredentials_base_url,
+            service_account,
+            subject,
+            scopes,
+            token_url,
+            cached: Mutex::new(None),
+        }
+    }
+}
+
+fn token_err(message: impl Into<String>) -> CloudError {
+    CloudError::Token {
+        audience: "google",
+        message: message.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for DelegatedToken {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        let mut cached = self.cached.lock().await;
+        let now = chrono::Utc::now();
+        if let Some((t, exp)) = &*cached
+            && *exp > now
+        {
+            return Ok(t.clone());
+        }
+        let claims = serde_json::json!({
+            "iss": self.service_account,
+            "sub": self.subject,
+            "scope": self.scopes.join(" "),
+            "aud": self.token_url,
+            "iat": now.timestamp(),
+            "exp": now.timestamp() + 3600,
+        });
+        let sign = Api {
+            http: self.http.clone(),
+            base_url: self.iamcredentials_base_url.clone(),
+            tokens: self.source.clone(),
+        };
+        let signed = sign
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/-/serviceAccounts/{}:signJwt",
+                    urlencode(&self.service_account)
+                ),
+                Some(&serde_json::json!({"payload": claims.to_string()})),
+                &[],
+            )
+            .await?
+            .json("signJwt")?;
+        let jwt = signed["signedJwt"]
+            .as_str()
+            .ok_or_else(|| token_err("signJwt answered without signedJwt"))?
+            .to_string();
+        let form = format!(
+            "grant_type={}&assertion={}",
+            urlencode("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            urlencode(&jwt)
+        );
+        let answer = super::http::send(
+            &super::retry::RetryPolicy::default(),
+            "POST",
+            &self.token_url,
+            &[],
+            || {
+                self.http
+                    .post(&self.token_url)
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone())
+            },
+        )
+        .await?
+        .json(&self.token_url)?;
+        let token = answer["access_token"]
+            .as_str()
+            .ok_or_else(|| token_err("no access_token in the answer"))?;
+        let secs = answer["expires_in"].as_i64().unwrap_or(300);
+        let t = Secret::new(token);
+        *cached = Some((
+            t.clone(),
+            now + chrono::Duration::seconds((secs - 60).max(0)),
+        ));
+        Ok(t)
+    }
+}
+
+/// Percent-encodes a URL component (RFC 3986 unreserved characters pass).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A REST API reached through the shared client: base URL and token source.
+#[derive(Clone)]
+pub struct Api {
+    /// The shared HTTP client.
+    pub http: reqwest::Client,
+    /// Base URL without trailing slash (`https://graph.microsoft.com/v1.0`).
+    pub base_url: String,
+    /// Where tokens come from.
+    pub tokens: Arc<dyn TokenProvider>,
+}
+
+impl Api {
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url.trim_end_matches('/'), path)
+    }
+
+    /// Calls `method path` with a bearer token and an optional JSON body, through the shared
+    /// retry helper. Statuses in `ok` (besides 2xx) are answers, not errors.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        ok: &[u16],
+    ) -> Result<super::http::Answer, CloudError> {
+        let token = self.tokens.token().await?;
+        let url = self.url(path);
+        let body = body.map(|b| b.to_string());
+        super::http::send(
+            &super::retry::RetryPolicy::default(),
+            method.as_str(),
+            &url,
+            ok,
+            || {
+                let mut req = self
+                    .http
+                    .request(method.clone(), &url)
+                    .bearer_auth(token.expose());
+                if let Some(b) = &body {
+                    req = req
+                        .header("content-type", "application/json")
+                        .body(b.clone());
+                }
+                req
+            },
+        )
+        .await
+    }
+}
+
+/// Google: the Admin SDK Directory API and the IAM API have different hosts.
+#[derive(Clone)]
+pub struct GoogleApi {
+    /// Admin SDK (`https://admin.googleapis.com`).
+    pub admin: Api,
+    /// IAM (`https://iam.googleapis.com`).
+    pub iam: Api,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencode_escapes_reserved_characters() {
+        assert_eq!(urlencode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(urlencode("alice@corp.example"), "alice%40corp.example");
+    }
+}

@@ -1,0 +1,20 @@
+//! Tests against real peers: HTTP listeners on loopback (Slack, webhooks, Graph, Google) and
+//! the emulators from `infra/emulators/setup.sh` (moto server, aiosmtpd), which the `aws`
+//! feature set runs (`infra/test.sh` installs them first).
+
+mod common;
+mod notify_http;
+mod respond_cli;
+
+#[cfg(feature = "aws")]
+mod aws_actions;
+#[cfg(feature = "aws")]
+mod email_smtp;
+#[cfg(feature = "aws")]
+mod flood;
+#[cfg(feature = "gcp")]
+mod google_actions;
+#[cfg(feature = "azure")]
+mod graph_actions;
+#[cfg(feature = "aws")]
+mod latency;
