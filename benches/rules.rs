@@ -35,7 +35,9 @@ fn records() -> Vec<(RecordKind, Value)> {
     let mut out = Vec::new();
     let mut stack = vec![root().join("tests/fixtures")];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -44,12 +46,16 @@ fn records() -> Vec<(RecordKind, Value)> {
                 }
                 continue;
             }
-            let Ok(bytes) = std::fs::read(&p) else { continue };
+            let Ok(bytes) = std::fs::read(&p) else {
+                continue;
+            };
             for r in from_bytes(bytes, "bench", Limits::default()).flatten() {
-                if let Some(k @ (RecordKind::Cloudtrail
-                | RecordKind::EntraSignin
-                | RecordKind::EntraAudit
-                | RecordKind::GoogleReports)) = detect_kind(&r.value)
+                if let Some(
+                    k @ (RecordKind::Cloudtrail
+                    | RecordKind::EntraSignin
+                    | RecordKind::EntraAudit
+                    | RecordKind::GoogleReports),
+                ) = detect_kind(&r.value)
                 {
                     out.push((k, r.value));
                 }
@@ -99,8 +105,12 @@ fn ruleset(n: usize) -> RuleSet {
     if n <= real {
         // Keep the first n that load: drop sources until the count fits.
         let (all, _) = RuleSet::from_sources(&sources, &maps);
-        let keep: std::collections::BTreeSet<PathBuf> =
-            all.rules().iter().take(n).map(|r| r.meta.path.clone()).collect();
+        let keep: std::collections::BTreeSet<PathBuf> = all
+            .rules()
+            .iter()
+            .take(n)
+            .map(|r| r.meta.path.clone())
+            .collect();
         sources.retain(|(p, _)| keep.contains(p));
     } else {
         sources.extend((0..n - real).map(synthetic));

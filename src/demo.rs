@@ -96,6 +96,7 @@ pub async fn run(format: Format) -> Result<String, DemoError> {
         )
     })?;
     let state = Arc::new(MemoryStore::new());
+    let state_for_responder: Arc<dyn crate::state::StateStore> = state.clone();
     let mut enricher = app::enricher(&config)?;
     enricher.geoip = Some(embedded_geoip()?);
     let mut pipeline = Pipeline::new(
@@ -105,7 +106,20 @@ pub async fn run(format: Format) -> Result<String, DemoError> {
         Router::new(Vec::new()),
         Arc::new(Clock::event_time()),
     )
-    .keep_events(true);
+    .keep_events(true)
+    // `picket demo` never acts: the Responder is forced to dry-run and has no cloud clients,
+    // so it shows the containment the playbooks would apply.
+    .with_responder(
+        crate::respond::Responder::new(
+            &config.raw.respond,
+            &config.raw.identities,
+            &crate::cloud::Clients::default(),
+            state_for_responder,
+            Arc::new(Clock::event_time()),
+            true,
+        )
+        .map_err(|e| DemoError::Config(e.to_string()))?,
+    );
     let report = pipeline.process(story_records()).await?;
 
     let mut out = String::new();

@@ -48,6 +48,24 @@ fn demo_ends_with_the_account_takeover_incident() {
         "{text}"
     );
     assert!(text.contains("detector: impossible-travel"), "{text}");
+    // The planned containment (the demo never acts): keys, sessions, and the grant that came
+    // after the incident fired.
+    assert!(
+        text.contains(
+            "response: planned aws_deactivate_access_keys on arn:aws:iam::123456789012:user/alice"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("response: planned entra_revoke_sessions on alice@corp.example"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "response: planned entra_remove_oauth_grant on alice@corp.example app c0ffee00"
+        ),
+        "{text}"
+    );
     golden("demo.txt", &text);
 }
 

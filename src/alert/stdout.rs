@@ -72,6 +72,22 @@ pub fn render_table(f: &Finding) -> String {
             place
         );
     }
+    if let Some(notes) = f.data.get(crate::alert::facts::RESPONSE_KEY).and_then(|v| {
+        serde_json::from_value::<Vec<crate::alert::facts::ResponseNote>>(v.clone()).ok()
+    }) {
+        for n in notes {
+            let _ = writeln!(
+                s,
+                "  response: {} {} on {}{}",
+                terminal(&n.status),
+                terminal(&n.action),
+                terminal(&n.target),
+                n.reason
+                    .map(|r| format!(" ({})", terminal(&r)))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if !f.attacks.is_empty() {
         let t: Vec<&str> = f.attacks.iter().map(|a| a.technique.as_str()).collect();
         let _ = writeln!(s, "  att&ck: {}", terminal(&t.join(", ")));

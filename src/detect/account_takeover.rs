@@ -218,6 +218,12 @@ struct FollowUp {
     time: i64,
     #[serde(rename = "v")]
     evidence: Vec<Evidence>,
+    /// For consents: the application (client) id granted, so a playbook can remove the grant.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    app_id: Option<String>,
+    /// For consents: the application's display name (attacker-controlled).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    app_name: Option<String>,
 }
 
 /// An incident already reported.
@@ -286,6 +292,10 @@ impl AccountTakeover {
                 Item::FollowUp(f) => match s.follow_ups.iter_mut().find(|x| x.uid == f.uid) {
                     Some(x) if x.kind != f.kind && f.kind == "risky_consent" => {
                         x.kind = f.kind.clone();
+                        if x.app_id.is_none() {
+                            x.app_id = f.app_id.clone();
+                            x.app_name = f.app_name.clone();
+                        }
                         true
                     }
                     Some(_) => false,
@@ -445,6 +455,13 @@ fn incident(
     if let Value::Object(map) = data {
         f.data = map;
     }
+    // The application of the newest consent step, for `entra_remove_oauth_grant` and friends.
+    if let Some(step) = follow.iter().rev().find(|x| x.app_id.is_some()) {
+        f.data.insert("app_id".into(), json!(step.app_id));
+        if let Some(name) = &step.app_name {
+            f.data.insert("app_name".into(), json!(name));
+        }
+    }
     f
 }
 
@@ -503,6 +520,8 @@ impl Detector for AccountTakeover {
             kind: kind.to_string(),
             time: event.time.timestamp(),
             evidence: vec![Evidence::of(event)],
+            app_id: event.oauth.as_ref().and_then(|o| o.app_id.clone()),
+            app_name: event.oauth.as_ref().and_then(|o| o.app_name.clone()),
         });
         self.ingest(&event.actor.key, item, cx)
     }
@@ -537,11 +556,20 @@ impl Detector for AccountTakeover {
             } else {
                 detector.clone()
             };
+            let text = |k: &str| {
+                finding
+                    .data
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
             Item::FollowUp(FollowUp {
                 uid,
                 kind,
                 time: start.timestamp(),
                 evidence: finding.evidence.clone(),
+                app_id: text("app_id"),
+                app_name: text("app_name"),
             })
         } else {
             return Ok(Vec::new());
