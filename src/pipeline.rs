@@ -180,36 +180,7 @@ impl Pipeline {
         events.sort_by_key(|e| e.time);
         report.events = events.len();
 
-        let mut found = Vec::new();
-        for ev in &events {
-            self.clock.observe(ev.time);
-            let now = self.clock.now();
-            let cx = DetectContext {
-                state: self.state.as_ref(),
-                now,
-            };
-            let mut fresh = Vec::new();
-            for d in &mut self.detectors {
-                fresh.extend(d.on_event(ev, &cx)?);
-            }
-            // Let correlating detectors see what was found, a few levels deep.
-            let mut depth = 0;
-            while !fresh.is_empty() && depth < MAX_CORRELATION_DEPTH {
-                let mut next = Vec::new();
-                for f in &fresh {
-                    for d in &mut self.detectors {
-                        if d.id() == f.detector {
-                            continue;
-                        }
-                        next.extend(d.on_finding(f, &cx)?);
-                    }
-                }
-                found.append(&mut fresh);
-                fresh = next;
-                depth += 1;
-            }
-            found.append(&mut fresh);
-        }
+        let found = self.detect(&events)?;
 
         self.emit(found, &mut report).await?;
         self.router.flush().await;
@@ -217,6 +188,37 @@ impl Pipeline {
             report.kept_events = events;
         }
         Ok(report)
+    }
+
+    /// The detection stage alone: every detector sees every event (in the order given), then
+    /// correlating detectors see the findings, a few levels deep. The whole batch is one
+    /// state transaction where the backend has them (SQLite), so thousands of small state
+    /// operations cost one commit.
+    pub fn detect(&mut self, events: &[IdentityEvent]) -> Result<Vec<Finding>, PipelineError> {
+        let state = Arc::clone(&self.state);
+        let mut found = Vec::new();
+        let mut failed: Option<DetectError> = None;
+        state.run_batch(&mut || {
+            for ev in events {
+                self.clock.observe(ev.time);
+                let cx = DetectContext {
+                    state: state.as_ref(),
+                    now: self.clock.now(),
+                };
+                match detect_one(&mut self.detectors, ev, &cx) {
+                    Ok(mut f) => found.append(&mut f),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(found),
+        }
     }
 
     /// The stages after detection, for findings of one batch: drop those already in the
@@ -266,6 +268,36 @@ impl Pipeline {
         }
         Ok(())
     }
+}
+
+/// One event through every detector, then its findings through the correlating ones.
+fn detect_one(
+    detectors: &mut [Box<dyn Detector>],
+    ev: &IdentityEvent,
+    cx: &DetectContext<'_>,
+) -> Result<Vec<Finding>, DetectError> {
+    let mut found = Vec::new();
+    let mut fresh = Vec::new();
+    for d in detectors.iter_mut() {
+        fresh.extend(d.on_event(ev, cx)?);
+    }
+    let mut depth = 0;
+    while !fresh.is_empty() && depth < MAX_CORRELATION_DEPTH {
+        let mut next = Vec::new();
+        for f in &fresh {
+            for d in detectors.iter_mut() {
+                if d.id() == f.detector {
+                    continue;
+                }
+                next.extend(d.on_finding(f, cx)?);
+            }
+        }
+        found.append(&mut fresh);
+        fresh = next;
+        depth += 1;
+    }
+    found.append(&mut fresh);
+    Ok(found)
 }
 
 #[cfg(test)]
