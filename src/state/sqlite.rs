@@ -210,6 +210,12 @@ impl SqliteStore {
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(|e| backend_err(ctx("cannot set synchronous mode"), e))?;
         }
+        // A 64 MiB page cache: detectors touch per-identity rows all over the table, and
+        // SQLite's 2 MiB default made every batch spill pages to the WAL and read them back.
+        conn.pragma_update(None, "cache_size", -65536)
+            .map_err(|e| backend_err(ctx("cannot set the cache size"), e))?;
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(|e| backend_err(ctx("cannot set temp_store"), e))?;
         conn.set_prepared_statement_cache_capacity(32);
         migrate(&conn).map_err(|e| match e {
             MigrateError::Sql(e) => backend_err(ctx("cannot create the schema"), e),
