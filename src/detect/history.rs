@@ -201,6 +201,9 @@ pub enum Observation {
     New,
 }
 
+/// How stale `Seen::last` may get before a sighting rewrites it.
+const LAST_SEEN_PRECISION_SECS: i64 = 24 * 3600;
+
 /// What an identity has been seen with, capped at a number of values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenProfile {
@@ -224,7 +227,9 @@ impl SeenProfile {
     ) -> (Observation, bool) {
         let t = time.timestamp();
         if let Some(seen) = self.values.iter_mut().find(|s| s.key == value) {
-            let changed = t < seen.first || t > seen.last;
+            // `last` only orders evictions, so a day's precision is enough: a known value seen
+            // again within a day of its last sighting writes nothing (most sign-ins).
+            let changed = t < seen.first || t > seen.last + LAST_SEEN_PRECISION_SECS;
             seen.first = seen.first.min(t);
             seen.last = seen.last.max(t);
             let since_changed = self.since.is_none_or(|s| t < s);
@@ -287,6 +292,11 @@ mod tests {
         assert_eq!(p.observe("DE", t(0), learn, 3).0, Observation::Learning);
         assert_eq!(p.observe("FR", t(24), learn, 3).0, Observation::Learning);
         assert_eq!(p.observe("DE", t(48), learn, 3), (Observation::Known, true));
+        // Seen again within a day of the last sighting: nothing to write.
+        assert_eq!(
+            p.observe("DE", t(50), learn, 3),
+            (Observation::Known, false)
+        );
         assert_eq!(
             p.observe("DE", t(48), learn, 3),
             (Observation::Known, false)
