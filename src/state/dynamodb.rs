@@ -30,6 +30,11 @@
 //! (`GetItem`, `PutItem`, `UpdateItem`, `DeleteItem`, `Query`) are used in operation;
 //! [`DynamoStore::create_table`] is for emulators and local use.
 //!
+//! Limits DynamoDB brings: an item is at most 400 KB and a key at most 1023 bytes (larger ones
+//! fail as non-retryable backend errors); one namespace is one partition key, so a namespace's
+//! sustained traffic is bounded by what DynamoDB gives one partition after splitting it by
+//! sort-key range.
+//!
 //! # Sync over async
 //!
 //! [`StateStore`] is synchronous; the SDK is async. Each store owns a current-thread tokio
@@ -143,27 +148,40 @@ impl DynamoStore {
         if let Some(url) = endpoint_url {
             config = config.endpoint_url(url);
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StateError::Backend {
-                backend: BACKEND,
-                message: "cannot start the store's runtime".into(),
-                source: Some(Box::new(e)),
-            })?;
-        let handle = runtime.handle().clone();
+        // The runtime is built, run and dropped on its own thread (dropping a runtime inside
+        // the caller's async context would panic).
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (started, handle) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("picket-dynamodb".into())
             .spawn(move || {
-                // Runs spawned SDK calls until the store is dropped.
-                runtime.block_on(async {
-                    let _ = stopped.await;
-                });
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => {
+                        let _ = started.send(Ok(runtime.handle().clone()));
+                        // Runs the spawned SDK calls until the store is dropped.
+                        runtime.block_on(async {
+                            let _ = stopped.await;
+                        });
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                }
             })
             .map_err(|e| StateError::Backend {
                 backend: BACKEND,
                 message: "cannot start the store's runtime thread".into(),
+                source: Some(Box::new(e)),
+            })?;
+        let handle = handle
+            .recv()
+            .map_err(|_| backend("the store's runtime thread ended at start"))?
+            .map_err(|e| StateError::Backend {
+                backend: BACKEND,
+                message: "cannot start the store's runtime".into(),
                 source: Some(Box::new(e)),
             })?;
         Ok(DynamoStore {
