@@ -49,8 +49,8 @@
 //! is driven by the caller's (blocked) runtime; the store must not be called from inside one of
 //! its own SDK futures (nothing here does). Dropping the store stops its thread.
 //!
-//! To add an operation: write it as an `async fn` on [`Inner`] and call it through
-//! [`DynamoStore::run`].
+//! To add an operation: write it as an `async fn` on `Inner` and call it through
+//! `DynamoStore::run`.
 
 use std::collections::HashMap;
 use std::future::Future;

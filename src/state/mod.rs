@@ -3,7 +3,7 @@
 //! (DynamoDB) share one semantics.
 //!
 //! To add a backend: implement [`StateStore`], add a variant to [`StateConfig`], and run the
-//! shared property suite ([`contract::run_contract`], feature `contract`, which the tests turn
+//! shared property suite (`contract::run_contract`, feature `contract`, which the tests turn
 //! on) against it.
 
 use std::path::PathBuf;
