@@ -542,7 +542,9 @@ impl Inner {
             }
         };
         match conflict {
-            None => Ok(CasOutcome::Written(expected.map_or(1, |v| v + 1))),
+            None => Ok(CasOutcome::Written(
+                expected.map_or(1, |v| v.saturating_add(1)),
+            )),
             Some(old) => Ok(CasOutcome::Conflict(live_value(
                 ns,
                 key,
