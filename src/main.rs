@@ -545,11 +545,18 @@ async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
     // The ledger lives in the state store `picket run` uses: `--state`, else `[state]`.
     let state = match &args.state {
         Some(p) => app::replay_state(Some(p))?,
-        None => config
-            .raw
-            .state
-            .build()
-            .context("the [state] store of the configuration")?,
+        None => {
+            // DynamoDB state needs the AWS client settings; the other backends need no cloud.
+            let clients = match config.raw.state {
+                picket::state::StateConfig::Dynamodb { .. } => app::clients(&config).await?,
+                _ => picket::cloud::Clients::default(),
+            };
+            config
+                .raw
+                .state
+                .build(&clients)
+                .context("the [state] store of the configuration")?
+        }
     };
     let now = chrono::Utc::now();
     let ledger = picket::respond::Ledger::new(state.clone());

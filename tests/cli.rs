@@ -187,6 +187,40 @@ fn validate_reports_every_problem_with_file_line_and_key() {
 }
 
 #[test]
+fn validate_checks_a_dynamodb_state_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("picket.toml");
+    std::fs::write(
+        &cfg,
+        "[aws]\nregion = \"eu-west-1\"\n\n[state]\nbackend = \"dynamodb\"\ntable = \"picket-state\"\n",
+    )
+    .unwrap();
+    let o = picket(&["validate", "--config", cfg.to_str().unwrap()]);
+    if cfg!(feature = "aws") {
+        assert!(o.status.success(), "{}", stderr(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("dynamodb state needs the `aws` feature"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    std::fs::write(
+        &cfg,
+        "[state]\nbackend = \"dynamodb\"\ntable = \"no spaces\"\n",
+    )
+    .unwrap();
+    let o = picket(&["validate", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("state.table: `no spaces` is not a DynamoDB table name"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn example_configs_validate() {
     for entry in std::fs::read_dir("examples/config").unwrap() {
         let p = entry.unwrap().path();

@@ -8,7 +8,6 @@ use serde::Deserialize;
 use super::RawConfig;
 use crate::model::Severity;
 use crate::source::SourceConfig;
-use crate::state::StateConfig;
 
 /// Collects resolution errors as (key path, message).
 pub struct Checker<'a> {
@@ -202,9 +201,7 @@ impl Default for RespondSection {
 impl RawConfig {
     /// Resolves relative paths and checks what serde cannot.
     pub fn resolve(&mut self, c: &mut Checker<'_>) {
-        if let StateConfig::Sqlite { path } = &mut self.state {
-            c.path(path);
-        }
+        self.state.resolve(c);
         for (key, p) in [
             ("geoip.city", &mut self.geoip.city),
             ("geoip.asn", &mut self.geoip.asn),

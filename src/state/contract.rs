@@ -3,7 +3,8 @@
 //! plus targeted tests for TTLs, versions, compare-and-set, counters and listing.
 //!
 //! A new backend joins by calling [`run_contract`] from its own tests with a function that
-//! makes a fresh, empty store.
+//! makes a fresh, empty store. Outside the crate (integration tests against an emulator) the
+//! module is there with the `contract` feature, which the crate's tests turn on.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use proptest::test_runner::{Config, TestRunner};
 use super::{CasOutcome, CounterOutcome, StateStore, Versioned, decode_count, window_bucket};
 
 /// Runs the whole contract against stores made by `make` (each call: a fresh, empty store).
-pub(crate) fn run_contract(make: &dyn Fn() -> Box<dyn StateStore>) {
+pub fn run_contract(make: &dyn Fn() -> Box<dyn StateStore>) {
     versions_start_at_one_and_grow_by_one(&*make());
     ttl_expiry_behaves_as_absent(&*make());
     cas_conflict_returns_current(&*make());

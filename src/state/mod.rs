@@ -3,7 +3,8 @@
 //! (DynamoDB) share one semantics.
 //!
 //! To add a backend: implement [`StateStore`], add a variant to [`StateConfig`], and run the
-//! shared property suite (`state::contract`) against it.
+//! shared property suite (`contract::run_contract`, feature `contract`, which the tests turn
+//! on) against it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,17 +12,23 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-#[cfg(test)]
-pub(crate) mod contract;
+#[cfg(any(test, feature = "contract"))]
+#[doc(hidden)]
+pub mod contract;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 pub mod memory;
 pub mod sqlite;
 
+#[cfg(feature = "aws")]
+pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
+use crate::cloud::Clients;
+use crate::config::Checker;
+
 /// `[state]` of `picket.toml`: which backend keeps the state.
-///
-/// `Dynamodb { table }` joins with the `aws` feature (`state/dynamodb.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StateConfig {
@@ -35,6 +42,16 @@ pub enum StateConfig {
     /// Process memory: nothing survives the process (`picket replay`, tests). A struct
     /// variant so that keys given with it (`path`) are refused, not ignored.
     Memory {},
+    /// A DynamoDB table (feature `aws`): the serverless deployment's state, shared by every
+    /// function. The table comes from `terraform/modules/state_table`.
+    Dynamodb {
+        /// Table name (the module's `table_name` output).
+        table: String,
+        /// Endpoint for DynamoDB only (DynamoDB Local, a VPC endpoint); default: the `[aws]`
+        /// client settings.
+        #[serde(default)]
+        endpoint_url: Option<String>,
+    },
 }
 
 impl Default for StateConfig {
@@ -46,14 +63,64 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
-    /// Opens the configured backend.
-    pub fn build(&self) -> Result<Arc<dyn StateStore>, StateError> {
+    /// Opens the configured backend; DynamoDB uses the AWS settings in `clients`.
+    pub fn build(&self, clients: &Clients) -> Result<Arc<dyn StateStore>, StateError> {
+        let _ = clients; // Only DynamoDB needs them.
         Ok(match self {
             StateConfig::Sqlite { path } => Arc::new(SqliteStore::open(path)?),
             StateConfig::Memory {} => Arc::new(MemoryStore::new()),
+            #[cfg(feature = "aws")]
+            StateConfig::Dynamodb {
+                table,
+                endpoint_url,
+            } => {
+                let sdk = clients.aws.as_ref().ok_or_else(|| StateError::Backend {
+                    backend: "dynamodb",
+                    message: "dynamodb state needs the [aws] client settings, which were not built"
+                        .into(),
+                    source: None,
+                })?;
+                Arc::new(DynamoStore::new(sdk, table, endpoint_url.as_deref())?)
+            }
+            #[cfg(not(feature = "aws"))]
+            StateConfig::Dynamodb { .. } => {
+                return Err(StateError::Backend {
+                    backend: "dynamodb",
+                    message: DYNAMODB_NEEDS_AWS.into(),
+                    source: None,
+                });
+            }
         })
     }
+
+    /// Resolves relative paths and checks what serde cannot (table names, the feature a
+    /// backend needs), for `Config::resolve` and `picket validate`.
+    pub fn resolve(&mut self, c: &mut Checker<'_>) {
+        match self {
+            StateConfig::Sqlite { path } => c.path(path),
+            StateConfig::Memory {} => {}
+            StateConfig::Dynamodb { table, .. } => {
+                if !cfg!(feature = "aws") {
+                    c.error("state.backend", DYNAMODB_NEEDS_AWS);
+                }
+                let ok_chars = table
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '.'));
+                if !(3..=255).contains(&table.len()) || !ok_chars {
+                    c.error(
+                        "state.table",
+                        format!(
+                            "`{table}` is not a DynamoDB table name (3-255 of a-z, A-Z, 0-9, '_', '-', '.')"
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
+
+/// What a build without the `aws` feature says about a DynamoDB state section.
+const DYNAMODB_NEEDS_AWS: &str = "dynamodb state needs the `aws` feature";
 
 /// A stored value with its version (for compare-and-set).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +176,17 @@ pub enum StateError {
 }
 
 impl StateError {
-    /// Whether retrying the call may help (throttling, contention, network).
+    /// Whether retrying the call may help (throttling, contention, network, 5xx).
     pub fn is_retryable(&self) -> bool {
         match self {
-            StateError::Backend { message, .. } => {
+            StateError::Backend {
+                message, source, ..
+            } => {
+                #[cfg(feature = "aws")]
+                if let Some(retry) = source.as_deref().and_then(dynamodb::retryable) {
+                    return retry;
+                }
+                let _ = source;
                 message.contains("busy")
                     || message.contains("locked")
                     || message.contains("throttl")
@@ -275,11 +349,86 @@ mod tests {
                 path: dir.path().join("state.db"),
             },
         ] {
-            let store = config.build().unwrap();
+            let store = config.build(&Clients::default()).unwrap();
             assert_eq!(store.put("n", "k", b"v", None, now).unwrap(), 1);
             assert_eq!(store.get("n", "k", now).unwrap().unwrap().value, b"v");
         }
         assert!(dir.path().join("state.db").exists());
+    }
+
+    #[test]
+    fn config_parses_dynamodb_and_checks_the_table_name() {
+        let c = parse("backend = \"dynamodb\"\ntable = \"picket-state\"").unwrap();
+        assert_eq!(
+            c,
+            StateConfig::Dynamodb {
+                table: "picket-state".into(),
+                endpoint_url: None
+            }
+        );
+        assert!(
+            parse("backend = \"dynamodb\"").is_err(),
+            "table is required"
+        );
+        assert!(parse("backend = \"dynamodb\"\ntable = \"t\"\npath = \"x\"").is_err());
+        let with_endpoint = parse(
+            "backend = \"dynamodb\"\ntable = \"abc\"\nendpoint_url = \"http://127.0.0.1:8000\"",
+        )
+        .unwrap();
+        assert!(matches!(
+            with_endpoint,
+            StateConfig::Dynamodb { endpoint_url: Some(ref u), .. } if u == "http://127.0.0.1:8000"
+        ));
+        let check = |table: &str| {
+            let mut config = StateConfig::Dynamodb {
+                table: table.into(),
+                endpoint_url: None,
+            };
+            let mut c = Checker {
+                base_dir: std::path::Path::new("/"),
+                errors: Vec::new(),
+            };
+            config.resolve(&mut c);
+            c.errors
+        };
+        let good = check("picket-state_1.prod");
+        if cfg!(feature = "aws") {
+            assert!(good.is_empty(), "{good:?}");
+        } else {
+            assert_eq!(
+                good,
+                [(
+                    "state.backend".to_string(),
+                    "dynamodb state needs the `aws` feature".to_string()
+                )]
+            );
+        }
+        for bad in ["ab", "has space", "tab/le", &"x".repeat(256)] {
+            assert!(
+                check(bad).iter().any(|(k, _)| k == "state.table"),
+                "{bad} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn dynamodb_without_the_feature_or_the_clients_says_what_is_missing() {
+        let config = StateConfig::Dynamodb {
+            table: "picket-state".into(),
+            endpoint_url: None,
+        };
+        let Err(err) = config.build(&Clients::default()) else {
+            panic!("built a dynamodb store without its settings");
+        };
+        let err = err.to_string();
+        if cfg!(feature = "aws") {
+            assert!(err.contains("needs the [aws] client settings"), "{err}");
+        } else {
+            assert!(
+                err.contains("dynamodb state needs the `aws` feature"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

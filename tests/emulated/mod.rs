@@ -18,3 +18,5 @@ mod google_actions;
 mod graph_actions;
 #[cfg(feature = "aws")]
 mod latency;
+#[cfg(feature = "aws")]
+mod state_dynamodb;
