@@ -26,5 +26,6 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod respond;
+pub mod run;
 pub mod source;
 pub mod state;
