@@ -3,7 +3,9 @@
 //! The file is also the notifier's memory: on open it reads the finding uids already in it and
 //! never writes one of them again, so a process killed between writing a finding and recording
 //! it in the finding ledger does not write it twice when the finding is sent again. Each
-//! finding is one `write` of a whole line, so a kill never leaves half a line.
+//! finding is one `write` of a whole line; a process killed inside that write can still leave
+//! a partial last line (the kernel may stop a write between pages), which the next open cuts
+//! off: that finding was not recorded, so it is sent and written again in full.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -40,7 +42,7 @@ impl Jsonl {
         let mut written = HashSet::new();
         let mut reader = BufReader::new(&file);
         let mut line = Vec::new();
-        let mut last = b'\n';
+        let mut complete = 0u64;
         loop {
             line.clear();
             let n = reader
@@ -49,15 +51,19 @@ impl Jsonl {
             if n == 0 {
                 break;
             }
-            last = line[n - 1];
+            if line[n - 1] != b'\n' {
+                break;
+            }
+            complete += n as u64;
             if let Some(uid) = finding_uid(&line) {
                 written.insert(uid);
             }
         }
         drop(reader);
-        if last != b'\n' {
-            // A line cut short (power loss): end it, so the next finding starts a line of its own.
-            file.write_all(b"\n").map_err(|e| config(e.to_string()))?;
+        let len = file.metadata().map_err(|e| config(e.to_string()))?.len();
+        if len > complete {
+            tracing::warn!(file = %path.display(), bytes = len - complete, "cutting off a partial last line left by an interrupted write");
+            file.set_len(complete).map_err(|e| config(e.to_string()))?;
         }
         let _ = file.seek(SeekFrom::End(0));
         Ok(Jsonl {
@@ -127,7 +133,7 @@ mod tests {
             j.notify(&a).await.unwrap();
             j.notify(&a).await.unwrap();
         }
-        // A torn last line is ended before anything new is written.
+        // A torn last line is cut off before anything new is written.
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -143,6 +149,6 @@ mod tests {
             .filter_map(|l| finding_uid(l.as_bytes()))
             .collect();
         assert_eq!(uids, [a.uid.clone(), "other".to_string()]);
-        assert_eq!(text.lines().count(), 3, "{text}");
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 }
