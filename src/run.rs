@@ -50,7 +50,8 @@ pub struct SourceStatus {
     pub lag_secs: Option<i64>,
     /// Events (records) processed in total.
     pub events_total: u64,
-    /// Events per second of the last batch (poll and processing).
+    /// Events per second of the last batch (poll and processing); persisted with the next
+    /// status write.
     pub events_per_sec: f64,
     /// Errors in total: undecodable records and failed intervals.
     pub errors_total: u64,
@@ -111,7 +112,6 @@ struct Slot {
     source: Box<dyn Source>,
     status: SourceStatus,
     next_poll: Instant,
-    last_update: Instant,
 }
 
 /// The loop over sources.
@@ -146,7 +146,6 @@ impl Runner {
                 source,
                 status,
                 next_poll: now,
-                last_update: now,
             });
         }
         Ok(Runner {
@@ -216,8 +215,8 @@ impl Runner {
     /// One interval of one source: batches until caught up (or shut down). Returns whether
     /// the interval succeeded.
     async fn drain(&mut self, i: usize, summary: &mut RunSummary) -> Result<bool, RunError> {
-        self.slots[i].last_update = Instant::now();
         loop {
+            let started = Instant::now();
             if self.stopping() {
                 return Ok(true);
             }
@@ -233,7 +232,6 @@ impl Runner {
                 self.succeeded(i).await?;
                 return Ok(true);
             }
-            let started = Instant::now();
             let slot = &self.slots[i];
             let records = batch.records.len() as u64;
             let mut next = slot.status.clone();
@@ -247,7 +245,7 @@ impl Runner {
             }
             next.events_total += records;
             next.errors_total += batch.errors as u64;
-            let (status, rate) = self.refresh(i, next, records);
+            let mut status = refresh(next);
             let mut staged: Vec<StagedWrite> = batch.token.staged().to_vec();
             staged.push(status_write(&status));
             let report = match self.pipeline.process_with(batch.records, &staged).await {
@@ -263,8 +261,9 @@ impl Runner {
                 // The cursor is already stored with the batch; the next poll re-reads it.
                 tracing::warn!(source = %slot.status.source, error = %e, "acknowledging the batch failed");
             }
+            let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-6);
+            status.events_per_sec = (rate * 10.0).round() / 10.0;
             slot.status = status;
-            slot.last_update = Instant::now();
             summary.batches += 1;
             summary.records += records;
             summary.findings += report.findings.len() as u64;
@@ -275,25 +274,11 @@ impl Runner {
         }
     }
 
-    /// The status after an update with `records` more events: lag and rate refreshed.
-    fn refresh(&self, i: usize, mut next: SourceStatus, records: u64) -> (SourceStatus, f64) {
-        let slot = &self.slots[i];
-        let now = Utc::now();
-        let secs = slot.last_update.elapsed().as_secs_f64().max(1e-3);
-        let rate = records as f64 / secs;
-        if records > 0 {
-            next.events_per_sec = (rate * 10.0).round() / 10.0;
-        }
-        next.lag_secs = next.lag_at(now);
-        next.last_poll = Some(now);
-        (next, rate)
-    }
-
     /// A successful interval (caught up, or a batch after failures): clears the failure run
     /// and reports the recovery of an unhealthy source.
     async fn succeeded(&mut self, i: usize) -> Result<(), RunError> {
         let prev = self.slots[i].status.clone();
-        let (mut next, _) = self.refresh(i, prev.clone(), 0);
+        let mut next = refresh(prev.clone());
         next.consecutive_failures = 0;
         next.failing_since = None;
         next.unhealthy = false;
@@ -304,9 +289,7 @@ impl Runner {
             None,
             Utc::now(),
         )?;
-        let slot = &mut self.slots[i];
-        slot.status = next;
-        slot.last_update = Instant::now();
+        self.slots[i].status = next;
         if prev.unhealthy {
             let f = health_finding(&prev, false);
             tracing::info!(source = %prev.source, "source recovered");
@@ -324,7 +307,7 @@ impl Runner {
     ) -> Result<(), RunError> {
         let threshold = self.slots[i].source.unhealthy_after();
         let prev = self.slots[i].status.clone();
-        let (mut next, _) = self.refresh(i, prev, 0);
+        let mut next = refresh(prev);
         next.consecutive_failures += 1;
         next.errors_total += 1;
         next.failing_since.get_or_insert(Utc::now());
@@ -357,6 +340,14 @@ impl Runner {
         self.pipeline.emit(vec![f], &mut report).await?;
         Ok(())
     }
+}
+
+/// The status at a poll now: lag and poll time refreshed.
+fn refresh(mut s: SourceStatus) -> SourceStatus {
+    let now = Utc::now();
+    s.lag_secs = s.lag_at(now);
+    s.last_poll = Some(now);
+    s
 }
 
 fn status_write(s: &SourceStatus) -> StagedWrite {

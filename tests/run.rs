@@ -40,6 +40,11 @@ fn run_once(dir: &Path) -> Output {
 /// A working folder with `picket.toml` (SQLite state, jsonl notifier, one `files` source on
 /// `in/`).
 fn workdir() -> tempfile::TempDir {
+    workdir_with_batches(4096)
+}
+
+/// [`workdir`] with `batch_size` lines per batch.
+fn workdir_with_batches(batch_size: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/geoip");
     std::fs::create_dir(dir.path().join("in")).unwrap();
@@ -58,13 +63,14 @@ asn = "{}"
 type = "files"
 path = "in"
 interval_secs = 1
+batch_size = {batch_size}
 
 [[notify]]
 type = "jsonl"
 path = "findings.jsonl"
 "#,
             assets.join("GeoLite2-City-Test.mmdb").display(),
-            assets.join("GeoLite2-ASN-Test.mmdb").display()
+            assets.join("GeoLite2-ASN-Test.mmdb").display(),
         ),
     )
     .unwrap();
@@ -242,8 +248,12 @@ fn a_file_appended_to_between_runs_has_only_its_new_records_processed() {
 /// Runs `picket run --once` to the end in a fresh folder over the same corpus: the reference
 /// findings, the number of records, how long the run took, and how long a run with nothing
 /// left to do takes (start-up).
-fn reference(copies: usize, files: usize) -> (BTreeSet<String>, usize, Duration, Duration) {
-    let dir = workdir();
+fn reference(
+    copies: usize,
+    files: usize,
+    batch_size: usize,
+) -> (BTreeSet<String>, usize, Duration, Duration) {
+    let dir = workdir_with_batches(batch_size);
     let records = write_corpus(&dir.path().join("in"), copies, files);
     let started = Instant::now();
     run_once(dir.path());
@@ -265,20 +275,23 @@ fn reference(copies: usize, files: usize) -> (BTreeSet<String>, usize, Duration,
 fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     const COPIES: usize = 3000; // 51,000 events
     const FILES: usize = 4;
-    let (expected, records, full, startup) = reference(COPIES, FILES);
+    // Small batches, so that kills land in every phase of many batches.
+    const BATCH: usize = 500;
+    let (expected, records, full, startup) = reference(COPIES, FILES, BATCH);
     assert!(records >= 50_000);
     assert!(expected.len() >= 5_000, "{} findings", expected.len());
 
-    let dir = workdir();
+    let dir = workdir_with_batches(BATCH);
     write_corpus(&dir.path().join("in"), COPIES, FILES);
     let mut rng = fastrand::Rng::with_seed(0x5eed_0005);
-    // Each kill lands after the start-up and within a fiftieth of an uninterrupted run's
-    // processing, so twenty of them hit running processes spread over the corpus.
+    // Each kill lands after the start-up, up to three fortieths of an uninterrupted run's
+    // processing later: twenty kills hit running processes and spread over about three
+    // quarters of the corpus, each somewhere inside a batch.
     let startup = startup.as_millis() as u64;
     let work = (full.as_millis() as u64).saturating_sub(startup).max(50);
     let mut killed_mid_run = 0;
     for _ in 0..20 {
-        let after = Duration::from_millis(startup / 2 + rng.u64(0..=work / 25));
+        let after = Duration::from_millis(startup + rng.u64(0..=work * 3 / 40));
         let mut child: Child = picket(dir.path(), &["run", "--config", "picket.toml", "--once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

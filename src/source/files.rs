@@ -19,7 +19,8 @@
 //!   new version and is read again from the start (the finding ledger drops what was already
 //!   reported), which also covers a document caught half-written.
 //!
-//! A poll returns at most [`MAX_BATCH`] records (lines), all from one file. The new cursor is
+//! A poll returns at most `batch_size` ([`MAX_BATCH`] by default) records (lines), all from
+//! one file. The new cursor is
 //! a staged write of the batch's [`Token`], committed in the batch's detection transaction.
 
 use std::collections::HashMap;
@@ -105,6 +106,7 @@ pub struct Files {
     unhealthy_after: u32,
     state: Arc<dyn StateStore>,
     limits: Limits,
+    batch_size: usize,
     /// Committed cursors by state key, loaded from the state store on first sight.
     cursors: HashMap<String, Cursor>,
     caught_up: bool,
@@ -130,9 +132,16 @@ impl Files {
             unhealthy_after,
             state,
             limits: Limits::default(),
+            batch_size: MAX_BATCH,
             cursors: HashMap::new(),
             caught_up: false,
         }
+    }
+
+    /// Sets the most records (lines) per batch.
+    pub fn with_batch_size(mut self, n: usize) -> Files {
+        self.batch_size = n.max(1);
+        self
     }
 
     /// The state key of a file's cursor.
@@ -209,7 +218,7 @@ impl Files {
         }
     }
 
-    /// Reads up to [`MAX_BATCH`] lines of a JSON Lines file from the cursor.
+    /// Reads up to a batch of lines of a JSON Lines file from the cursor.
     fn read_lines(
         &self,
         path: &Path,
@@ -225,7 +234,7 @@ impl Files {
         let mut line = Vec::new();
         let mut consumed = 0usize;
         let mut lines = 0usize;
-        while lines < MAX_BATCH && consumed < MAX_CHUNK_BYTES {
+        while lines < self.batch_size && consumed < MAX_CHUNK_BYTES {
             line.clear();
             let n = reader.read_until(b'\n', &mut line).map_err(io)?;
             if n == 0 {
@@ -276,7 +285,7 @@ impl Files {
         Ok(c)
     }
 
-    /// Reads up to [`MAX_BATCH`] records of a document from the cursor's record index.
+    /// Reads up to a batch of records of a document from the cursor's record index.
     fn read_document(
         &self,
         path: &Path,
@@ -289,7 +298,7 @@ impl Files {
             .skip(c.records as usize);
         let mut taken = 0usize;
         loop {
-            if taken >= MAX_BATCH {
+            if taken >= self.batch_size {
                 break;
             }
             match records.next() {

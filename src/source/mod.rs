@@ -25,7 +25,7 @@ use crate::state::{StateError, StateStore};
 
 /// State namespace of source cursors.
 pub const CURSOR_NS: &str = "cursor";
-/// Most records one poll returns (a JSON Lines source: most lines).
+/// Most records one poll returns by default (a JSON Lines source: most lines).
 pub const MAX_BATCH: usize = 4096;
 
 /// Why a poll or a commit failed.
@@ -80,7 +80,7 @@ impl Token {
 /// One poll's worth of records.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The records (at most [`MAX_BATCH`]; may be empty).
+    /// The records (at most the source's batch size, [`MAX_BATCH`] by default; may be empty).
     pub records: Vec<RawRecord>,
     /// Records that could not be decoded (logged by the source, counted by the runner).
     pub errors: usize,
@@ -125,6 +125,9 @@ pub enum SourceConfig {
         /// Consecutive failed intervals before a `source-unhealthy` finding (default 3).
         #[serde(default = "default_unhealthy_after")]
         unhealthy_after: u32,
+        /// Most records (JSON Lines: lines) per batch (default 4096).
+        #[serde(default = "default_batch_size")]
+        batch_size: usize,
     },
 }
 
@@ -134,6 +137,10 @@ fn default_interval() -> u64 {
 
 fn default_unhealthy_after() -> u32 {
     3
+}
+
+fn default_batch_size() -> usize {
+    MAX_BATCH
 }
 
 impl SourceConfig {
@@ -154,9 +161,13 @@ impl SourceConfig {
                 path,
                 interval_secs,
                 unhealthy_after,
+                batch_size,
                 ..
             } => {
                 c.path(path);
+                if !(1..=65_536).contains(batch_size) {
+                    c.error(format!("{key}.batch_size"), "must be between 1 and 65536");
+                }
                 if *interval_secs == 0 {
                     c.error(format!("{key}.interval_secs"), "must be at least 1");
                 }
@@ -175,13 +186,17 @@ impl SourceConfig {
                 kind,
                 interval_secs,
                 unhealthy_after,
-            } => Box::new(files::Files::new(
-                path.clone(),
-                *kind,
-                Duration::from_secs(*interval_secs),
-                *unhealthy_after,
-                state,
-            )),
+                batch_size,
+            } => Box::new(
+                files::Files::new(
+                    path.clone(),
+                    *kind,
+                    Duration::from_secs(*interval_secs),
+                    *unhealthy_after,
+                    state,
+                )
+                .with_batch_size(*batch_size),
+            ),
         }
     }
 }
