@@ -175,7 +175,7 @@ fn finding_uids(path: &Path) -> Vec<String> {
 }
 
 fn status_of(dir: &Path) -> Vec<picket::run::SourceStatus> {
-    let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+    let store = SqliteStore::open(dir.join("state.db")).unwrap();
     picket::run::statuses(&store).unwrap()
 }
 
@@ -317,7 +317,7 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         "every event processed once"
     );
     // Nothing is left pending.
-    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
     let pending = store
         .list(picket::pipeline::PENDING_NS, "", 10, Utc::now())
         .unwrap();
@@ -368,7 +368,7 @@ fn sigterm_finishes_the_batch_commits_the_cursor_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The committed cursors and the processed-event count agree exactly.
-    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
     let cursors = store.list(CURSOR_NS, "files:", 100, Utc::now()).unwrap();
     assert!(!cursors.is_empty(), "no cursor committed");
     let mut read = 0;
