@@ -547,4 +547,33 @@ mod tests {
         assert_eq!(breaches.len(), 1);
         assert_eq!(sent.len(), 7, "six findings and one breach alert");
     }
+
+    #[tokio::test]
+    async fn findings_left_pending_by_a_killed_run_are_sent_once_at_start() {
+        let (mut p, capture, _) = pipeline(5);
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let a = finding("a@x.example");
+        let b = finding("b@x.example");
+        for f in [&a, &b] {
+            let json = serde_json::to_vec(f).unwrap();
+            p.state().put(PENDING_NS, &f.uid, &json, None, now).unwrap();
+        }
+        // `a` was notified and recorded before the kill; only `b` is still to send.
+        p.state()
+            .put(FINDINGS_NS, &a.uid, b"{}", None, now)
+            .unwrap();
+        let report = p.recover().await.unwrap();
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(report.duplicate_findings, 1);
+        let sent: Vec<_> = capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| f.uid.clone())
+            .collect();
+        assert_eq!(sent, [b.uid.clone()]);
+        assert!(p.state().list(PENDING_NS, "", 10, now).unwrap().is_empty());
+        assert!(p.recover().await.unwrap().findings.is_empty());
+    }
 }

@@ -200,3 +200,42 @@ impl SourceConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn files_keys_default_and_validate() {
+        let c = Config::parse(
+            "[[sources]]\ntype = \"files\"\npath = \"in\"\n",
+            Path::new("picket.toml"),
+            Path::new("/etc/picket"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.raw.sources[0],
+            SourceConfig::Files {
+                path: PathBuf::from("/etc/picket/in"),
+                kind: None,
+                interval_secs: 60,
+                unhealthy_after: 3,
+                batch_size: MAX_BATCH,
+            }
+        );
+        let errors = Config::parse(
+            "[[sources]]\ntype = \"files\"\npath = \"in\"\nunhealthy_after = 0\nbatch_size = 0\n",
+            Path::new("picket.toml"),
+            Path::new("/etc/picket"),
+        )
+        .unwrap_err();
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["sources[0].unhealthy_after", "sources[0].batch_size"]
+        );
+    }
+}
