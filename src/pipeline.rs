@@ -572,7 +572,7 @@ mod tests {
             .iter()
             .map(|f| f.uid.clone())
             .collect();
-        assert_eq!(sent, [b.uid.clone()]);
+        assert_eq!(sent, std::slice::from_ref(&b.uid));
         assert!(p.state().list(PENDING_NS, "", 10, now).unwrap().is_empty());
         assert!(p.recover().await.unwrap().findings.is_empty());
     }
