@@ -43,7 +43,8 @@ fn identity(c: &mut Criterion<CpuTime>) {
         b.iter_batched(
             || {
                 run += 1;
-                let store = SqliteStore::open(dir.path().join(format!("s{run}.db"))).expect("sqlite");
+                let store =
+                    SqliteStore::open(dir.path().join(format!("s{run}.db"))).expect("sqlite");
                 Pipeline::new(
                     Arc::new(enricher(1).expect("enricher")),
                     identity_detectors(&DetectSection::default()).expect("detectors"),

@@ -120,6 +120,8 @@ pub struct Runner {
     state: Arc<dyn StateStore>,
     slots: Vec<Slot>,
     shutdown: watch::Receiver<bool>,
+    /// A batch failed: its transaction may have committed with findings left pending.
+    dirty: bool,
 }
 
 impl Runner {
@@ -153,6 +155,7 @@ impl Runner {
             state,
             slots,
             shutdown,
+            dirty: false,
         })
     }
 
@@ -172,8 +175,7 @@ impl Runner {
                 tracing::info!(actions = n, "actions of an interrupted run recovered");
             }
         }
-        let recovered = self.pipeline.recover().await?;
-        summary.findings += recovered.findings.len() as u64;
+        self.dirty = true;
         loop {
             let mut failed = Vec::new();
             for i in 0..self.slots.len() {
@@ -220,6 +222,21 @@ impl Runner {
             if self.stopping() {
                 return Ok(true);
             }
+            if self.dirty {
+                // Send what a failed batch (or a killed process) left pending, and let every
+                // source start again from its stored cursors.
+                match self.pipeline.recover().await {
+                    Ok(recovered) => summary.findings += recovered.findings.len() as u64,
+                    Err(e) => {
+                        self.failed(i, &e.to_string(), &e).await?;
+                        return Ok(false);
+                    }
+                }
+                for slot in &mut self.slots {
+                    slot.source.reload();
+                }
+                self.dirty = false;
+            }
             let polled = self.slots[i].source.poll().await;
             let batch = match polled {
                 Ok(b) => b,
@@ -251,6 +268,7 @@ impl Runner {
             let report = match self.pipeline.process_with(batch.records, &staged).await {
                 Ok(r) => r,
                 Err(e) => {
+                    self.dirty = true;
                     let message = e.to_string();
                     self.failed(i, &message, &e).await?;
                     return Ok(false);

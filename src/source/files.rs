@@ -435,6 +435,10 @@ impl Source for Files {
         Ok(())
     }
 
+    fn reload(&mut self) {
+        self.cursors.clear();
+    }
+
     fn caught_up(&self) -> bool {
         self.caught_up
     }

@@ -104,6 +104,9 @@ pub trait Source: Send {
     async fn poll(&mut self) -> Result<Batch, SourceError>;
     /// Acknowledges a batch whose findings were recorded and notified.
     async fn commit(&mut self, token: Token) -> Result<(), SourceError>;
+    /// Forgets positions held in memory: a batch failed after its transaction may or may not
+    /// have committed, so the next poll starts from the cursors in the state store.
+    fn reload(&mut self) {}
     /// Whether the last poll found nothing more to read (`picket run --once` stops then).
     fn caught_up(&self) -> bool;
 }
