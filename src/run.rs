@@ -5,7 +5,7 @@
 //! [`STATUS_NS`], read by `picket status`); a source failing `unhealthy_after` intervals in a
 //! row raises a `source-unhealthy` finding, and a low one when it recovers.
 //!
-//! To add something the loop does per batch: do it in [`Runner::drain`], and if it must
+//! To add something the loop does per batch: do it in `Runner::drain`, and if it must
 //! survive a crash, stage its state write with the cursor.
 
 use std::sync::Arc;
