@@ -12,7 +12,8 @@
 //!
 //! Modules are the pipeline's stages: [`source`], [`normalize`], [`enrich`], [`detect`],
 //! [`respond`], [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`]
-//! building them and [`cloud`] holding the clients they share.
+//! building them and [`cloud`] holding the clients they share; [`run`] is the polling loop of
+//! `picket run`.
 
 pub mod alert;
 pub mod app;
@@ -26,5 +27,6 @@ pub mod model;
 pub mod normalize;
 pub mod pipeline;
 pub mod respond;
+pub mod run;
 pub mod source;
 pub mod state;

@@ -67,6 +67,10 @@ enum Command {
         #[command(subcommand)]
         command: RespondCommand,
     },
+    /// Poll the configured sources, detect, respond and notify; resumes from stored cursors.
+    Run(RunArgs),
+    /// Show each source's lag, throughput, errors and health from the state store.
+    Status(LedgerArgs),
     /// Replay the bundled multi-cloud account-takeover story with embedded defaults.
     Demo {
         /// Output format.
@@ -117,6 +121,22 @@ enum RespondCommand {
     },
     /// Re-open the blast-radius latch so picket may act again.
     Reset(LedgerArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Configuration file (default: the embedded defaults, which configure no source).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// SQLite state file (default: the config's `[state]`).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Read every source until caught up, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Plan responses without acting, whatever `[respond] mode` says.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -185,6 +205,8 @@ fn main() -> ExitCode {
             Command::Demo { format } => demo_cmd(format).await,
             Command::Rules(cmd) => rules_cmd(cmd),
             Command::Respond { command } => respond_cmd(command).await,
+            Command::Run(args) => run_cmd(args).await,
+            Command::Status(args) => status_cmd(args),
         }
     });
     match result {
@@ -530,6 +552,200 @@ async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
     })
     .await?;
     out(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The state store of `run`, `status` and `respond`: `--state FILE`, else the config's `[state]`.
+fn run_state(config: &Config, path: Option<&Path>) -> Result<Arc<dyn picket::state::StateStore>> {
+    match path {
+        Some(p) => Ok(app::replay_state(Some(p))?),
+        None => config
+            .raw
+            .state
+            .build()
+            .context("the [state] store of the configuration"),
+    }
+}
+
+/// Turns true on the first SIGINT or SIGTERM; a second one exits at once. The signals are
+/// watched from a thread of their own, so the flag is set even while a batch keeps the main
+/// thread busy.
+fn shutdown_signal() -> Result<tokio::sync::watch::Receiver<bool>> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+    std::thread::Builder::new()
+        .name("picket-signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (mut term, mut int) = match (
+                        signal(SignalKind::terminate()),
+                        signal(SignalKind::interrupt()),
+                    ) {
+                        (Ok(t), Ok(i)) => (t, i),
+                        (Err(e), _) | (_, Err(e)) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    tracing::info!("shutting down after the current batch");
+                    let _ = tx.send(true);
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    std::process::exit(130);
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = ready_tx.send(Ok(()));
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        let _ = tx.send(true);
+                    }
+                }
+            });
+        })
+        .context("starting the signal thread")?;
+    ready_rx
+        .recv()
+        .context("the signal thread ended")?
+        .context("installing signal handlers")?;
+    Ok(rx)
+}
+
+async fn run_cmd(args: RunArgs) -> Result<ExitCode> {
+    let shutdown = shutdown_signal()?;
+    let Some(config) = load_config(args.config.as_deref())? else {
+        return Ok(ExitCode::from(1));
+    };
+    if config.raw.sources.is_empty() {
+        bail!("{}: no [[sources]] to poll", config.file.display());
+    }
+    let state = run_state(&config, args.state.as_deref())?;
+    let clients = app::clients(&config).await?;
+    let router = if config.raw.notify.is_empty() {
+        Router::new(vec![(
+            Severity::Informational,
+            Box::new(alert::stdout::Stdout::new(Format::Table)),
+        )])
+    } else {
+        Router::from_config(&config.raw.notify, &clients, Some(&state))?
+    };
+    let responder = app::responder(&config, &clients, state.clone(), args.dry_run)?;
+    let pipeline = app::pipeline(&config, &[], state.clone(), router, Arc::new(Clock::System))?
+        .with_responder(responder);
+    let sources = config
+        .raw
+        .sources
+        .iter()
+        .map(|s| s.build(state.clone()))
+        .collect();
+    let mut runner = picket::run::Runner::new(pipeline, sources, shutdown)?;
+    let summary = runner
+        .run(picket::run::RunOptions { once: args.once })
+        .await?;
+    tracing::info!(
+        batches = summary.batches,
+        records = summary.records,
+        findings = summary.findings,
+        interrupted = summary.interrupted,
+        "run ended"
+    );
+    if !summary.failed_sources.is_empty() {
+        for s in &summary.failed_sources {
+            eprintln!("source failed: {}", alert::escape::terminal(s));
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A duration in seconds as `3d4h`, `5h12m`, `42s`.
+fn human_secs(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{sign}{d}d{h}h")
+    } else if h > 0 {
+        format!("{sign}{h}h{m}m")
+    } else if m > 0 {
+        format!("{sign}{m}m{sec}s")
+    } else {
+        format!("{sign}{sec}s")
+    }
+}
+
+fn status_cmd(args: LedgerArgs) -> Result<ExitCode> {
+    let Some(config) = load_config(args.config.as_deref())? else {
+        return Ok(ExitCode::from(2));
+    };
+    let state = run_state(&config, args.state.as_deref())?;
+    let now = chrono::Utc::now();
+    let statuses = picket::run::statuses(state.as_ref())?;
+    if statuses.is_empty() {
+        outln!("no source has run yet (state: {})", state.name());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stamp = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "-".into())
+    };
+    outln!(
+        "{:<40} {:<9} {:>8} {:<20} {:>10} {:>9} {:>7} {:<20}",
+        "SOURCE",
+        "HEALTH",
+        "LAG",
+        "NEWEST EVENT",
+        "EVENTS",
+        "EVENTS/S",
+        "ERRORS",
+        "LAST POLL"
+    );
+    for s in statuses {
+        let health = if s.unhealthy {
+            "UNHEALTHY"
+        } else if s.consecutive_failures > 0 {
+            "failing"
+        } else {
+            "ok"
+        };
+        outln!(
+            "{:<40} {:<9} {:>8} {:<20} {:>10} {:>9.1} {:>7} {:<20}",
+            alert::escape::terminal(&s.source),
+            health,
+            s.lag_at(now).map(human_secs).unwrap_or_else(|| "-".into()),
+            stamp(s.newest_event),
+            s.events_total,
+            s.events_per_sec,
+            s.errors_total,
+            stamp(s.last_poll)
+        );
+        if let Some(e) = s
+            .last_error
+            .as_deref()
+            .filter(|_| s.consecutive_failures > 0)
+        {
+            outln!("  last error: {}", alert::escape::terminal(e));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

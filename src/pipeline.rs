@@ -3,6 +3,15 @@
 //! [`Pipeline::process`] with a batch of raw records; a source commits its cursor only after
 //! `process` returned, so delivery is at-least-once and the finding ledger makes it
 //! exactly-once for findings.
+//!
+//! Crash safety (`picket run` killed at any moment): the detection transaction of a batch also
+//! writes every new finding to the pending ledger ([`PENDING_NS`]) and the source's cursor
+//! ([`StagedWrite`]s given to [`Pipeline::process_with`]), so detector state, the findings it
+//! produced and the position in the input commit together or not at all. A finding leaves the
+//! pending ledger only when it was notified and recorded in the finding ledger;
+//! [`Pipeline::recover`] emits what a killed process left pending. Notifiers that write files
+//! (`jsonl`) skip findings they already hold, which closes the gap between notifying and
+//! recording.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +30,9 @@ use crate::state::{StateError, StateStore};
 
 /// State namespace of the finding ledger (dedup of emitted findings).
 pub const FINDINGS_NS: &str = "finding";
+/// State namespace of findings detected (their batch committed) but not yet notified and
+/// recorded: what a crash between the two leaves for [`Pipeline::recover`].
+pub const PENDING_NS: &str = "finding-pending";
 /// How long an emitted finding is remembered for dedup.
 pub const FINDING_TTL_DAYS: i64 = 90;
 /// How deep findings may feed correlating detectors (finding -> finding -> ...).
@@ -78,6 +90,18 @@ impl PipelineError {
             PipelineError::State(e) => e.is_retryable(),
         }
     }
+}
+
+/// A state write that commits in the same transaction as a batch's detection state: the
+/// source's cursor, so a batch is never detected twice nor skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedWrite {
+    /// Namespace (`cursor`, `source-status`).
+    pub ns: &'static str,
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: Vec<u8>,
 }
 
 /// The assembled chain of stages.
@@ -142,6 +166,17 @@ impl Pipeline {
     /// dropped; a new one goes to the Responder (whose own ledger makes each action
     /// once-only), is notified with what the Responder did attached, and is then recorded.
     pub async fn process(&mut self, records: Vec<RawRecord>) -> Result<BatchReport, PipelineError> {
+        self.process_with(records, &[]).await
+    }
+
+    /// [`Pipeline::process`], writing `staged` (a source's cursor) in the batch's detection
+    /// transaction together with the new findings (as pending), so that a crash leaves either
+    /// none of the batch's effects or all of its detection with its findings still to send.
+    pub async fn process_with(
+        &mut self,
+        records: Vec<RawRecord>,
+        staged: &[StagedWrite],
+    ) -> Result<BatchReport, PipelineError> {
         let mut report = BatchReport {
             records: records.len(),
             ..BatchReport::default()
@@ -180,7 +215,7 @@ impl Pipeline {
         events.sort_by_key(|e| e.time);
         report.events = events.len();
 
-        let found = self.detect(&events)?;
+        let found = self.detect_staged(&events, staged)?;
 
         self.emit(found, &mut report).await?;
         self.router.flush().await;
@@ -195,6 +230,16 @@ impl Pipeline {
     /// state transaction where the backend has them (SQLite), so thousands of small state
     /// operations cost one commit.
     pub fn detect(&mut self, events: &[IdentityEvent]) -> Result<Vec<Finding>, PipelineError> {
+        self.detect_staged(events, &[])
+    }
+
+    /// [`Pipeline::detect`] that also writes, in the same transaction and only when every
+    /// detector succeeded, each finding to the pending ledger and every `staged` write.
+    fn detect_staged(
+        &mut self,
+        events: &[IdentityEvent],
+        staged: &[StagedWrite],
+    ) -> Result<Vec<Finding>, PipelineError> {
         let state = Arc::clone(&self.state);
         let mut found = Vec::new();
         let mut failed: Option<DetectError> = None;
@@ -211,6 +256,21 @@ impl Pipeline {
                         failed = Some(e);
                         break;
                     }
+                }
+            }
+            if failed.is_none() {
+                let now = self.clock.now();
+                let expires = now + Duration::days(FINDING_TTL_DAYS);
+                for f in &found {
+                    let json = serde_json::to_vec(f).map_err(|e| StateError::Corrupt {
+                        namespace: PENDING_NS.into(),
+                        key: f.uid.clone(),
+                        message: e.to_string(),
+                    })?;
+                    state.put(PENDING_NS, &f.uid, &json, Some(expires), now)?;
+                }
+                for w in staged {
+                    state.put(w.ns, &w.key, &w.value, None, now)?;
                 }
             }
             Ok(())
@@ -234,6 +294,7 @@ impl Pipeline {
         for mut f in found {
             if self.state.get(FINDINGS_NS, &f.uid, now)?.is_some() {
                 report.duplicate_findings += 1;
+                self.state.delete(PENDING_NS, &f.uid)?;
                 continue;
             }
             if let Some(r) = &self.responder {
@@ -252,21 +313,65 @@ impl Pipeline {
                 }
             }
             report.notify_failures += self.router.send(&f).await;
+            // Buffered notifiers hold the finding until flushed: flush before recording it, or
+            // a crash after recording loses a finding that was never written out.
+            self.router.flush().await;
             let mark = serde_json::json!({"detector": f.detector, "time": f.time}).to_string();
             let expires = now + Duration::days(FINDING_TTL_DAYS);
-            if !self.state.put_if_absent(
-                FINDINGS_NS,
-                &f.uid,
-                mark.as_bytes(),
-                Some(expires),
-                now,
-            )? {
+            let state = Arc::clone(&self.state);
+            let mut inserted = false;
+            state.run_batch(&mut || {
+                inserted = state.put_if_absent(
+                    FINDINGS_NS,
+                    &f.uid,
+                    mark.as_bytes(),
+                    Some(expires),
+                    now,
+                )?;
+                state.delete(PENDING_NS, &f.uid)
+            })?;
+            if !inserted {
                 report.duplicate_findings += 1;
                 continue;
             }
             report.findings.push(f);
         }
         Ok(())
+    }
+}
+
+impl Pipeline {
+    /// Emits the findings a killed process left in the pending ledger (detected and committed
+    /// with their batch, not yet notified and recorded). Call once at start, before polling.
+    pub async fn recover(&mut self) -> Result<BatchReport, PipelineError> {
+        let mut report = BatchReport::default();
+        loop {
+            let now = self.clock.now();
+            let pending = self.state.list(PENDING_NS, "", 1024, now)?;
+            if pending.is_empty() {
+                break;
+            }
+            let mut found = Vec::with_capacity(pending.len());
+            for (key, v) in pending {
+                match serde_json::from_slice::<Finding>(&v.value) {
+                    Ok(f) => found.push(f),
+                    Err(e) => {
+                        tracing::error!(finding = %key, error = %e, "pending finding does not decode; dropped");
+                        self.state.delete(PENDING_NS, &key)?;
+                    }
+                }
+            }
+            self.emit(found, &mut report).await?;
+        }
+        self.router.flush().await;
+        if !report.findings.is_empty() || report.duplicate_findings > 0 {
+            tracing::info!(
+                sent = report.findings.len(),
+                already_sent = report.duplicate_findings,
+                "pending findings of an interrupted run recovered"
+            );
+        }
+        Ok(report)
     }
 }
 
@@ -441,5 +546,34 @@ mod tests {
             .collect();
         assert_eq!(breaches.len(), 1);
         assert_eq!(sent.len(), 7, "six findings and one breach alert");
+    }
+
+    #[tokio::test]
+    async fn findings_left_pending_by_a_killed_run_are_sent_once_at_start() {
+        let (mut p, capture, _) = pipeline(5);
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let a = finding("a@x.example");
+        let b = finding("b@x.example");
+        for f in [&a, &b] {
+            let json = serde_json::to_vec(f).unwrap();
+            p.state().put(PENDING_NS, &f.uid, &json, None, now).unwrap();
+        }
+        // `a` was notified and recorded before the kill; only `b` is still to send.
+        p.state()
+            .put(FINDINGS_NS, &a.uid, b"{}", None, now)
+            .unwrap();
+        let report = p.recover().await.unwrap();
+        assert_eq!(report.findings.len(), 1);
+        assert_eq!(report.duplicate_findings, 1);
+        let sent: Vec<_> = capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| f.uid.clone())
+            .collect();
+        assert_eq!(sent, std::slice::from_ref(&b.uid));
+        assert!(p.state().list(PENDING_NS, "", 10, now).unwrap().is_empty());
+        assert!(p.recover().await.unwrap().findings.is_empty());
     }
 }

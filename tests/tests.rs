@@ -4,6 +4,7 @@
 mod cli;
 mod detect_identity;
 mod emulated;
+mod run;
 mod sigma_compat;
 mod sigma_perf;
 pub mod sigma_records;

@@ -1,20 +1,115 @@
 //! Sources: where raw records come from. `decode` turns bytes into records for all of them;
-//! `replay` merges files in event-time order for `picket replay`.
+//! `replay` merges files in event-time order for `picket replay`; [`Source`] is what
+//! `picket run` polls (`files` watches a file or folder).
 //!
-//! To add a source: one `<cloud>_<service>.rs` implementing the polling, one variant in
-//! `SourceConfig` (with the feature gate of its cloud), and its config keys in the README.
+//! To add a source: one `<cloud>_<service>.rs` implementing [`Source`], one variant in
+//! `SourceConfig` (with the feature gate of its cloud) and its arm in [`SourceConfig::build`],
+//! and its config keys in the README.
 
 pub mod decode;
+pub mod files;
 pub mod replay;
 
 pub use decode::{DecodeError, Origin, RawRecord};
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::Checker;
 use crate::model::RecordKind;
+use crate::pipeline::StagedWrite;
+use crate::state::{StateError, StateStore};
+
+/// State namespace of source cursors.
+pub const CURSOR_NS: &str = "cursor";
+/// Most records one poll returns by default (a JSON Lines source: most lines).
+pub const MAX_BATCH: usize = 4096;
+
+/// Why a poll or a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading the input failed (the whole poll; single bad records are only counted).
+    #[error("source {source_name}: {message}")]
+    Read {
+        /// The source.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The cursor could not be read or written.
+    #[error("source {source_name}: cursor: {source}")]
+    State {
+        /// The source.
+        source_name: String,
+        /// Cause.
+        #[source]
+        source: StateError,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying (next interval) may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Read { .. } => true,
+            SourceError::State { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
+/// What a source hands back to be acknowledged once its batch went through the pipeline:
+/// opaque to the runner except for the state writes that must commit with the batch. (An
+/// acknowledging source, such as an SQS queue, would add its receipt handles here.)
+#[derive(Debug, Default)]
+pub struct Token {
+    /// Cursor writes, made in the batch's detection transaction
+    /// ([`crate::pipeline::Pipeline::process_with`]).
+    pub(crate) staged: Vec<StagedWrite>,
+}
+
+impl Token {
+    /// The state writes to commit together with the batch's detection state.
+    pub fn staged(&self) -> &[StagedWrite] {
+        &self.staged
+    }
+}
+
+/// One poll's worth of records.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The records (at most the source's batch size, [`MAX_BATCH`] by default; may be empty).
+    pub records: Vec<RawRecord>,
+    /// Records that could not be decoded (logged by the source, counted by the runner).
+    pub errors: usize,
+    /// Acknowledges the batch: its staged writes go into the batch's transaction, then
+    /// [`Source::commit`] takes it.
+    pub token: Token,
+}
+
+/// A place `picket run` polls for records, keeping a cursor in the state store so that a
+/// restart resumes exactly after the last committed batch.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    /// `<type>:<where>`, unique per configuration; the key of its status and cursors.
+    fn name(&self) -> &str;
+    /// How long to wait between polls once caught up.
+    fn interval(&self) -> Duration;
+    /// Consecutive failed intervals before the source is reported unhealthy.
+    fn unhealthy_after(&self) -> u32;
+    /// Reads the next batch after the last committed one (empty when there is nothing new).
+    /// Polling again without committing returns the same records.
+    async fn poll(&mut self) -> Result<Batch, SourceError>;
+    /// Acknowledges a batch whose findings were recorded and notified.
+    async fn commit(&mut self, token: Token) -> Result<(), SourceError>;
+    /// Forgets positions held in memory: a batch failed after its transaction may or may not
+    /// have committed, so the next poll starts from the cursors in the state store.
+    fn reload(&mut self) {}
+    /// Whether the last poll found nothing more to read (`picket run --once` stops then).
+    fn caught_up(&self) -> bool;
+}
 
 /// One `[[sources]]` entry. Cloud pollers join this enum behind their features.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -30,11 +125,25 @@ pub enum SourceConfig {
         /// Seconds between scans for new files.
         #[serde(default = "default_interval")]
         interval_secs: u64,
+        /// Consecutive failed intervals before a `source-unhealthy` finding (default 3).
+        #[serde(default = "default_unhealthy_after")]
+        unhealthy_after: u32,
+        /// Most records (JSON Lines: lines) per batch (default 4096).
+        #[serde(default = "default_batch_size")]
+        batch_size: usize,
     },
 }
 
 fn default_interval() -> u64 {
     60
+}
+
+fn default_unhealthy_after() -> u32 {
+    3
+}
+
+fn default_batch_size() -> usize {
+    MAX_BATCH
 }
 
 impl SourceConfig {
@@ -54,13 +163,82 @@ impl SourceConfig {
             SourceConfig::Files {
                 path,
                 interval_secs,
+                unhealthy_after,
+                batch_size,
                 ..
             } => {
                 c.path(path);
+                if !(1..=65_536).contains(batch_size) {
+                    c.error(format!("{key}.batch_size"), "must be between 1 and 65536");
+                }
                 if *interval_secs == 0 {
                     c.error(format!("{key}.interval_secs"), "must be at least 1");
                 }
+                if *unhealthy_after == 0 {
+                    c.error(format!("{key}.unhealthy_after"), "must be at least 1");
+                }
             }
         }
+    }
+
+    /// Builds the source over the state store that keeps its cursors.
+    pub fn build(&self, state: Arc<dyn StateStore>) -> Box<dyn Source> {
+        match self {
+            SourceConfig::Files {
+                path,
+                kind,
+                interval_secs,
+                unhealthy_after,
+                batch_size,
+            } => Box::new(
+                files::Files::new(
+                    path.clone(),
+                    *kind,
+                    Duration::from_secs(*interval_secs),
+                    *unhealthy_after,
+                    state,
+                )
+                .with_batch_size(*batch_size),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn files_keys_default_and_validate() {
+        let c = Config::parse(
+            "[[sources]]\ntype = \"files\"\npath = \"in\"\n",
+            Path::new("picket.toml"),
+            Path::new("/etc/picket"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.raw.sources[0],
+            SourceConfig::Files {
+                path: PathBuf::from("/etc/picket/in"),
+                kind: None,
+                interval_secs: 60,
+                unhealthy_after: 3,
+                batch_size: MAX_BATCH,
+            }
+        );
+        let errors = Config::parse(
+            "[[sources]]\ntype = \"files\"\npath = \"in\"\nunhealthy_after = 0\nbatch_size = 0\n",
+            Path::new("picket.toml"),
+            Path::new("/etc/picket"),
+        )
+        .unwrap_err();
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["sources[0].unhealthy_after", "sources[0].batch_size"]
+        );
     }
 }
