@@ -206,7 +206,7 @@ fn main() -> ExitCode {
             Command::Rules(cmd) => rules_cmd(cmd),
             Command::Respond { command } => respond_cmd(command).await,
             Command::Run(args) => run_cmd(args).await,
-            Command::Status(args) => status_cmd(args),
+            Command::Status(args) => status_cmd(args).await,
         }
     });
     match result {
@@ -555,16 +555,24 @@ async fn demo_cmd(format: OutFormat) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The state store of `run`, `status` and `respond`: `--state FILE`, else the config's `[state]`.
-fn run_state(config: &Config, path: Option<&Path>) -> Result<Arc<dyn picket::state::StateStore>> {
-    match path {
-        Some(p) => Ok(app::replay_state(Some(p))?),
-        None => config
-            .raw
-            .state
-            .build()
-            .context("the [state] store of the configuration"),
+/// The state store of `run`, `status` and `respond`: `--state FILE`, else the config's `[state]`
+/// (DynamoDB state needs the AWS client settings; the other backends need no cloud).
+async fn run_state(
+    config: &Config,
+    path: Option<&Path>,
+) -> Result<Arc<dyn picket::state::StateStore>> {
+    if let Some(p) = path {
+        return Ok(app::replay_state(Some(p))?);
     }
+    let clients = match config.raw.state {
+        picket::state::StateConfig::Dynamodb { .. } => app::clients(config).await?,
+        _ => picket::cloud::Clients::default(),
+    };
+    config
+        .raw
+        .state
+        .build(&clients)
+        .context("the [state] store of the configuration")
 }
 
 /// Turns true on the first SIGINT or SIGTERM; a second one exits at once. The signals are
@@ -638,7 +646,7 @@ async fn run_cmd(args: RunArgs) -> Result<ExitCode> {
     if config.raw.sources.is_empty() {
         bail!("{}: no [[sources]] to poll", config.file.display());
     }
-    let state = run_state(&config, args.state.as_deref())?;
+    let state = run_state(&config, args.state.as_deref()).await?;
     let clients = app::clients(&config).await?;
     let router = if config.raw.notify.is_empty() {
         Router::new(vec![(
@@ -693,11 +701,11 @@ fn human_secs(secs: i64) -> String {
     }
 }
 
-fn status_cmd(args: LedgerArgs) -> Result<ExitCode> {
+async fn status_cmd(args: LedgerArgs) -> Result<ExitCode> {
     let Some(config) = load_config(args.config.as_deref())? else {
         return Ok(ExitCode::from(2));
     };
-    let state = run_state(&config, args.state.as_deref())?;
+    let state = run_state(&config, args.state.as_deref()).await?;
     let now = chrono::Utc::now();
     let statuses = picket::run::statuses(state.as_ref())?;
     if statuses.is_empty() {
@@ -759,21 +767,7 @@ async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     // The ledger lives in the state store `picket run` uses: `--state`, else `[state]`.
-    let state = match &args.state {
-        Some(p) => app::replay_state(Some(p))?,
-        None => {
-            // DynamoDB state needs the AWS client settings; the other backends need no cloud.
-            let clients = match config.raw.state {
-                picket::state::StateConfig::Dynamodb { .. } => app::clients(&config).await?,
-                _ => picket::cloud::Clients::default(),
-            };
-            config
-                .raw
-                .state
-                .build(&clients)
-                .context("the [state] store of the configuration")?
-        }
-    };
+    let state = run_state(&config, args.state.as_deref()).await?;
     let now = chrono::Utc::now();
     let ledger = picket::respond::Ledger::new(state.clone());
     use picket::respond::Status;
