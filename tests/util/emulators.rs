@@ -121,10 +121,15 @@ pub async fn moto() -> Moto {
     let lock = MOTO_LOCK.lock().await;
     let server = MOTO.get_or_init(|| {
         let port = free_port();
+        // Serial: moto's threaded server lets concurrent conditional writes race (see
+        // infra/emulators/moto_serial.py).
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("infra/emulators/moto_serial.py");
         Server::start(
             "moto_server",
-            venv_bin("moto_server"),
+            venv_bin("python"),
             &[
+                script.display().to_string(),
                 "-H".into(),
                 "127.0.0.1".into(),
                 "-p".into(),
