@@ -223,9 +223,17 @@ def leaves(v, out):
 
 
 def record_view(kind: str, raw):
-    """picket unwraps a CloudTrail record from its EventBridge envelope."""
+    """picket unwraps a CloudTrail record from its EventBridge envelope, and an M365 Unified
+    Audit Log record from its Search-UnifiedAuditLog wrapper (`AuditData` as an object)."""
     if kind == "cloudtrail" and isinstance(raw, dict) and "detail-type" in raw and "detail" in raw:
         return raw["detail"]
+    if (
+        kind == "m365_audit"
+        and isinstance(raw, dict)
+        and "CreationTime" not in raw
+        and isinstance(raw.get("AuditData"), dict)
+    ):
+        return raw["AuditData"]
     return raw
 
 
