@@ -13,6 +13,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[path = "util/cpu_time.rs"]
 mod cpu_time;
+#[path = "util/fixtures.rs"]
+mod fixtures;
 use cpu_time::CpuTime;
 
 #[global_allocator]
@@ -24,38 +26,12 @@ use picket::model::RecordKind;
 use picket::normalize::{detect_kind, normalize};
 use picket::source::decode::{Limits, from_bytes};
 
-fn fixtures(kind: RecordKind) -> Vec<serde_json::Value> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if !p.ends_with("unsupported") {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&p) else {
-                continue;
-            };
-            for r in from_bytes(bytes, &p.display().to_string(), Limits::default()).flatten() {
-                if detect_kind(&r.value) == Some(kind) {
-                    out.push(r.value);
-                }
-            }
-        }
-    }
-    out
-}
-
 /// JSON Lines of `n` records cycling through the fixtures: what a source hands the decoder.
 fn corpus(kind: RecordKind, n: usize) -> Option<Arc<[u8]>> {
-    let records = fixtures(kind);
+    let records: Vec<serde_json::Value> = fixtures::records(|k| k == kind)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     if records.is_empty() {
         return None;
     }

@@ -15,12 +15,12 @@ use picket::detect::pack;
 use picket::detect::sigma::record_view;
 use picket::detect::sigma::ruleset::{RuleSet, rule_files};
 use picket::model::RecordKind;
-use picket::normalize::detect_kind;
-use picket::source::decode::{Limits, from_bytes};
 use serde_json::Value;
 
 #[path = "util/cpu_time.rs"]
 mod cpu_time;
+#[path = "util/fixtures.rs"]
+mod fixtures;
 use cpu_time::CpuTime;
 
 #[global_allocator]
@@ -32,37 +32,15 @@ fn root() -> PathBuf {
 
 /// Records of the three main clouds from the fixtures.
 fn records() -> Vec<(RecordKind, Value)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root().join("tests/fixtures")];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if !p.ends_with("unsupported") && !p.ends_with("sigma-cloud") {
-                    stack.push(p);
-                }
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&p) else {
-                continue;
-            };
-            for r in from_bytes(bytes, "bench", Limits::default()).flatten() {
-                if let Some(
-                    k @ (RecordKind::Cloudtrail
-                    | RecordKind::EntraSignin
-                    | RecordKind::EntraAudit
-                    | RecordKind::GoogleReports),
-                ) = detect_kind(&r.value)
-                {
-                    out.push((k, r.value));
-                }
-            }
-        }
-    }
-    out
+    fixtures::records(|k| {
+        matches!(
+            k,
+            RecordKind::Cloudtrail
+                | RecordKind::EntraSignin
+                | RecordKind::EntraAudit
+                | RecordKind::GoogleReports
+        )
+    })
 }
 
 /// Real rules: the pack and SigmaHQ's cloud rules, as `(path, text)`.

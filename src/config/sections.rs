@@ -7,7 +7,6 @@ use serde::Deserialize;
 
 use super::RawConfig;
 use crate::model::Severity;
-use crate::source::SourceConfig;
 
 /// Collects resolution errors as (key path, message).
 pub struct Checker<'a> {
@@ -279,6 +278,5 @@ impl RawConfig {
                 }
             }
         }
-        let _ = SourceConfig::ALL;
     }
 }

@@ -86,9 +86,10 @@ fn time_of(kind: Option<RecordKind>, rec: &RawRecord) -> Option<DateTime<Utc>> {
     decode::record_time(kind, &rec.value)
 }
 
-/// One open file in the merge, with a sorted window of its records.
+/// One open file in the merge, with a sorted window of its records. `records` is dropped
+/// (closing the file and its buffers) once the file is exhausted.
 struct Open {
-    records: Records,
+    records: Option<Records>,
     window: VecDeque<(Option<DateTime<Utc>>, RawRecord)>,
     errors: VecDeque<DecodeError>,
     done: bool,
@@ -150,7 +151,7 @@ impl Merge {
             Ok(records) => {
                 let slot = self.open.len();
                 self.open.push(Open {
-                    records,
+                    records: Some(records),
                     window: VecDeque::new(),
                     errors: VecDeque::new(),
                     done: false,
@@ -176,7 +177,7 @@ impl Merge {
         }
         let mut batch = Vec::with_capacity(self.reorder_window);
         while batch.len() < self.reorder_window {
-            match o.records.next() {
+            match o.records.as_mut().and_then(Iterator::next) {
                 Some(Ok(mut rec)) => {
                     if rec.kind.is_none() {
                         rec.kind = kind;
@@ -205,7 +206,7 @@ impl Merge {
                 self.heap.push(Reverse((o.head_time(), self.seq, slot)));
             } else if o.done {
                 // Release the reader and its buffers.
-                self.open[slot].records = decode::from_bytes(Vec::new(), "", self.limits);
+                self.open[slot].records = None;
             }
         }
     }
