@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::alert::Router;
 use crate::clock::Clock;
@@ -260,14 +260,8 @@ impl Pipeline {
             }
             if failed.is_none() {
                 let now = self.clock.now();
-                let expires = now + Duration::days(FINDING_TTL_DAYS);
                 for f in &found {
-                    let json = serde_json::to_vec(f).map_err(|e| StateError::Corrupt {
-                        namespace: PENDING_NS.into(),
-                        key: f.uid.clone(),
-                        message: e.to_string(),
-                    })?;
-                    state.put(PENDING_NS, &f.uid, &json, Some(expires), now)?;
+                    put_pending(state.as_ref(), f, now)?;
                 }
                 for w in staged {
                     state.put(w.ns, &w.key, &w.value, None, now)?;
@@ -373,6 +367,24 @@ impl Pipeline {
         }
         Ok(report)
     }
+}
+
+/// Writes `f` to the pending ledger: detected, to be notified and recorded by
+/// [`Pipeline::emit`] (or, after a crash, by [`Pipeline::recover`]). Call it inside the
+/// transaction that commits whatever made the finding.
+pub fn put_pending(
+    state: &dyn StateStore,
+    f: &Finding,
+    now: DateTime<Utc>,
+) -> Result<(), StateError> {
+    let json = serde_json::to_vec(f).map_err(|e| StateError::Corrupt {
+        namespace: PENDING_NS.into(),
+        key: f.uid.clone(),
+        message: e.to_string(),
+    })?;
+    let expires = now + Duration::days(FINDING_TTL_DAYS);
+    state.put(PENDING_NS, &f.uid, &json, Some(expires), now)?;
+    Ok(())
 }
 
 /// One event through every detector, then its findings through the correlating ones.

@@ -245,7 +245,10 @@ impl Runner {
                     return Ok(false);
                 }
             };
-            if self.slots[i].source.caught_up() {
+            // A source may hand back its last records together with `caught_up`: process
+            // them first, and stop only when nothing came.
+            let caught_up = self.slots[i].source.caught_up();
+            if caught_up && batch.records.is_empty() && batch.errors == 0 {
                 self.succeeded(i).await?;
                 return Ok(true);
             }
@@ -286,8 +289,11 @@ impl Runner {
             summary.records += records;
             summary.findings += report.findings.len() as u64;
             log_batch(&slot.status, &report, rate, started);
-            if slot.status.unhealthy || slot.status.consecutive_failures > 0 {
+            if caught_up || slot.status.unhealthy || slot.status.consecutive_failures > 0 {
                 self.succeeded(i).await?;
+            }
+            if caught_up {
+                return Ok(true);
             }
         }
     }
@@ -300,16 +306,10 @@ impl Runner {
         next.consecutive_failures = 0;
         next.failing_since = None;
         next.unhealthy = false;
-        self.state.put(
-            STATUS_NS,
-            &next.source,
-            &status_write(&next).value,
-            None,
-            Utc::now(),
-        )?;
+        let f = prev.unhealthy.then(|| health_finding(&prev, false));
+        self.record(&next, f.as_ref())?;
         self.slots[i].status = next;
-        if prev.unhealthy {
-            let f = health_finding(&prev, false);
+        if let Some(f) = f {
             tracing::info!(source = %prev.source, "source recovered");
             self.emit(f).await?;
         }
@@ -339,17 +339,29 @@ impl Runner {
             error = %error,
             "source interval failed"
         );
-        self.state.put(
-            STATUS_NS,
-            &next.source,
-            &status_write(&next).value,
-            None,
-            Utc::now(),
-        )?;
-        self.slots[i].status = next.clone();
-        if raise {
-            self.emit(health_finding(&next, true)).await?;
+        let f = raise.then(|| health_finding(&next, true));
+        self.record(&next, f.as_ref())?;
+        self.slots[i].status = next;
+        if let Some(f) = f {
+            self.emit(f).await?;
         }
+        Ok(())
+    }
+
+    /// Stores a source's status and, in the same transaction, the health finding it raises
+    /// as pending: a crash after the status says "unhealthy" still sends the finding (at the
+    /// next start, [`Pipeline::recover`]), since the status alone would never raise it again.
+    fn record(&self, status: &SourceStatus, finding: Option<&Finding>) -> Result<(), RunError> {
+        let state = Arc::clone(&self.state);
+        let now = Utc::now();
+        let value = status_write(status).value;
+        state.run_batch(&mut || {
+            state.put(STATUS_NS, &status.source, &value, None, now)?;
+            if let Some(f) = finding {
+                crate::pipeline::put_pending(state.as_ref(), f, now)?;
+            }
+            Ok(())
+        })?;
         Ok(())
     }
 
@@ -541,5 +553,110 @@ mod tests {
         assert_eq!(st.len(), 1);
         assert_eq!(st[0].errors_total, 4);
         assert!(!st[0].unhealthy);
+    }
+
+    fn runner(
+        state: Arc<dyn StateStore>,
+        capture: &Capture,
+        sources: Vec<Box<dyn Source>>,
+    ) -> Runner {
+        let config = Config::embedded(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let router = Router::new(vec![(Severity::Informational, Box::new(capture.clone()))]);
+        let pipeline = Pipeline::new(
+            Arc::new(crate::app::enricher(&config).unwrap()),
+            Vec::new(),
+            state,
+            router,
+            Arc::new(Clock::System),
+        );
+        let (_tx, rx) = watch::channel(false);
+        Runner::new(pipeline, sources, rx).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_health_finding_stored_with_its_status_is_sent_after_a_crash_before_notifying() {
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let first = Capture::default();
+        let crashed = runner(state.clone(), &first, Vec::new());
+        let status = SourceStatus {
+            source: "flaky:test".into(),
+            consecutive_failures: 3,
+            unhealthy: true,
+            failing_since: Some(Utc::now()),
+            ..SourceStatus::default()
+        };
+        // The process dies right after this transaction, before notifying.
+        crashed
+            .record(&status, Some(&health_finding(&status, true)))
+            .unwrap();
+        drop(crashed);
+        assert!(first.0.lock().unwrap().is_empty());
+
+        let second = Capture::default();
+        let healthy = Flaky {
+            failing: Arc::new(Mutex::new(false)),
+        };
+        let mut restarted = runner(state.clone(), &second, vec![Box::new(healthy)]);
+        restarted.run(RunOptions { once: true }).await.unwrap();
+        let sent = second.0.lock().unwrap();
+        let got: Vec<_> = sent
+            .iter()
+            .map(|f| (f.detector.as_str(), f.severity))
+            .collect();
+        // The finding the crash kept from being sent, then the recovery.
+        assert_eq!(
+            got,
+            [
+                (UNHEALTHY_DETECTOR, Severity::Medium),
+                (UNHEALTHY_DETECTOR, Severity::Low)
+            ]
+        );
+        assert!(!statuses(state.as_ref()).unwrap()[0].unhealthy);
+    }
+
+    /// Hands back all its records at once, saying it is caught up in the same poll.
+    struct LastPage {
+        left: Vec<crate::source::RawRecord>,
+    }
+
+    #[async_trait::async_trait]
+    impl Source for LastPage {
+        fn name(&self) -> &str {
+            "last-page:test"
+        }
+        fn interval(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(1)
+        }
+        fn unhealthy_after(&self) -> u32 {
+            1
+        }
+        async fn poll(&mut self) -> Result<Batch, SourceError> {
+            Ok(Batch {
+                records: std::mem::take(&mut self.left),
+                ..Batch::default()
+            })
+        }
+        async fn commit(&mut self, _: Token) -> Result<(), SourceError> {
+            Ok(())
+        }
+        fn caught_up(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn records_that_come_with_caught_up_are_processed_before_stopping() {
+        let raw = br#"{"Records":[{"eventVersion":"1.08","eventTime":"2026-11-01T08:00:00Z","eventSource":"iam.amazonaws.com","eventName":"ListUsers","awsRegion":"us-east-1","eventID":"e1","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123456789012:user/alice","accountId":"123456789012","userName":"alice"},"sourceIPAddress":"81.2.69.160"}]}"#;
+        let records: Vec<_> =
+            crate::source::decode::from_bytes(raw.to_vec(), "test", Default::default())
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert_eq!(records.len(), 1);
+        let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let capture = Capture::default();
+        let mut r = runner(state, &capture, vec![Box::new(LastPage { left: records })]);
+        let s = r.run(RunOptions { once: true }).await.unwrap();
+        assert_eq!((s.batches, s.records), (1, 1));
+        assert!(s.failed_sources.is_empty());
     }
 }
