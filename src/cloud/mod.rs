@@ -1,11 +1,13 @@
 //! Cloud clients, built once per process and passed to whatever needs them: the one HTTP
 //! client ([`http`]), the AWS `SdkConfig` ([`aws`], feature `aws`), bearer tokens for Graph
-//! and Google ([`token`]), and the one retry helper ([`retry`]) every HTTP caller uses.
+//! and Google ([`token`]), the one retry helper ([`retry`]) every HTTP caller uses, and
+//! per-key request rate limits ([`rate`]) for pollers.
 //!
 //! To add a cloud: one `<cloud>.rs` that builds its client from its config section, behind
 //! its feature, and a field in [`Clients`].
 
 pub mod http;
+pub mod rate;
 pub mod retry;
 pub mod token;
 

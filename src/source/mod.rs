@@ -6,6 +6,7 @@
 //! `SourceConfig` (with the feature gate of its cloud) and its arm in [`SourceConfig::build`],
 //! and its config keys in the README.
 
+pub mod aws_s3;
 pub mod decode;
 pub mod files;
 pub mod replay;

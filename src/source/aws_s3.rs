@@ -1,0 +1,476 @@
+//! `aws_s3`: CloudTrail log objects (`.json.gz`) announced through an SQS queue.
+//!
+//! The announcement in a message body may be
+//! * an S3 event notification (`{"Records":[{"eventSource":"aws:s3","eventName":
+//!   "ObjectCreated:Put","s3":{"bucket":{"name":..},"object":{"key":..}}}]}`), whose keys are
+//!   URL-encoded (`+` is a space);
+//! * the same wrapped by SNS (`{"Type":"Notification","Message":"<the notification as a
+//!   string>"}`), or SNS with raw message delivery (the notification itself);
+//! * an EventBridge event `{"source":"aws.s3","detail-type":"Object Created","detail":
+//!   {"bucket":{"name":..},"object":{"key":..}}}` (keys as they are);
+//! * CloudTrail's own SNS delivery notice `{"s3Bucket":..,"s3ObjectKey":[..]}`.
+//!
+//! `s3:TestEvent` messages, other event types and CloudTrail digest files announce nothing.
+//! [`object_refs`] and [`fetch_records`] are shared with the Lambda `ingest` handler.
+//!
+//! The source (feature `aws`): each poll long-polls the queue once (up to 10 messages),
+//! downloads the announced objects concurrently and hands their records out as one batch; the
+//! messages are deleted in [`Source::commit`], after the batch's findings were recorded and
+//! notified. A redelivered message (crash before the delete) is harmless: the finding ledger
+//! drops findings already reported. A poisoned message — a body that announces nothing
+//! readable, a missing object, an object that does not decode — is logged, counted as an
+//! error and left in the queue, so that SQS moves it to the dead-letter queue after the
+//! queue's `maxReceiveCount`: picket never retries it forever. Other failures (throttling
+//! past the SDK's retries, access denied, the network) fail the poll; the messages reappear
+//! after their visibility timeout.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// One S3 object announced by a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Bucket name.
+    pub bucket: String,
+    /// Object key (decoded).
+    pub key: String,
+    /// Size in bytes, when announced.
+    pub size: Option<u64>,
+    /// Version id, when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// When S3 says the object was created (for the landing-to-finding latency).
+    pub event_time: Option<DateTime<Utc>>,
+}
+
+impl ObjectRef {
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// CloudTrail digest files (`.../CloudTrail-Digest/...`) hold hashes, not events.
+    fn is_digest(&self) -> bool {
+        self.key.contains("/CloudTrail-Digest/")
+    }
+}
+
+/// Why a message body announces nothing readable.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    /// Not JSON.
+    #[error("message body is not JSON: {0}")]
+    NotJson(String),
+    /// JSON of a shape that is no S3 notification.
+    #[error("message body is no S3 event notification, SNS envelope or EventBridge event ({0})")]
+    Unrecognised(String),
+    /// A notification record without its bucket or key, or with a key that does not decode.
+    #[error("S3 event notification record {index}: {message}")]
+    BadRecord {
+        /// Index in `Records`.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The objects an SQS message body announces (in order; empty for `s3:TestEvent`, other event
+/// types and CloudTrail digest files).
+pub fn object_refs(body: &str) -> Result<Vec<ObjectRef>, MessageError> {
+    let v: Value = serde_json::from_str(body).map_err(|e| MessageError::NotJson(e.to_string()))?;
+    let mut out = refs_of(&v, 0)?;
+    out.retain(|o| !o.is_digest());
+    Ok(out)
+}
+
+fn refs_of(v: &Value, depth: u8) -> Result<Vec<ObjectRef>, MessageError> {
+    let s = |p: &str| v.pointer(p).and_then(Value::as_str);
+    // SNS envelope: the notification is a string in `Message`.
+    if s("/Type") == Some("Notification")
+        && let Some(inner) = s("/Message")
+        && depth == 0
+    {
+        let inner: Value = serde_json::from_str(inner)
+            .map_err(|e| MessageError::NotJson(format!("SNS Message: {e}")))?;
+        return refs_of(&inner, depth + 1);
+    }
+    if s("/Event") == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    if let Some(records) = v.get("Records").and_then(Value::as_array) {
+        return notification_refs(records);
+    }
+    if s("/source") == Some("aws.s3") && v.get("detail-type").is_some() {
+        if s("/detail-type") != Some("Object Created") {
+            return Ok(Vec::new());
+        }
+        let (Some(bucket), Some(key)) = (s("/detail/bucket/name"), s("/detail/object/key")) else {
+            return Err(MessageError::Unrecognised(
+                "EventBridge Object Created without detail.bucket.name or detail.object.key".into(),
+            ));
+        };
+        return Ok(vec![ObjectRef {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            size: v.pointer("/detail/object/size").and_then(Value::as_u64),
+            version_id: s("/detail/object/version-id").map(str::to_string),
+            event_time: s("/time").and_then(parse_time),
+        }]);
+    }
+    if let (Some(bucket), Some(keys)) = (
+        s("/s3Bucket"),
+        v.get("s3ObjectKey").and_then(Value::as_array),
+    ) {
+        return Ok(keys
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|key| ObjectRef {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                size: None,
+                version_id: None,
+                event_time: None,
+            })
+            .collect());
+    }
+    let keys: Vec<&str> = v
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).take(8).collect())
+        .unwrap_or_default();
+    Err(MessageError::Unrecognised(format!(
+        "top-level keys: {}",
+        crate::alert::escape::terminal(&keys.join(", "))
+    )))
+}
+
+fn notification_refs(records: &[Value]) -> Result<Vec<ObjectRef>, MessageError> {
+    let mut out = Vec::new();
+    for (index, r) in records.iter().enumerate() {
+        let s = |p: &str| r.pointer(p).and_then(Value::as_str);
+        let created = s("/eventName").is_some_and(|n| n.starts_with("ObjectCreated:"));
+        if s("/eventSource") != Some("aws:s3") || !created {
+            continue;
+        }
+        let bad = |message: &str| MessageError::BadRecord {
+            index,
+            message: message.to_string(),
+        };
+        let bucket = s("/s3/bucket/name").ok_or_else(|| bad("no s3.bucket.name"))?;
+        let key = s("/s3/object/key").ok_or_else(|| bad("no s3.object.key"))?;
+        out.push(ObjectRef {
+            bucket: bucket.to_string(),
+            key: url_decode(key).ok_or_else(|| bad("s3.object.key is not UTF-8 once decoded"))?,
+            size: r.pointer("/s3/object/size").and_then(Value::as_u64),
+            version_id: s("/s3/object/versionId").map(str::to_string),
+            event_time: s("/eventTime").and_then(parse_time),
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes a key of an S3 event notification: form encoding, `+` is a space.
+fn url_decode(key: &str) -> Option<String> {
+    let plus = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
+}
+
+fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(feature = "aws")]
+pub use fetch::{FetchError, fetch_records};
+
+#[cfg(feature = "aws")]
+mod fetch {
+    use std::sync::Arc;
+
+    use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+
+    use super::ObjectRef;
+    use crate::model::RecordKind;
+    use crate::source::decode::{self, DecodeError, Limits, RawRecord};
+
+    /// Why an announced object gave no records.
+    #[derive(Debug, thiserror::Error)]
+    pub enum FetchError {
+        /// The object does not exist (deleted, or a wrong key): poison.
+        #[error("{url}: no such object")]
+        Missing {
+            /// `s3://bucket/key`.
+            url: String,
+        },
+        /// The object is larger than the decode limit: poison.
+        #[error("{url}: {size} bytes, more than the limit of {limit}")]
+        TooLarge {
+            /// `s3://bucket/key`.
+            url: String,
+            /// Its size.
+            size: u64,
+            /// The limit.
+            limit: u64,
+        },
+        /// The object does not decode (not gzip/JSON, truncated): poison.
+        #[error("{url}: {source}")]
+        Decode {
+            /// `s3://bucket/key`.
+            url: String,
+            /// The first record that failed.
+            #[source]
+            source: DecodeError,
+        },
+        /// GetObject failed otherwise (throttling past the SDK's retries, access, network).
+        #[error("{url}: GetObject: {message}")]
+        Get {
+            /// `s3://bucket/key`.
+            url: String,
+            /// The SDK's error with its context.
+            message: String,
+            /// Throttling, a server error or a timeout.
+            retryable: bool,
+        },
+    }
+
+    impl FetchError {
+        /// The object itself is bad: retrying never helps, the message belongs in the DLQ.
+        pub fn is_poison(&self) -> bool {
+            !matches!(self, FetchError::Get { .. })
+        }
+
+        /// A later attempt may succeed (throttling, 5xx, timeouts).
+        pub fn is_retryable(&self) -> bool {
+            matches!(
+                self,
+                FetchError::Get {
+                    retryable: true,
+                    ..
+                }
+            )
+        }
+    }
+
+    /// Downloads an object and decodes it (gzip or not) into CloudTrail records, all or
+    /// nothing: one undecodable record makes the whole object an error, so that a message is
+    /// either processed whole or left for the DLQ whole.
+    pub async fn fetch_records(
+        s3: &aws_sdk_s3::Client,
+        obj: &ObjectRef,
+        limits: Limits,
+    ) -> Result<Vec<RawRecord>, FetchError> {
+        let url = obj.url();
+        let too_large = |size: u64| FetchError::TooLarge {
+            url: url.clone(),
+            size,
+            limit: limits.max_document_bytes,
+        };
+        if let Some(size) = obj.size
+            && size > limits.max_document_bytes
+        {
+            return Err(too_large(size));
+        }
+        let out = s3
+            .get_object()
+            .bucket(&obj.bucket)
+            .key(&obj.key)
+            .set_version_id(obj.version_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                let missing = status == Some(404)
+                    || matches!(e.as_service_error(), Some(GetObjectError::NoSuchKey(_)))
+                    || e.code() == Some("NoSuchKey")
+                    || e.code() == Some("NoSuchBucket");
+                if missing {
+                    return FetchError::Missing { url: url.clone() };
+                }
+                let retryable = match &e {
+                    aws_sdk_s3::error::SdkError::TimeoutError(_)
+                    | aws_sdk_s3::error::SdkError::DispatchFailure(_)
+                    | aws_sdk_s3::error::SdkError::ResponseError(_) => true,
+                    _ => {
+                        status.is_some_and(crate::cloud::retry::retryable_status)
+                            || e.code()
+                                .is_some_and(|c| c.contains("Throttl") || c == "SlowDown")
+                    }
+                };
+                FetchError::Get {
+                    url: url.clone(),
+                    message: DisplayErrorContext(&e).to_string(),
+                    retryable,
+                }
+            })?;
+        if let Some(size) = out.content_length().and_then(|n| u64::try_from(n).ok())
+            && size > limits.max_document_bytes
+        {
+            return Err(too_large(size));
+        }
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| FetchError::Get {
+                url: url.clone(),
+                message: format!("reading the body: {e}"),
+                retryable: true,
+            })?
+            .into_bytes();
+        let source: Arc<str> = Arc::from(url.as_str());
+        let mut records = Vec::new();
+        for item in decode::from_bytes(bytes, &source, limits) {
+            match item {
+                Ok(mut r) => {
+                    r.kind = Some(RecordKind::Cloudtrail);
+                    records.push(r);
+                }
+                Err(source) => return Err(FetchError::Decode { url, source }),
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of the S3 User Guide, "Event message structure" (key made a CloudTrail
+    /// log path with a space and a plus sign, encoded as S3 does).
+    const NOTIFICATION: &str = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3",
+      "awsRegion":"us-west-2","eventTime":"1970-01-01T00:00:00.000Z","eventName":"ObjectCreated:Put",
+      "userIdentity":{"principalId":"AIDAJDPLRKLG7UEXAMPLE"},
+      "requestParameters":{"sourceIPAddress":"127.0.0.1"},
+      "responseElements":{"x-amz-request-id":"C3D13FE58DE4C810",
+        "x-amz-id-2":"FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+      "s3":{"s3SchemaVersion":"1.0","configurationId":"testConfigRule",
+        "bucket":{"name":"amzn-s3-demo-bucket","ownerIdentity":{"principalId":"A3NL1KOZZKExample"},
+          "arn":"arn:aws:s3:::amzn-s3-demo-bucket"},
+        "object":{"key":"AWSLogs/111122223333/CloudTrail/us-west-2/2024/01/02/my+log%2Bfile%3D1.json.gz",
+          "size":1024,"eTag":"d41d8cd98f00b204e9800998ecf8427e",
+          "versionId":"096fKKXTRTtl3on89fVO.nfljtsv6qko","sequencer":"0055AED6DCD90281E5"}}}]}"#;
+
+    const TEST_EVENT: &str = r#"{"Service":"Amazon S3","Event":"s3:TestEvent",
+      "Time":"2014-10-13T15:57:02.089Z","Bucket":"amzn-s3-demo-bucket",
+      "RequestId":"5582815E1AEA5ADF","HostId":"8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR+YstdA6Knx4Ip8EXAMPLE"}"#;
+
+    /// The example of the S3 User Guide, "EventBridge event message structure".
+    const EVENTBRIDGE: &str = r#"{"version":"0","id":"17793124-05d4-b198-2fde-7ededc63b103",
+      "detail-type":"Object Created","source":"aws.s3","account":"111122223333",
+      "time":"2021-11-12T00:00:00Z","region":"ca-central-1",
+      "resources":["arn:aws:s3:::amzn-s3-demo-bucket1"],
+      "detail":{"version":"0","bucket":{"name":"amzn-s3-demo-bucket1"},
+        "object":{"key":"example-key","size":5,"etag":"b1946ac92492d2347c6235b4d2611184",
+          "version-id":"IYV3p45BT0ac8hjHg1houSdS1a.Mro8e","sequencer":"617f08299329d189"},
+        "request-id":"N4N7GDK58NMKJ12R","requester":"123456789012",
+        "source-ip-address":"1.2.3.4","reason":"PutObject"}}"#;
+
+    fn sns(message: &str) -> String {
+        serde_json::json!({
+            "Type": "Notification",
+            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+            "TopicArn": "arn:aws:sns:us-west-2:123456789012:MyTopic",
+            "Subject": "Amazon S3 Notification",
+            "Message": message,
+            "Timestamp": "2012-05-02T00:54:06.655Z",
+            "SignatureVersion": "1",
+            "Signature": "EXAMPLEw6JRN...",
+            "SigningCertURL": "https://sns.us-west-2.amazonaws.com/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem",
+            "UnsubscribeURL": "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe"
+        })
+        .to_string()
+    }
+
+    fn expected_notification_ref() -> ObjectRef {
+        ObjectRef {
+            bucket: "amzn-s3-demo-bucket".into(),
+            key: "AWSLogs/111122223333/CloudTrail/us-west-2/2024/01/02/my log+file=1.json.gz"
+                .into(),
+            size: Some(1024),
+            version_id: Some("096fKKXTRTtl3on89fVO.nfljtsv6qko".into()),
+            event_time: parse_time("1970-01-01T00:00:00.000Z"),
+        }
+    }
+
+    #[test]
+    fn an_s3_notification_names_its_object_with_the_key_decoded() {
+        assert_eq!(
+            object_refs(NOTIFICATION).unwrap(),
+            [expected_notification_ref()]
+        );
+    }
+
+    #[test]
+    fn an_sns_envelope_is_unwrapped() {
+        assert_eq!(
+            object_refs(&sns(NOTIFICATION)).unwrap(),
+            [expected_notification_ref()]
+        );
+        assert!(object_refs(&sns(TEST_EVENT)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_eventbridge_object_created_event_names_its_object() {
+        assert_eq!(
+            object_refs(EVENTBRIDGE).unwrap(),
+            [ObjectRef {
+                bucket: "amzn-s3-demo-bucket1".into(),
+                key: "example-key".into(),
+                size: Some(5),
+                version_id: Some("IYV3p45BT0ac8hjHg1houSdS1a.Mro8e".into()),
+                event_time: parse_time("2021-11-12T00:00:00Z"),
+            }]
+        );
+        let deleted = EVENTBRIDGE.replace("Object Created", "Object Deleted");
+        assert!(object_refs(&deleted).unwrap().is_empty());
+        assert_eq!(object_refs(&sns(EVENTBRIDGE)).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn test_events_removals_and_digests_announce_nothing() {
+        assert!(object_refs(TEST_EVENT).unwrap().is_empty());
+        let removed = NOTIFICATION.replace("ObjectCreated:Put", "ObjectRemoved:Delete");
+        assert!(object_refs(&removed).unwrap().is_empty());
+        let digest = NOTIFICATION.replace("/CloudTrail/", "/CloudTrail-Digest/");
+        assert!(object_refs(&digest).unwrap().is_empty());
+    }
+
+    #[test]
+    fn cloudtrails_own_sns_notice_names_its_objects() {
+        // The CloudTrail User Guide, "Configuring Amazon SNS notifications for CloudTrail".
+        let body = sns(
+            r#"{"s3Bucket":"amzn-s3-demo-bucket","s3ObjectKey":["AWSLogs/123456789012/CloudTrail/us-east-2/2013/12/13/123456789012_CloudTrail_us-west-2_20131213T1920Z_LnPgDQnpkSKEsppV.json.gz"]}"#,
+        );
+        let refs = object_refs(&body).unwrap();
+        assert_eq!(refs.len(), 1);
+        assert_eq!(
+            refs[0].url(),
+            "s3://amzn-s3-demo-bucket/AWSLogs/123456789012/CloudTrail/us-east-2/2013/12/13/123456789012_CloudTrail_us-west-2_20131213T1920Z_LnPgDQnpkSKEsppV.json.gz"
+        );
+    }
+
+    #[test]
+    fn bodies_that_announce_nothing_readable_are_errors() {
+        assert!(matches!(
+            object_refs("not json"),
+            Err(MessageError::NotJson(_))
+        ));
+        assert!(matches!(
+            object_refs(r#"{"hello":"world"}"#),
+            Err(MessageError::Unrecognised(_))
+        ));
+        let no_key = NOTIFICATION.replace("\"key\":", "\"k\":");
+        assert!(matches!(
+            object_refs(&no_key),
+            Err(MessageError::BadRecord { index: 0, .. })
+        ));
+        assert!(matches!(
+            object_refs(&NOTIFICATION.replace("%2B", "%FF")),
+            Err(MessageError::BadRecord { .. })
+        ));
+    }
+}
