@@ -663,8 +663,8 @@ async fn run_cmd(args: RunArgs) -> Result<ExitCode> {
         .raw
         .sources
         .iter()
-        .map(|s| s.build(state.clone()))
-        .collect();
+        .map(|s| s.build(state.clone(), &clients))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut runner = picket::run::Runner::new(pipeline, sources, shutdown)?;
     let summary = runner
         .run(picket::run::RunOptions { once: args.once })

@@ -27,6 +27,32 @@ pub async fn sdk_config(
     loader.load().await
 }
 
+/// The shared configuration with a source's own `region` / `endpoint_url` (a queue in another
+/// region, a VPC endpoint), keeping its credentials.
+pub fn with_overrides(
+    sdk: &SdkConfig,
+    region: Option<&str>,
+    endpoint_url: Option<&str>,
+) -> SdkConfig {
+    let mut b = sdk.to_builder();
+    if let Some(r) = region {
+        b = b.region(aws_config::Region::new(r.to_string()));
+    }
+    if let Some(e) = endpoint_url {
+        b = b.endpoint_url(e);
+    }
+    b.build()
+}
+
+/// An S3 client; path-style addressing whenever an endpoint is overridden (emulators and VPC
+/// endpoints do not resolve `<bucket>.<host>` names).
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
 /// Static credentials (emulators, tests).
 pub fn static_credentials(key: &str, secret: &str) -> aws_sdk_iam::config::Credentials {
     aws_sdk_iam::config::Credentials::new(key, secret, None, None, "picket-static")

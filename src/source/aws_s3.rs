@@ -25,7 +25,12 @@
 //! after their visibility timeout.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::Value;
+
+use super::{Source, SourceError};
+use crate::cloud::Clients;
+use crate::config::Checker;
 
 /// One S3 object announced by a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +340,356 @@ mod fetch {
     }
 }
 
+/// `[[sources]] type = "aws_s3"`: CloudTrail objects announced through an SQS queue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsS3Config {
+    /// The queue's URL (`https://sqs.<region>.amazonaws.com/<account>/<name>`).
+    pub queue_url: String,
+    /// Region of the queue and bucket, instead of `[aws] region`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint for SQS and S3 of this source (emulators, VPC endpoints), instead of
+    /// `[aws] endpoint_url`; S3 is then addressed path-style.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Seconds one receive waits for messages (SQS long polling, 0-20; default 10). The
+    /// `picket run` loop waits this long on an empty queue, shutdown included.
+    #[serde(default = "default_wait_time")]
+    pub wait_time_secs: u32,
+    /// Messages per receive (1-10, default 10).
+    #[serde(default = "default_max_messages")]
+    pub max_messages: u32,
+    /// Seconds a received message stays hidden while its objects are processed (default 300):
+    /// longer than a batch takes, or another reader gets it too (the ledger then drops the
+    /// duplicate findings).
+    #[serde(default = "default_visibility")]
+    pub visibility_timeout_secs: u32,
+    /// Seconds between polls once the queue is empty (default 1: long polling does the
+    /// waiting).
+    #[serde(default = "default_interval")]
+    pub interval_secs: u64,
+    /// Consecutive failed intervals before a `source-unhealthy` finding (default 3).
+    #[serde(default = "super::default_unhealthy_after")]
+    pub unhealthy_after: u32,
+}
+
+fn default_wait_time() -> u32 {
+    10
+}
+
+fn default_max_messages() -> u32 {
+    10
+}
+
+fn default_visibility() -> u32 {
+    300
+}
+
+fn default_interval() -> u64 {
+    1
+}
+
+/// What a build without the `aws` feature says.
+const NEEDS_AWS: &str = "aws_s3 needs the `aws` feature";
+
+impl AwsS3Config {
+    /// Checks the entry (`key` is its path, `sources[2]`).
+    pub fn resolve(&mut self, key: &str, c: &mut Checker<'_>) {
+        if !cfg!(feature = "aws") {
+            c.error(format!("{key}.type"), NEEDS_AWS);
+        }
+        if !(self.queue_url.starts_with("https://") || self.queue_url.starts_with("http://")) {
+            c.error(
+                format!("{key}.queue_url"),
+                "must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)",
+            );
+        }
+        if self.wait_time_secs > 20 {
+            c.error(format!("{key}.wait_time_secs"), "must be between 0 and 20");
+        }
+        if !(1..=10).contains(&self.max_messages) {
+            c.error(format!("{key}.max_messages"), "must be between 1 and 10");
+        }
+        if self.visibility_timeout_secs > 43_200 {
+            c.error(
+                format!("{key}.visibility_timeout_secs"),
+                "must be at most 43200 (12 h)",
+            );
+        }
+        if self.interval_secs == 0 {
+            c.error(format!("{key}.interval_secs"), "must be at least 1");
+        }
+        if self.unhealthy_after == 0 {
+            c.error(format!("{key}.unhealthy_after"), "must be at least 1");
+        }
+    }
+
+    /// Builds the source from the process's AWS client settings.
+    pub fn build(&self, clients: &Clients) -> Result<Box<dyn Source>, SourceError> {
+        #[cfg(feature = "aws")]
+        {
+            let sdk = clients.aws.as_ref().ok_or_else(|| SourceError::Build {
+                source_name: format!("aws_s3:{}", self.queue_url),
+                message: "the [aws] client settings were not built".into(),
+            })?;
+            let sdk = crate::cloud::aws::with_overrides(
+                sdk,
+                self.region.as_deref(),
+                self.endpoint_url.as_deref(),
+            );
+            Ok(Box::new(AwsS3::new(self, &sdk)))
+        }
+        #[cfg(not(feature = "aws"))]
+        {
+            let _ = clients;
+            Err(SourceError::Build {
+                source_name: format!("aws_s3:{}", self.queue_url),
+                message: NEEDS_AWS.into(),
+            })
+        }
+    }
+}
+
+#[cfg(feature = "aws")]
+pub use queue::AwsS3;
+
+#[cfg(feature = "aws")]
+mod queue {
+    use std::time::Duration;
+
+    use aws_sdk_sqs::error::DisplayErrorContext;
+    use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+    use chrono::Utc;
+    use tokio::task::JoinSet;
+
+    use super::{AwsS3Config, ObjectRef, fetch_records, object_refs};
+    use crate::source::decode::{Limits, RawRecord};
+    use crate::source::{Batch, Source, SourceError, Token};
+
+    /// The `aws_s3` source (see the module docs).
+    pub struct AwsS3 {
+        name: String,
+        queue_url: String,
+        sqs: aws_sdk_sqs::Client,
+        s3: aws_sdk_s3::Client,
+        wait_time_secs: i32,
+        max_messages: i32,
+        visibility_timeout_secs: i32,
+        interval: Duration,
+        unhealthy_after: u32,
+        limits: Limits,
+        caught_up: bool,
+        /// Oldest announced creation time of the objects of the batch in flight.
+        oldest_landing: Option<chrono::DateTime<Utc>>,
+    }
+
+    /// One received message and what became of it.
+    struct Received {
+        id: String,
+        receipt: String,
+        receive_count: String,
+        refs: Vec<ObjectRef>,
+        records: Vec<Option<Vec<RawRecord>>>,
+        failed: bool,
+    }
+
+    impl AwsS3 {
+        /// A source over the queue of `config`, with clients from `sdk` (overrides applied).
+        pub fn new(config: &AwsS3Config, sdk: &aws_config::SdkConfig) -> AwsS3 {
+            let int = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+            AwsS3 {
+                name: format!("aws_s3:{}", config.queue_url),
+                queue_url: config.queue_url.clone(),
+                sqs: aws_sdk_sqs::Client::new(sdk),
+                s3: crate::cloud::aws::s3_client(sdk),
+                wait_time_secs: int(config.wait_time_secs),
+                max_messages: int(config.max_messages),
+                visibility_timeout_secs: int(config.visibility_timeout_secs),
+                interval: Duration::from_secs(config.interval_secs),
+                unhealthy_after: config.unhealthy_after,
+                limits: Limits::default(),
+                caught_up: false,
+                oldest_landing: None,
+            }
+        }
+
+        fn read_err(&self, message: String) -> SourceError {
+            SourceError::Read {
+                source_name: self.name.clone(),
+                message,
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Source for AwsS3 {
+        fn name(&self) -> &str {
+            &self.name
+        }
+
+        fn interval(&self) -> Duration {
+            self.interval
+        }
+
+        fn unhealthy_after(&self) -> u32 {
+            self.unhealthy_after
+        }
+
+        async fn poll(&mut self) -> Result<Batch, SourceError> {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(self.max_messages)
+                .wait_time_seconds(self.wait_time_secs)
+                .visibility_timeout(self.visibility_timeout_secs)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| {
+                    self.read_err(format!("ReceiveMessage: {}", DisplayErrorContext(&e)))
+                })?;
+            let messages = out.messages.unwrap_or_default();
+            self.caught_up = messages.is_empty();
+            let mut batch = Batch::default();
+            let mut received = Vec::with_capacity(messages.len());
+            for m in messages {
+                let id = m.message_id.clone().unwrap_or_default();
+                let Some(receipt) = m.receipt_handle.clone() else {
+                    continue;
+                };
+                let receive_count = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .cloned()
+                    .unwrap_or_default();
+                match object_refs(m.body().unwrap_or_default()) {
+                    Ok(refs) => received.push(Received {
+                        id,
+                        receipt,
+                        receive_count,
+                        records: vec![None; refs.len()],
+                        refs,
+                        failed: false,
+                    }),
+                    Err(e) => {
+                        batch.errors += 1;
+                        tracing::warn!(source = %self.name, message_id = %id, receive_count, error = %e, "poisoned message left for the dead-letter queue");
+                    }
+                }
+            }
+            // Every announced object at once.
+            let mut fetches = JoinSet::new();
+            for (i, r) in received.iter().enumerate() {
+                for (j, obj) in r.refs.iter().enumerate() {
+                    let (s3, obj, limits) = (self.s3.clone(), obj.clone(), self.limits);
+                    fetches.spawn(async move { (i, j, fetch_records(&s3, &obj, limits).await) });
+                }
+            }
+            let (mut fetched, mut transient) = (0usize, None);
+            while let Some(joined) = fetches.join_next().await {
+                let Ok((i, j, result)) = joined else {
+                    return Err(self.read_err("an object download task failed".into()));
+                };
+                let r = &mut received[i];
+                match result {
+                    Ok(records) => {
+                        fetched += 1;
+                        r.records[j] = Some(records);
+                    }
+                    Err(e) => {
+                        if !r.failed {
+                            batch.errors += 1;
+                        }
+                        r.failed = true;
+                        if e.is_poison() {
+                            tracing::warn!(source = %self.name, message_id = %r.id, receive_count = %r.receive_count, error = %e, "poisoned object: message left for the dead-letter queue");
+                        } else {
+                            tracing::warn!(source = %self.name, message_id = %r.id, receive_count = %r.receive_count, error = %e, "object not read; the message returns after its visibility timeout");
+                            transient = Some(e);
+                        }
+                    }
+                }
+            }
+            if fetched == 0
+                && let Some(e) = transient
+            {
+                // Nothing could be read at all: the source is failing, not one object.
+                return Err(self.read_err(e.to_string()));
+            }
+            self.oldest_landing = None;
+            for r in received {
+                if r.failed {
+                    continue;
+                }
+                for (obj, records) in r.refs.iter().zip(r.records) {
+                    if let Some(t) = obj.event_time
+                        && self.oldest_landing.is_none_or(|o| t < o)
+                    {
+                        self.oldest_landing = Some(t);
+                    }
+                    batch.records.extend(records.unwrap_or_default());
+                }
+                batch.token.acks.push(r.receipt);
+            }
+            Ok(batch)
+        }
+
+        async fn commit(&mut self, token: Token) -> Result<(), SourceError> {
+            let landing_to_recorded_ms = self
+                .oldest_landing
+                .take()
+                .map(|t| (Utc::now() - t).num_milliseconds());
+            let mut failed = Vec::new();
+            let total = token.acks.len();
+            for chunk in token.acks.chunks(10) {
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, receipt)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(receipt)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                let out = self
+                    .sqs
+                    .delete_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        self.read_err(format!("DeleteMessageBatch: {}", DisplayErrorContext(&e)))
+                    })?;
+                failed.extend(
+                    out.failed
+                        .iter()
+                        .map(|f| format!("{}: {}", f.code, f.message.as_deref().unwrap_or(""))),
+                );
+            }
+            tracing::info!(source = %self.name, deleted = total - failed.len(), landing_to_recorded_ms, "messages acknowledged");
+            if !failed.is_empty() {
+                // The messages come back; the ledger drops their findings as duplicates.
+                return Err(self.read_err(format!(
+                    "{} message(s) not deleted: {}",
+                    failed.len(),
+                    failed.join("; ")
+                )));
+            }
+            Ok(())
+        }
+
+        fn caught_up(&self) -> bool {
+            self.caught_up
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +748,42 @@ mod tests {
             size: Some(1024),
             version_id: Some("096fKKXTRTtl3on89fVO.nfljtsv6qko".into()),
             event_time: parse_time("1970-01-01T00:00:00.000Z"),
+        }
+    }
+
+    #[test]
+    fn config_keys_default_and_validate() {
+        use crate::config::Config;
+        use crate::source::SourceConfig;
+        use std::path::Path;
+        let parse =
+            |text: &str| Config::parse(text, Path::new("picket.toml"), Path::new("/etc/picket"));
+        let text = "[[sources]]\ntype = \"aws_s3\"\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\n";
+        let expected = AwsS3Config {
+            queue_url: "https://sqs.us-east-1.amazonaws.com/1/q".into(),
+            region: None,
+            endpoint_url: None,
+            wait_time_secs: 10,
+            max_messages: 10,
+            visibility_timeout_secs: 300,
+            interval_secs: 1,
+            unhealthy_after: 3,
+        };
+        let bad = "[[sources]]\ntype = \"aws_s3\"\nqueue_url = \"picket-trail\"\nwait_time_secs = 30\nmax_messages = 0\n";
+        let bad_keys = [
+            "sources[0].queue_url",
+            "sources[0].wait_time_secs",
+            "sources[0].max_messages",
+        ];
+        if cfg!(feature = "aws") {
+            let c = parse(text).unwrap();
+            assert_eq!(c.raw.sources[0], SourceConfig::AwsS3(expected));
+            let errors = parse(bad).unwrap_err();
+            let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(keys, bad_keys);
+        } else {
+            let errors = parse(text).unwrap_err();
+            assert!(errors[0].to_string().contains("needs the `aws` feature"));
         }
     }
 

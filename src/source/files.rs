@@ -415,6 +415,7 @@ impl Source for Files {
                     key,
                     value,
                 }],
+                ..Token::default()
             };
             self.caught_up = false;
             return Ok(batch);

@@ -40,6 +40,14 @@ pub enum SourceError {
         /// What went wrong.
         message: String,
     },
+    /// The source could not be built from its config (a missing feature or credential).
+    #[error("source {source_name}: {message}")]
+    Build {
+        /// The source type or name.
+        source_name: String,
+        /// What is missing.
+        message: String,
+    },
     /// The cursor could not be read or written.
     #[error("source {source_name}: cursor: {source}")]
     State {
@@ -56,25 +64,33 @@ impl SourceError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SourceError::Read { .. } => true,
+            SourceError::Build { .. } => false,
             SourceError::State { source, .. } => source.is_retryable(),
         }
     }
 }
 
 /// What a source hands back to be acknowledged once its batch went through the pipeline:
-/// opaque to the runner except for the state writes that must commit with the batch. (An
-/// acknowledging source, such as an SQS queue, would add its receipt handles here.)
+/// opaque to the runner except for the state writes that must commit with the batch.
 #[derive(Debug, Default)]
 pub struct Token {
     /// Cursor writes, made in the batch's detection transaction
     /// ([`crate::pipeline::Pipeline::process_with`]).
     pub(crate) staged: Vec<StagedWrite>,
+    /// What an acknowledging source (an SQS queue: receipt handles) deletes in
+    /// [`Source::commit`].
+    pub(crate) acks: Vec<String>,
 }
 
 impl Token {
     /// The state writes to commit together with the batch's detection state.
     pub fn staged(&self) -> &[StagedWrite] {
         &self.staged
+    }
+
+    /// What the source deletes when the batch is acknowledged (SQS receipt handles).
+    pub fn acks(&self) -> &[String] {
+        &self.acks
     }
 }
 
@@ -133,6 +149,8 @@ pub enum SourceConfig {
         #[serde(default = "default_batch_size")]
         batch_size: usize,
     },
+    /// CloudTrail log objects announced through an SQS queue (feature `aws`).
+    AwsS3(aws_s3::AwsS3Config),
 }
 
 fn default_interval() -> u64 {
@@ -149,12 +167,13 @@ fn default_batch_size() -> usize {
 
 impl SourceConfig {
     /// Every source type, for contract tests and docs.
-    pub const ALL: &'static [&'static str] = &["files"];
+    pub const ALL: &'static [&'static str] = &["files", "aws_s3"];
 
     /// The source's `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceConfig::Files { .. } => "files",
+            SourceConfig::AwsS3(_) => "aws_s3",
         }
     }
 
@@ -179,12 +198,18 @@ impl SourceConfig {
                     c.error(format!("{key}.unhealthy_after"), "must be at least 1");
                 }
             }
+            SourceConfig::AwsS3(s) => s.resolve(key, c),
         }
     }
 
-    /// Builds the source over the state store that keeps its cursors.
-    pub fn build(&self, state: Arc<dyn StateStore>) -> Box<dyn Source> {
-        match self {
+    /// Builds the source over the state store that keeps its cursors and the process's cloud
+    /// clients (credentials, rate limits).
+    pub fn build(
+        &self,
+        state: Arc<dyn StateStore>,
+        clients: &crate::cloud::Clients,
+    ) -> Result<Box<dyn Source>, SourceError> {
+        Ok(match self {
             SourceConfig::Files {
                 path,
                 kind,
@@ -201,7 +226,8 @@ impl SourceConfig {
                 )
                 .with_batch_size(*batch_size),
             ),
-        }
+            SourceConfig::AwsS3(s) => s.build(clients)?,
+        })
     }
 }
 
