@@ -254,6 +254,8 @@ struct AtoState {
     incidents: Vec<Incident>,
 }
 
+super::codec::json_stored!(AtoState);
+
 enum Item {
     Risky(Risky),
     FollowUp(FollowUp),

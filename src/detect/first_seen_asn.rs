@@ -158,7 +158,7 @@ mod tests {
             assert_eq!(run(&format!("x{i}"), 16 * day + i as i64, asn).len(), 1);
         }
         let v = store.get(NS, "u@x", chrono::Utc::now()).unwrap().unwrap();
-        let p: SeenProfile = serde_json::from_slice(&v.value).unwrap();
+        let p = <SeenProfile as crate::detect::codec::Stored>::decode(&v.value).unwrap();
         assert_eq!(p.values.len(), 4);
     }
 }

@@ -15,8 +15,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use geo::{Distance, Haversine, Point};
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
+use super::codec::{Reader, Stored, Writer, is_json, json_decode};
 use super::{DetectContext, DetectError};
 use crate::state::{CasOutcome, Versioned};
 
@@ -40,19 +41,22 @@ pub struct DetectorConfigError {
     pub message: String,
 }
 
-/// A write-through cache of JSON values of one namespace, keyed by identity.
+/// A write-through cache of one namespace's values, keyed by identity.
 #[derive(Debug)]
 pub struct CachedState<T> {
     detector: &'static str,
     ns: &'static str,
     capacity: usize,
     ttl: Duration,
-    cache: HashMap<String, (u64, T)>,
+    /// Identity -> (version in the store, `None` when absent there; value).
+    cache: HashMap<String, (Option<u64>, T)>,
+    /// Reused encoding buffer.
+    buf: Vec<u8>,
 }
 
 impl<T> CachedState<T>
 where
-    T: Serialize + DeserializeOwned + Default + Clone,
+    T: Stored + Default,
 {
     /// A cache for namespace `ns` holding at most `capacity` identities (cleared when full);
     /// stored values live `ttl` (wall clock) after their last write.
@@ -63,15 +67,25 @@ where
             capacity: capacity.max(1),
             ttl,
             cache: HashMap::new(),
+            buf: Vec::new(),
         }
     }
 
-    fn decode(&self, v: &Versioned, key: &str) -> Result<(u64, T), DetectError> {
-        let value = serde_json::from_slice(&v.value).map_err(|e| DetectError::Internal {
+    fn corrupt(&self, key: &str, what: &str, e: String) -> DetectError {
+        DetectError::Internal {
             detector: self.detector.to_string(),
-            message: format!("state {}/{key} does not decode: {e}", self.ns),
-        })?;
-        Ok((v.version, value))
+            message: format!("state {}/{key} does not {what}: {e}", self.ns),
+        }
+    }
+
+    fn decode(&self, v: Option<Versioned>, key: &str) -> Result<(Option<u64>, T), DetectError> {
+        match v {
+            Some(v) => {
+                let value = T::decode(&v.value).map_err(|e| self.corrupt(key, "decode", e))?;
+                Ok((Some(v.version), value))
+            }
+            None => Ok((None, T::default())),
+        }
     }
 
     fn state_err(&self, source: crate::state::StateError) -> DetectError {
@@ -81,38 +95,29 @@ where
         }
     }
 
-    fn load(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<Option<(u64, T)>, DetectError> {
-        if let Some((v, t)) = self.cache.get(key) {
-            return Ok(Some((*v, t.clone())));
-        }
-        match cx
+    /// Reads the identity's value from the store into the cache.
+    fn fetch(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        let stored = cx
             .state
             .get(self.ns, key, cx.now)
-            .map_err(|e| self.state_err(e))?
-        {
-            Some(v) => Ok(Some(self.decode(&v, key)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn remember(&mut self, key: &str, version: u64, value: T) {
-        if self.cache.len() >= self.capacity && !self.cache.contains_key(key) {
+            .map_err(|e| self.state_err(e))?;
+        let entry = self.decode(stored, key)?;
+        if self.cache.len() >= self.capacity {
             self.cache.clear();
         }
-        self.cache.insert(key.to_string(), (version, value));
+        self.cache.insert(key.to_string(), entry);
+        Ok(())
     }
 
     /// Reads the identity's value from the store (not the cache, which it refreshes): for
     /// decisions that write nothing, where a stale cache would never be corrected.
-    pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<T, DetectError> {
+    pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<&T, DetectError> {
         self.cache.remove(key);
-        match self.load(key, cx)? {
-            Some((version, value)) => {
-                self.remember(key, version, value.clone());
-                Ok(value)
-            }
-            None => Ok(T::default()),
-        }
+        self.fetch(key, cx)?;
+        self.cache
+            .get(key)
+            .map(|(_, value)| value)
+            .ok_or_else(|| self.corrupt(key, "stay cached", "just read".into()))
     }
 
     /// Applies `f` to the identity's value (default when absent) and stores the result when
@@ -122,33 +127,50 @@ where
         &mut self,
         key: &str,
         cx: &DetectContext<'_>,
+        f: impl FnMut(&mut T) -> (R, bool),
+    ) -> Result<R, DetectError> {
+        let result = self.update_cached(key, cx, f);
+        if result.is_err() {
+            // The cached value may hold a change the store did not take.
+            self.cache.remove(key);
+        }
+        result
+    }
+
+    fn update_cached<R>(
+        &mut self,
+        key: &str,
+        cx: &DetectContext<'_>,
         mut f: impl FnMut(&mut T) -> (R, bool),
     ) -> Result<R, DetectError> {
-        let mut current = self.load(key, cx)?;
+        if !self.cache.contains_key(key) {
+            self.fetch(key, cx)?;
+        }
         for _ in 0..CAS_ATTEMPTS {
-            let (expected, mut value) = match current.take() {
-                Some((v, t)) => (Some(v), t),
-                None => (None, T::default()),
+            // The value is changed in place (no copy); on a conflict it is replaced by what
+            // the store holds and `f` runs again.
+            let Some((version, value)) = self.cache.get_mut(key) else {
+                return Err(self.corrupt(key, "stay cached", "evicted mid-update".into()));
             };
-            let (result, changed) = f(&mut value);
+            let (result, changed) = f(value);
             if !changed {
-                if let Some(v) = expected {
-                    self.remember(key, v, value);
-                }
                 return Ok(result);
             }
-            let bytes = serde_json::to_vec(&value).map_err(|e| DetectError::Internal {
-                detector: self.detector.to_string(),
-                message: format!("state {}/{key} does not encode: {e}", self.ns),
-            })?;
+            let expected = *version;
+            self.buf.clear();
+            if let Err(e) = value.encode(&mut self.buf) {
+                return Err(self.corrupt(key, "encode", e));
+            }
             let expires = Some(cx.now + self.ttl);
             match cx
                 .state
-                .compare_and_set(self.ns, key, expected, &bytes, expires, cx.now)
+                .compare_and_set(self.ns, key, expected, &self.buf, expires, cx.now)
                 .map_err(|e| self.state_err(e))?
             {
-                CasOutcome::Written(version) => {
-                    self.remember(key, version, value);
+                CasOutcome::Written(v) => {
+                    if let Some((version, _)) = self.cache.get_mut(key) {
+                        *version = Some(v);
+                    }
                     return Ok(result);
                 }
                 CasOutcome::Conflict(now) => {
@@ -158,11 +180,8 @@ where
                         key,
                         "state conflict, retrying"
                     );
-                    self.cache.remove(key);
-                    current = match now {
-                        Some(v) => Some(self.decode(&v, key)?),
-                        None => None,
-                    };
+                    let fresh = self.decode(now, key)?;
+                    self.cache.insert(key.to_string(), fresh);
                 }
             }
         }
@@ -270,10 +289,96 @@ impl SeenProfile {
     }
 }
 
+/// Format byte of a [`SeenProfile`] stored on its own.
+const SEEN_PROFILE_FORMAT: u8 = 0xB1;
+
+impl SeenProfile {
+    /// Appends the profile's fields (also inside other values).
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
+        match self.since {
+            Some(s) => {
+                w.u64(1);
+                w.i64(s);
+            }
+            None => w.u64(0),
+        }
+        w.u64(self.values.len() as u64);
+        for v in &self.values {
+            w.str(&v.key);
+            w.i64(v.first);
+            w.i64(v.last - v.first);
+        }
+    }
+
+    /// Reads what [`SeenProfile::write`] wrote.
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<SeenProfile, String> {
+        let since = match r.u64()? {
+            0 => None,
+            _ => Some(r.i64()?),
+        };
+        let n = r.len()?;
+        let mut values = Vec::with_capacity(n);
+        for _ in 0..n {
+            let key = r.str()?;
+            let first = r.i64()?;
+            let last = first.saturating_add(r.i64()?);
+            values.push(Seen { key, first, last });
+        }
+        Ok(SeenProfile { since, values })
+    }
+}
+
+impl Stored for SeenProfile {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        self.write(&mut Writer::new(out, SEEN_PROFILE_FORMAT));
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if is_json(bytes) {
+            return json_decode(bytes);
+        }
+        let mut r = Reader::new(bytes, SEEN_PROFILE_FORMAT)?;
+        let p = SeenProfile::read(&mut r)?;
+        r.finish()?;
+        Ok(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::state::{MemoryStore, StateStore};
+
+    use crate::detect::codec::json_stored;
+
+    json_stored!(Vec<u32>);
+
+    #[test]
+    fn profile_round_trips_binary_and_reads_the_old_json() {
+        let mut p = SeenProfile::default();
+        let learn = Duration::days(14);
+        p.observe("DE", t(0), learn, 3);
+        p.observe("AS3320", t(30), learn, 3);
+        let mut bytes = Vec::new();
+        p.encode(&mut bytes).unwrap();
+        assert_eq!(SeenProfile::decode(&bytes).unwrap(), p);
+        let json = serde_json::to_vec(&p).unwrap();
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} vs {}",
+            bytes.len(),
+            json.len()
+        );
+        assert_eq!(SeenProfile::decode(&json).unwrap(), p);
+        assert_eq!(
+            SeenProfile::decode(&[]).unwrap_err(),
+            "empty value",
+            "an empty value is corrupt"
+        );
+        bytes.push(0);
+        assert!(SeenProfile::decode(&bytes).is_err(), "trailing bytes");
+    }
 
     fn t(h: i64) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_700_000_000 + h * 3600, 0).unwrap()

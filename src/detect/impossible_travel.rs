@@ -20,6 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::codec::{Reader, Stored, Writer, is_json, json_decode};
 use super::history::{CachedState, DetectorConfigError, SeenProfile, great_circle_km};
 use super::{DetectContext, DetectError, Detector};
 use crate::model::{
@@ -351,6 +352,210 @@ struct TravelHistory {
     /// Times (unix ms) of recent failed MFA attempts.
     #[serde(rename = "f", default, skip_serializing_if = "Vec::is_empty")]
     mfa_failures: Vec<i64>,
+}
+
+/// Format byte of a stored [`TravelHistory`].
+const HISTORY_FORMAT: u8 = 0xB2;
+
+// Flags of one stored sign-in.
+const F_SAME_PLACE: u64 = 1;
+const F_RADIUS: u64 = 2;
+const F_ASN: u64 = 4;
+const F_MFA_FAILED: u64 = 8;
+const F_UUID: u64 = 16;
+
+fn provider_code(p: Provider) -> u64 {
+    match p {
+        Provider::Aws => 0,
+        Provider::Entra => 1,
+        Provider::GoogleWorkspace => 2,
+        Provider::Gcp => 3,
+        Provider::Microsoft365 => 4,
+        Provider::Okta => 5,
+    }
+}
+
+fn provider_of(code: u64) -> Result<Provider, String> {
+    Ok(match code {
+        0 => Provider::Aws,
+        1 => Provider::Entra,
+        2 => Provider::GoogleWorkspace,
+        3 => Provider::Gcp,
+        4 => Provider::Microsoft365,
+        5 => Provider::Okta,
+        n => return Err(format!("unknown provider code {n}")),
+    })
+}
+
+/// The 16 bytes of a lowercase hyphenated UUID (most event ids), to store it in 16 bytes.
+fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = b.iter().filter(|&&c| c != b'-').map(|&c| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    });
+    for o in &mut out {
+        *o = (digits.next()?? << 4) | digits.next()??;
+    }
+    Some(out)
+}
+
+fn uuid_string(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(HEX[usize::from(byte >> 4)] as char);
+        s.push(HEX[usize::from(byte & 15)] as char);
+    }
+    s
+}
+
+impl Stored for TravelHistory {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        let mut w = Writer::new(out, HISTORY_FORMAT);
+        w.u64(self.entries.len() as u64);
+        let mut prev: Option<&SignIn> = None;
+        for e in &self.entries {
+            let same_place = prev.is_some_and(|p| {
+                p.lat.to_bits() == e.lat.to_bits()
+                    && p.lon.to_bits() == e.lon.to_bits()
+                    && p.radius_km.map(f64::to_bits) == e.radius_km.map(f64::to_bits)
+            });
+            let uuid = uuid_bytes(&e.uid);
+            let mut flags = 0;
+            for (on, flag) in [
+                (same_place, F_SAME_PLACE),
+                (e.radius_km.is_some(), F_RADIUS),
+                (e.asn.is_some(), F_ASN),
+                (e.mfa_failed, F_MFA_FAILED),
+                (uuid.is_some(), F_UUID),
+            ] {
+                if on {
+                    flags |= flag;
+                }
+            }
+            w.u64(flags);
+            match &uuid {
+                Some(b) => w.raw(b),
+                None => w.str(&e.uid),
+            }
+            w.i64(e.time_ms - prev.map_or(0, |p| p.time_ms));
+            w.u64(provider_code(e.provider));
+            let p = |f: fn(&SignIn) -> Option<&str>| prev.and_then(f);
+            w.repeat_str(Some(&e.action), p(|s| Some(s.action.as_str())));
+            w.repeat_str(e.ip.as_deref(), p(|s| s.ip.as_deref()));
+            w.repeat_str(e.user_agent.as_deref(), p(|s| s.user_agent.as_deref()));
+            if !same_place {
+                w.f64(e.lat);
+                w.f64(e.lon);
+                if let Some(r) = e.radius_km {
+                    w.f64(r);
+                }
+            }
+            w.repeat_str(e.country.as_deref(), p(|s| s.country.as_deref()));
+            w.repeat_str(e.city.as_deref(), p(|s| s.city.as_deref()));
+            if let Some(asn) = e.asn {
+                w.u64(u64::from(asn));
+            }
+            w.repeat_str(e.asn_org.as_deref(), p(|s| s.asn_org.as_deref()));
+            w.repeat_str(e.principal.as_deref(), p(|s| s.principal.as_deref()));
+            prev = Some(e);
+        }
+        self.countries.write(&mut w);
+        w.u64(self.mfa_failures.len() as u64);
+        let mut last = 0;
+        for &t in &self.mfa_failures {
+            w.i64(t - last);
+            last = t;
+        }
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if is_json(bytes) {
+            return json_decode(bytes);
+        }
+        let mut r = Reader::new(bytes, HISTORY_FORMAT)?;
+        let n = r.len()?;
+        let mut entries: Vec<SignIn> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let flags = r.u64()?;
+            let prev = entries.last();
+            let uid = if flags & F_UUID != 0 {
+                uuid_string(&r.raw::<16>()?)
+            } else {
+                r.str()?
+            };
+            let time_ms = r.i64()?.wrapping_add(prev.map_or(0, |p| p.time_ms));
+            let provider = provider_of(r.u64()?)?;
+            let action = r
+                .repeat_str(prev.map(|p| p.action.as_str()))?
+                .ok_or("sign-in without an action")?;
+            let ip = r.repeat_str(prev.and_then(|p| p.ip.as_deref()))?;
+            let user_agent = r.repeat_str(prev.and_then(|p| p.user_agent.as_deref()))?;
+            let (lat, lon, radius_km) = if flags & F_SAME_PLACE != 0 {
+                let p = prev.ok_or("first sign-in repeats a place")?;
+                (p.lat, p.lon, p.radius_km)
+            } else {
+                let lat = r.f64()?;
+                let lon = r.f64()?;
+                let radius = if flags & F_RADIUS != 0 {
+                    Some(r.f64()?)
+                } else {
+                    None
+                };
+                (lat, lon, radius)
+            };
+            let country = r.repeat_str(prev.and_then(|p| p.country.as_deref()))?;
+            let city = r.repeat_str(prev.and_then(|p| p.city.as_deref()))?;
+            let asn = if flags & F_ASN != 0 {
+                Some(u32::try_from(r.u64()?).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
+            let asn_org = r.repeat_str(prev.and_then(|p| p.asn_org.as_deref()))?;
+            let principal = r.repeat_str(prev.and_then(|p| p.principal.as_deref()))?;
+            entries.push(SignIn {
+                uid,
+                time_ms,
+                provider,
+                action,
+                ip,
+                user_agent,
+                lat,
+                lon,
+                radius_km,
+                country,
+                city,
+                asn,
+                asn_org,
+                mfa_failed: flags & F_MFA_FAILED != 0,
+                principal,
+            });
+        }
+        let countries = SeenProfile::read(&mut r)?;
+        let m = r.len()?;
+        let mut mfa_failures = Vec::with_capacity(m);
+        let mut last = 0i64;
+        for _ in 0..m {
+            last = last.wrapping_add(r.i64()?);
+            mfa_failures.push(last);
+        }
+        r.finish()?;
+        Ok(TravelHistory {
+            entries,
+            countries,
+            mfa_failures,
+        })
+    }
 }
 
 /// The geometry of one compared pair.
@@ -856,6 +1061,53 @@ mod tests {
     }
 
     #[test]
+    fn history_round_trips_binary_and_reads_the_old_json() {
+        let mut h = TravelHistory::default();
+        let mut a = SignIn::of(
+            &signin("1b4e28ba-2fa1-11d2-883f-0016d3cca427", 0, london()),
+            &london(),
+        );
+        a.user_agent = Some("Mozilla/5.0".into());
+        a.principal = Some("00000000-0000-4000-8000-000000000001".into());
+        let mut b = a.clone();
+        b.uid = "1B4E28BA-2FA1-11D2-883F-0016D3CCA427".into();
+        b.time_ms -= 5;
+        let mut c = SignIn::of(&signin("ev:ü", 90, sydney()), &sydney());
+        c.radius_km = None;
+        c.asn = None;
+        c.city = None;
+        c.mfa_failed = true;
+        c.provider = Provider::Okta;
+        let mut d = c.clone();
+        d.uid = "1b4e28ba-2fa1-11d2-883f-0016d3cca42".into();
+        d.ip = None;
+        h.entries = vec![b, a, c, d];
+        h.countries.observe("GB", t(0), Duration::zero(), 4);
+        h.mfa_failures = vec![t(-3).timestamp_millis(), t(1).timestamp_millis()];
+        let mut bytes = Vec::new();
+        h.encode(&mut bytes).unwrap();
+        assert_eq!(TravelHistory::decode(&bytes).unwrap(), h);
+        let json = serde_json::to_vec(&h).unwrap();
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} vs {}",
+            bytes.len(),
+            json.len()
+        );
+        assert_eq!(TravelHistory::decode(&json).unwrap(), h);
+        assert_eq!(
+            TravelHistory::decode(&[HISTORY_FORMAT, 0, 0, 0, 0]).unwrap(),
+            TravelHistory::default()
+        );
+        for cut in 1..bytes.len() {
+            assert!(
+                TravelHistory::decode(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
     fn history_stays_bounded() {
         let store = MemoryStore::new();
         let mut d = ImpossibleTravelConfig::default().build().unwrap();
@@ -868,8 +1120,8 @@ mod tests {
                 .unwrap();
         }
         let v = store.get(NS, "alice@corp.example", t(0)).unwrap().unwrap();
-        let h: TravelHistory = serde_json::from_slice(&v.value).unwrap();
+        let h = TravelHistory::decode(&v.value).unwrap();
         assert_eq!(h.entries.len(), 32);
-        assert!(v.value.len() < 32 * 400, "{} bytes", v.value.len());
+        assert!(v.value.len() < 32 * 100, "{} bytes", v.value.len());
     }
 }

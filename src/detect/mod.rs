@@ -77,6 +77,7 @@ pub trait Detector: Send {
 
 pub mod account_takeover;
 pub mod builtin;
+pub mod codec;
 pub mod first_seen_asn;
 pub mod history;
 pub mod impossible_travel;

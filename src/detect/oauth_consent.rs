@@ -207,6 +207,8 @@ struct RiskMark {
     end: i64,
 }
 
+super::codec::json_stored!(Vec<RiskMark>);
+
 /// The risky OAuth consent detector.
 pub struct OauthConsent {
     allowed: Vec<String>,

@@ -431,7 +431,8 @@ fn read_live(
     .optional()
 }
 
-/// Inserts with version 1 unless a live row exists; returns whether it wrote.
+/// Inserts with version 1 unless a live row exists; returns whether it wrote. (No
+/// `RETURNING`: the change count says it, without a result row to step through.)
 fn insert_if_absent(
     c: &Connection,
     ns: &str,
@@ -442,18 +443,16 @@ fn insert_if_absent(
 ) -> rusqlite::Result<bool> {
     let (s, n) = split(now);
     let (es, en) = split_opt(expires);
-    let written = c
+    let changed = c
         .prepare_cached(concat!(
             "INSERT INTO kv (ns, key, value, version, exp_s, exp_ns) VALUES (?1, ?2, ?5, 1, ?6, ?7)
              ON CONFLICT (ns, key) DO UPDATE
                SET value = excluded.value, version = 1, exp_s = excluded.exp_s, exp_ns = excluded.exp_ns
                WHERE NOT ",
-            live!("kv."),
-            " RETURNING version"
+            live!("kv.")
         ))?
-        .query_row(params![ns, key, s, n, value, es, en], |_| Ok(()))
-        .optional()?;
-    Ok(written.is_some())
+        .execute(params![ns, key, s, n, value, es, en])?;
+    Ok(changed > 0)
 }
 
 impl StateStore for SqliteStore {
@@ -524,19 +523,29 @@ impl StateStore for SqliteStore {
         let outcome = self.with_conn(true, "compare-and-set", |c| {
             let written = match expected {
                 None => insert_if_absent(c, ns, key, value, expires, now)?.then_some(1),
-                Some(v) => c
-                    .prepare_cached(concat!(
-                        "UPDATE kv SET value = ?5, version = version + 1, exp_s = ?6, exp_ns = ?7
-                         WHERE ns = ?1 AND key = ?2 AND version = ?8 AND ",
-                        live!(""),
-                        " RETURNING version"
-                    ))?
-                    .query_row(
-                        params![ns, key, s, n, value, es, en, version_to_sql(v)],
-                        |r| r.get::<_, i64>(0),
-                    )
-                    .optional()?
-                    .map(version_from_sql),
+                Some(v) => {
+                    // The new version is known (one more than the expected one), so no
+                    // `RETURNING`: the change count says whether the row matched.
+                    let next = v.saturating_add(1);
+                    let changed = c
+                        .prepare_cached(concat!(
+                            "UPDATE kv SET value = ?5, version = ?9, exp_s = ?6, exp_ns = ?7
+                             WHERE ns = ?1 AND key = ?2 AND version = ?8 AND ",
+                            live!("")
+                        ))?
+                        .execute(params![
+                            ns,
+                            key,
+                            s,
+                            n,
+                            value,
+                            es,
+                            en,
+                            version_to_sql(v),
+                            version_to_sql(next)
+                        ])?;
+                    (changed > 0).then_some(next)
+                }
             };
             match written {
                 Some(v) => Ok(CasOutcome::Written(v)),
