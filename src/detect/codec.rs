@@ -150,7 +150,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length or count, checked against the bytes left (each item takes at least a byte).
-    pub fn len(&mut self) -> Result<usize, String> {
+    pub fn count(&mut self) -> Result<usize, String> {
         let n = self.u64()?;
         usize::try_from(n)
             .ok()
@@ -183,7 +183,7 @@ impl<'a> Reader<'a> {
 
     /// A length-prefixed string.
     pub fn str(&mut self) -> Result<String, String> {
-        let n = self.len()?;
+        let n = self.count()?;
         self.utf8(n)
     }
 

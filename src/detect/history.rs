@@ -316,7 +316,7 @@ impl SeenProfile {
             0 => None,
             _ => Some(r.i64()?),
         };
-        let n = r.len()?;
+        let n = r.count()?;
         let mut values = Vec::with_capacity(n);
         for _ in 0..n {
             let key = r.str()?;

@@ -484,7 +484,7 @@ impl Stored for TravelHistory {
             return json_decode(bytes);
         }
         let mut r = Reader::new(bytes, HISTORY_FORMAT)?;
-        let n = r.len()?;
+        let n = r.count()?;
         let mut entries: Vec<SignIn> = Vec::with_capacity(n);
         for _ in 0..n {
             let flags = r.u64()?;
@@ -542,7 +542,7 @@ impl Stored for TravelHistory {
             });
         }
         let countries = SeenProfile::read(&mut r)?;
-        let m = r.len()?;
+        let m = r.count()?;
         let mut mfa_failures = Vec::with_capacity(m);
         let mut last = 0i64;
         for _ in 0..m {
