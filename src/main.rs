@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use picket::alert::{self, Format, Notifier, Router};
@@ -173,9 +174,99 @@ struct ReplayArgs {
     /// Records per pipeline batch.
     #[arg(long, default_value_t = 4096)]
     batch: usize,
-    /// Files, folders (recursive) of .json, .jsonl, .ndjson, .gz.
+    /// Only events at or after this time (RFC 3339 or YYYY-MM-DD); for `s3://` inputs, also
+    /// the first day listed (default there: 24 hours before --until).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<DateTime<Utc>>,
+    /// Only events at or before this time (RFC 3339 or YYYY-MM-DD, the end of that day);
+    /// for `s3://` inputs, also the last day listed (default: now).
+    #[arg(long, value_parser = parse_until)]
+    until: Option<DateTime<Utc>>,
+    /// Files, folders (recursive) of .json, .jsonl, .ndjson, .gz; or `s3://bucket/prefix` of a
+    /// CloudTrail trail bucket (feature aws), listed by its date layout for the days of
+    /// --since..--until only.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+}
+
+/// RFC 3339, or a date (its first instant).
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| {
+            format!("`{s}` is neither RFC 3339 (2026-11-28T09:00:00Z) nor a date (2026-11-28)")
+        })
+}
+
+/// Like [`parse_time`], but a date means its last instant.
+fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
+    let t = parse_time(s)?;
+    if DateTime::parse_from_rfc3339(s).is_ok() {
+        return Ok(t);
+    }
+    Ok(t + chrono::Duration::days(1) - chrono::Duration::nanoseconds(1))
+}
+
+/// A folder removed when dropped (downloaded S3 objects of a replay).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Downloads the CloudTrail objects of the `s3://` inputs for the days of the range into a
+/// temporary folder; the merge then reads them like local files.
+#[cfg(feature = "aws")]
+async fn fetch_s3_inputs(
+    config: &Config,
+    urls: &[String],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<TempDir> {
+    use picket::source::aws_s3;
+    let dir = TempDir(std::env::temp_dir().join(format!(
+        "picket-replay-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    )));
+    std::fs::create_dir_all(&dir.0).with_context(|| format!("creating {}", dir.0.display()))?;
+    let clients = app::clients(config).await?;
+    let sdk = clients
+        .aws
+        .as_ref()
+        .context("s3:// inputs need the [aws] client settings")?;
+    let s3 = picket::cloud::aws::s3_client(sdk);
+    for (n, url) in urls.iter().enumerate() {
+        let (bucket, prefix) = aws_s3::parse_s3_url(url)
+            .with_context(|| format!("`{url}` is not s3://bucket/prefix"))?;
+        let objects = aws_s3::list_trail(&s3, &bucket, &prefix, since, until).await?;
+        eprintln!(
+            "{}: {} object(s) from {} to {}",
+            alert::escape::terminal(url),
+            objects.len(),
+            since.to_rfc3339(),
+            until.to_rfc3339()
+        );
+        let sub = dir.0.join(n.to_string());
+        std::fs::create_dir_all(&sub)?;
+        aws_s3::download(&s3, &objects, &sub, 8).await?;
+    }
+    Ok(dir)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn fetch_s3_inputs(
+    _: &Config,
+    _: &[String],
+    _: DateTime<Utc>,
+    _: DateTime<Utc>,
+) -> Result<TempDir> {
+    bail!("s3:// inputs need the `aws` feature")
 }
 
 fn parse_kind(s: &str) -> Result<RecordKind, String> {
@@ -405,8 +496,38 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         Arc::new(Clock::event_time()),
     )?;
 
+    let (s3_urls, mut paths): (Vec<PathBuf>, Vec<PathBuf>) = args
+        .paths
+        .iter()
+        .cloned()
+        .partition(|p| p.to_str().is_some_and(|s| s.starts_with("s3://")));
+    let _downloaded = if s3_urls.is_empty() {
+        None
+    } else {
+        let until = args.until.unwrap_or_else(Utc::now);
+        let since = args.since.unwrap_or(until - chrono::Duration::hours(24));
+        let urls: Vec<String> = s3_urls.iter().map(|p| p.display().to_string()).collect();
+        let dir = fetch_s3_inputs(&config, &urls, since, until).await?;
+        paths.push(dir.0.clone());
+        Some(dir)
+    };
+    let in_range = |r: &RawRecord| {
+        if args.since.is_none() && args.until.is_none() {
+            return true;
+        }
+        let kind = r
+            .kind
+            .or(args.kind)
+            .or_else(|| picket::normalize::detect_kind(&r.value));
+        match kind.and_then(|k| picket::source::decode::record_time(k, &r.value)) {
+            Some(t) => args.since.is_none_or(|s| t >= s) && args.until.is_none_or(|u| t <= u),
+            None => true,
+        }
+    };
+    let mut out_of_range = 0usize;
+
     let limits = Limits::default();
-    let (spans, index_errors) = replay::index(&args.paths, args.kind, limits);
+    let (spans, index_errors) = replay::index(&paths, args.kind, limits);
     let total: u64 = spans.iter().map(|s| s.records).sum();
     let mut decode_errors = 0usize;
     for e in &index_errors {
@@ -426,6 +547,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         batch.clear();
         while batch.len() < args.batch.max(1) {
             match merge.next() {
+                Some(Ok(r)) if !in_range(&r) => out_of_range += 1,
                 Some(Ok(r)) => batch.push(r),
                 Some(Err(e)) => {
                     decode_errors += 1;
@@ -479,6 +601,9 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     if args.stats {
         let secs = started.elapsed().as_secs_f64();
         eprintln!("records:    {}", totals.records);
+        if out_of_range > 0 {
+            eprintln!("  outside --since/--until: {out_of_range} (not processed)");
+        }
         eprintln!("events:     {}", totals.events);
         for (k, n) in &totals.by_kind {
             eprintln!("  {:<22} {n}", k.as_str());

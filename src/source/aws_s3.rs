@@ -340,6 +340,251 @@ mod fetch {
     }
 }
 
+/// `s3://bucket/prefix` split into bucket and prefix.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.to_string()))
+}
+
+/// The delivery time CloudTrail writes into a log object's name
+/// (`<account>_CloudTrail_<region>_20240102T0305Z_<random>.json.gz`).
+pub fn key_time(key: &str) -> Option<DateTime<Utc>> {
+    let name = key.rsplit('/').next()?;
+    name.split('_').find_map(|part| {
+        (part.len() == 14 && part.ends_with('Z') && part.as_bytes().get(8) == Some(&b'T'))
+            .then(|| chrono::NaiveDateTime::parse_from_str(part, "%Y%m%dT%H%MZ").ok())
+            .flatten()
+            .map(|t| t.and_utc())
+    })
+}
+
+/// The day folders (`YYYY/MM/DD/`) whose objects may hold events of `[since, until]`:
+/// CloudTrail files an object by its delivery time, up to about 15 minutes after its events.
+pub fn day_folders(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<String> {
+    let last = (until + chrono::Duration::hours(1)).date_naive();
+    let mut day = since.date_naive();
+    let mut out = Vec::new();
+    while day <= last && out.len() < 36_600 {
+        out.push(day.format("%Y/%m/%d/").to_string());
+        let Some(next) = day.succ_opt() else { break };
+        day = next;
+    }
+    out
+}
+
+#[cfg(feature = "aws")]
+pub use trail::{TrailObject, download, list_trail};
+
+#[cfg(feature = "aws")]
+mod trail {
+    use aws_sdk_s3::error::DisplayErrorContext;
+    use chrono::{DateTime, Utc};
+
+    use super::{FetchError, ObjectRef, day_folders, key_time};
+
+    /// A CloudTrail log object found by [`list_trail`].
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct TrailObject {
+        /// Where it is.
+        pub object: ObjectRef,
+        /// Delivery time from its name, when it has one.
+        pub delivered: Option<DateTime<Utc>>,
+    }
+
+    fn list_err(bucket: &str, prefix: &str, e: impl std::fmt::Display) -> FetchError {
+        FetchError::Get {
+            url: format!("s3://{bucket}/{prefix}"),
+            message: format!("ListObjectsV2: {e}"),
+            retryable: false,
+        }
+    }
+
+    /// One level of "folders" under `prefix`.
+    async fn folders(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, FetchError> {
+        let mut out = Vec::new();
+        let mut pages = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| list_err(bucket, prefix, DisplayErrorContext(&e)))?;
+            out.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// The `.../CloudTrail/<region>/` folders under `prefix`, found by walking the layout
+    /// `AWSLogs/[<org id>/]<account>/CloudTrail/<region>/` one level at a time (never the
+    /// objects themselves).
+    async fn region_folders(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, FetchError> {
+        let mut out = Vec::new();
+        let mut todo = vec![(prefix.to_string(), 0u8)];
+        while let Some((p, depth)) = todo.pop() {
+            let last = p.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+            let parent = p.trim_end_matches('/').rsplit('/').nth(1).unwrap_or("");
+            if parent == "CloudTrail" && !p.is_empty() {
+                out.push(p);
+                continue;
+            }
+            if depth > 5 {
+                continue;
+            }
+            for sub in folders(s3, bucket, &p).await? {
+                let name = sub.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                let descend = last == "CloudTrail"
+                    || matches!(name, "AWSLogs" | "CloudTrail")
+                    || name.starts_with("o-")
+                    || (name.len() == 12 && name.bytes().all(|b| b.is_ascii_digit()))
+                    || (depth == 0 && !name.starts_with("CloudTrail-"));
+                if descend {
+                    todo.push((sub, depth + 1));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The CloudTrail log objects under `s3://bucket/prefix` that may hold events of
+    /// `[since, until]`: the day folders of that range in every account and region folder,
+    /// objects whose delivery time is outside the range (plus an hour) left out. Sorted by
+    /// delivery time.
+    pub async fn list_trail(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        prefix: &str,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<TrailObject>, FetchError> {
+        let mut out = Vec::new();
+        let regions = region_folders(s3, bucket, prefix).await?;
+        let late = chrono::Duration::hours(1);
+        for region in &regions {
+            for day in day_folders(since, until) {
+                let p = format!("{region}{day}");
+                let mut pages = s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(&p)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| list_err(bucket, &p, DisplayErrorContext(&e)))?;
+                    for o in page.contents() {
+                        let Some(key) = o.key() else { continue };
+                        let delivered = key_time(key);
+                        if delivered.is_some_and(|t| t < since || t > until + late) {
+                            continue;
+                        }
+                        out.push(TrailObject {
+                            object: ObjectRef {
+                                bucket: bucket.to_string(),
+                                key: key.to_string(),
+                                size: o.size().and_then(|n| u64::try_from(n).ok()),
+                                version_id: None,
+                                event_time: None,
+                            },
+                            delivered,
+                        });
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            a.delivered
+                .cmp(&b.delivered)
+                .then_with(|| a.object.key.cmp(&b.object.key))
+        });
+        Ok(out)
+    }
+
+    /// Downloads objects into `dest` as they are (compressed), `concurrency` at a time; the
+    /// files are named by their order and the object's base name (never by the key's folders).
+    /// Returns the files in the order of `objects`.
+    pub async fn download(
+        s3: &aws_sdk_s3::Client,
+        objects: &[TrailObject],
+        dest: &std::path::Path,
+        concurrency: usize,
+    ) -> Result<Vec<std::path::PathBuf>, FetchError> {
+        let mut files = vec![std::path::PathBuf::new(); objects.len()];
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut next = 0usize;
+        loop {
+            while next < objects.len() && tasks.len() < concurrency.max(1) {
+                let (s3, obj) = (s3.clone(), objects[next].object.clone());
+                let base: String = obj
+                    .key
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("object")
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                let path = dest.join(format!("{next:08}_{base}"));
+                let i = next;
+                tasks.spawn(async move {
+                    let url = obj.url();
+                    let get = |message: String, retryable: bool| FetchError::Get {
+                        url: url.clone(),
+                        message,
+                        retryable,
+                    };
+                    let out = s3
+                        .get_object()
+                        .bucket(&obj.bucket)
+                        .key(&obj.key)
+                        .send()
+                        .await
+                        .map_err(|e| get(DisplayErrorContext(&e).to_string(), false))?;
+                    let bytes = out
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| get(e.to_string(), true))?
+                        .into_bytes();
+                    std::fs::write(&path, &bytes)
+                        .map_err(|e| get(format!("writing {}: {e}", path.display()), false))?;
+                    Ok::<_, FetchError>((i, path))
+                });
+                next += 1;
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let (i, path) = joined.map_err(|e| FetchError::Get {
+                url: "s3".into(),
+                message: e.to_string(),
+                retryable: false,
+            })??;
+            files[i] = path;
+        }
+        Ok(files)
+    }
+}
+
 /// `[[sources]] type = "aws_s3"`: CloudTrail objects announced through an SQS queue.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -749,6 +994,34 @@ mod tests {
             version_id: Some("096fKKXTRTtl3on89fVO.nfljtsv6qko".into()),
             event_time: parse_time("1970-01-01T00:00:00.000Z"),
         }
+    }
+
+    #[test]
+    fn trail_layout_helpers() {
+        assert_eq!(
+            parse_s3_url("s3://trail/AWSLogs/1/"),
+            Some(("trail".into(), "AWSLogs/1/".into()))
+        );
+        assert_eq!(
+            parse_s3_url("s3://trail"),
+            Some(("trail".into(), "".into()))
+        );
+        assert_eq!(parse_s3_url("s3:///x"), None);
+        assert_eq!(
+            key_time(
+                "AWSLogs/1/CloudTrail/us-east-2/2013/12/13/123456789012_CloudTrail_us-west-2_20131213T1920Z_LnPgDQnpkSKEsppV.json.gz"
+            ),
+            parse_time("2013-12-13T19:20:00Z")
+        );
+        assert_eq!(key_time("other/file.json"), None);
+        let (a, b) = (
+            parse_time("2024-02-28T12:00:00Z").unwrap(),
+            parse_time("2024-03-01T23:30:00Z").unwrap(),
+        );
+        assert_eq!(
+            day_folders(a, b),
+            ["2024/02/28/", "2024/02/29/", "2024/03/01/", "2024/03/02/"]
+        );
     }
 
     #[test]

@@ -512,3 +512,127 @@ async fn objects_announced_by_s3_sns_and_eventbridge_are_processed_once_and_pois
 fn urlencode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
+
+/// The fixture documents with every record's `eventTime` moved to `day` (10:00, one minute
+/// apart) and its `eventID` made unique per day.
+fn documents_on(day: &str) -> Vec<Vec<u8>> {
+    fixture_documents()
+        .into_iter()
+        .map(|(_, bytes)| {
+            let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let mut records = v.get("Records").unwrap_or(&v).as_array().unwrap().clone();
+            for (i, r) in records.iter_mut().enumerate() {
+                r["eventTime"] = format!("{day}T10:{:02}:00Z", i % 60).into();
+                let id = r["eventID"].as_str().unwrap_or("x").to_string();
+                r["eventID"] = format!("{day}-{id}").into();
+            }
+            serde_json::to_vec(&serde_json::json!({ "Records": records })).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn replay_of_a_trail_bucket_lists_only_the_days_asked_for() {
+    use picket::source::aws_s3::list_trail;
+    let moto = moto().await;
+    let s3 = s3_client(&moto.endpoint).await;
+    s3.create_bucket().bucket("trail").send().await.unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let mut expected_keys = Vec::new();
+    let mut n = 0;
+    for day in ["2026-11-01", "2026-11-02", "2026-11-03"] {
+        let folder = day.replace('-', "/");
+        let compact = day.replace('-', "");
+        for (i, doc) in documents_on(day).into_iter().enumerate() {
+            let region = if i % 2 == 0 { "us-east-1" } else { "eu-west-1" };
+            let key = format!(
+                "AWSLogs/{ACCOUNT}/CloudTrail/{region}/{folder}/{ACCOUNT}_CloudTrail_{region}_{compact}T1015Z_{i:04}.json.gz"
+            );
+            if day == "2026-11-02" {
+                expected_keys.push(key.clone());
+            }
+            s3.put_object()
+                .bucket("trail")
+                .key(&key)
+                .body(gzip(&doc).into())
+                .send()
+                .await
+                .unwrap();
+            n += 1;
+            std::fs::write(local.path().join(format!("{n}.json")), &doc).unwrap();
+        }
+    }
+    // Not CloudTrail logs: a digest file and another folder.
+    for key in [
+        format!("AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2026/11/02/digest.json.gz"),
+        "exports/2026/11/02/other.json".to_string(),
+    ] {
+        s3.put_object()
+            .bucket("trail")
+            .key(key)
+            .body(b"not a log".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let t = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    let listed = list_trail(
+        &s3,
+        "trail",
+        "",
+        t("2026-11-02T00:00:00Z"),
+        t("2026-11-02T23:59:59Z"),
+    )
+    .await
+    .unwrap();
+    let mut got: Vec<String> = listed.iter().map(|o| o.object.key.clone()).collect();
+    got.sort();
+    expected_keys.sort();
+    assert_eq!(got, expected_keys);
+    // A prefix down to one region lists that region only.
+    let one = list_trail(
+        &s3,
+        "trail",
+        &format!("AWSLogs/{ACCOUNT}/CloudTrail/eu-west-1/"),
+        t("2026-11-02T00:00:00Z"),
+        t("2026-11-02T23:59:59Z"),
+    )
+    .await
+    .unwrap();
+    assert!(!one.is_empty() && one.iter().all(|o| o.object.key.contains("/eu-west-1/")));
+
+    // The CLI: the findings of the same day replayed from local copies.
+    let dir = workdir(&moto.endpoint, "");
+    let range = ["--since", "2026-11-02", "--until", "2026-11-02"];
+    let mut args = vec!["replay", "--config", "picket.toml", "--format", "ocsf"];
+    args.extend(range);
+    let mut s3_args = args.clone();
+    s3_args.extend(["--output", "s3.jsonl", "s3://trail/"]);
+    let out = picket(dir.path(), &s3_args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let local_path = local.path().display().to_string();
+    args.extend(["--output", "local.jsonl", local_path.as_str()]);
+    let out = picket(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_s3 = finding_uids(&dir.path().join("s3.jsonl"));
+    let from_local = finding_uids(&dir.path().join("local.jsonl"));
+    assert!(from_s3.len() >= 10, "{} findings", from_s3.len());
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(from_s3), sorted(from_local));
+}
