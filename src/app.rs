@@ -99,7 +99,7 @@ pub fn pipeline(
 /// Builds the clients a config needs, once: the HTTP client always, the AWS `SdkConfig` when
 /// the `aws` feature is on, Graph and Google when their sections name a credential.
 pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError> {
-    use crate::cloud::token::{Api, ClientCredentials, GoogleApi, StaticToken};
+    use crate::cloud::token::{Api, GoogleApi, StaticToken};
     let build = |component: &'static str, message: String| AppError::Build { component, message };
     let http = crate::cloud::http::client(crate::cloud::http::DEFAULT_TIMEOUT)
         .map_err(|e| build("http", e.to_string()))?;
@@ -112,67 +112,16 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
     {
         clients.aws = Some(crate::cloud::aws::sdk_config(&raw.aws, None).await);
     }
-    let az = &raw.azure;
-    if let (Some(tenant), Some(client_id)) = (&az.tenant_id, &az.client_id) {
-        use crate::cloud::token::ClientProof;
-        let proof = match (az.credential.as_deref(), &az.client_secret) {
-            (None | Some("client_secret"), Some(secret)) => Some(ClientProof::Secret(
-                secret
-                    .resolve()
-                    .map_err(|e| build("azure.client_secret", e.to_string()))?,
-            )),
-            #[cfg(feature = "aws")]
-            (Some("workload_identity"), _) => clients.aws.as_ref().map(|sdk| {
-                ClientProof::Assertion(Arc::new(crate::cloud::aws::AwsWebIdentityToken::new(
-                    sdk,
-                    crate::cloud::aws::ENTRA_AUDIENCE,
-                )))
-            }),
-            (None, None) => None,
-            (Some("client_secret"), None) => {
-                return Err(build(
-                    "azure.client_secret",
-                    "credential = \"client_secret\" needs client_secret = \"env:VAR\"".into(),
-                ));
-            }
-            (Some(other), _) => {
-                return Err(build(
-                    "azure.credential",
-                    format!(
-                        "`{other}` is not available in this build (client_secret{})",
-                        if cfg!(feature = "aws") {
-                            ", workload_identity"
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
-            }
-        };
-        if let Some(proof) = proof {
-            let authority = az
-                .authority_host
-                .clone()
-                .unwrap_or_else(|| "https://login.microsoftonline.com".into());
-            let graph = az
-                .graph_base_url
-                .clone()
-                .unwrap_or_else(|| "https://graph.microsoft.com".into());
-            clients.graph = Some(Api {
-                http: http.clone(),
-                base_url: format!("{}/v1.0", graph.trim_end_matches('/')),
-                tokens: Arc::new(ClientCredentials::with_proof(
-                    http.clone(),
-                    format!(
-                        "{}/{tenant}/oauth2/v2.0/token",
-                        authority.trim_end_matches('/')
-                    ),
-                    client_id.clone(),
-                    proof,
-                    format!("{}/.default", graph.trim_end_matches('/')),
-                )),
-            });
+    #[cfg(feature = "azure")]
+    if let Some(entra) = entra(config, &clients, &http)? {
+        if entra.tenant_id.is_some() {
+            clients.graph = Some(
+                entra
+                    .graph(None, None, None, "v1.0")
+                    .map_err(|e| build("azure", e.to_string()))?,
+            );
         }
+        clients.entra = Some(Arc::new(entra));
     }
     let g = &raw.google;
     if let Some(token) = &g.access_token {
@@ -225,6 +174,64 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
         });
     }
     Ok(clients)
+}
+
+/// The Entra app of `[azure]`, when it names a client id.
+#[cfg(feature = "azure")]
+fn entra(
+    config: &Config,
+    clients: &crate::cloud::Clients,
+    http: &reqwest::Client,
+) -> Result<Option<crate::cloud::azure::Entra>, AppError> {
+    use crate::cloud::azure::{Credential, Entra};
+    let build = |component: &'static str, message: String| AppError::Build { component, message };
+    let az = &config.raw.azure;
+    let Some(client_id) = &az.client_id else {
+        return Ok(None);
+    };
+    let credential = match (az.credential.as_deref(), &az.client_secret) {
+        (None | Some("client_secret"), Some(secret)) => Credential::Secret(
+            secret
+                .resolve()
+                .map_err(|e| build("azure.client_secret", e.to_string()))?,
+        ),
+        #[cfg(feature = "aws")]
+        (Some("workload_identity"), _) => match clients.aws.as_ref() {
+            Some(sdk) => Credential::Assertion(Arc::new(
+                crate::cloud::aws::AwsWebIdentityToken::new(sdk, crate::cloud::aws::ENTRA_AUDIENCE),
+            )),
+            None => return Ok(None),
+        },
+        (None, None) => return Ok(None),
+        (Some("client_secret"), None) => {
+            return Err(build(
+                "azure.client_secret",
+                "credential = \"client_secret\" needs client_secret = \"env:VAR\"".into(),
+            ));
+        }
+        (Some(other), _) => {
+            return Err(build(
+                "azure.credential",
+                format!(
+                    "`{other}` is not available in this build (client_secret{})",
+                    if cfg!(feature = "aws") {
+                        ", workload_identity"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    };
+    let _ = clients;
+    Ok(Some(Entra::new(
+        http.clone(),
+        client_id.clone(),
+        credential,
+        az.tenant_id.clone(),
+        az.authority_host.clone(),
+        az.graph_base_url.clone(),
+    )))
 }
 
 /// Builds the Responder of a config. `force_dry_run` (CLI `--dry-run`) only makes it safer.

@@ -68,7 +68,34 @@ pub async fn send<F>(
 where
     F: Fn() -> reqwest::RequestBuilder,
 {
-    send_shown(policy, method, strip_query(url), ok_statuses, build).await
+    send_shown(policy, None, method, strip_query(url), ok_statuses, build).await
+}
+
+/// A rate limit a request counts against: the limiter and the key (tenant, project).
+pub type Pace<'a> = (&'a super::rate::RateLimiter, &'a str);
+
+/// [`send`] where every attempt (retries included: the provider counts them) first waits
+/// for a slot of `pace`.
+pub async fn send_paced<F>(
+    policy: &RetryPolicy,
+    pace: Pace<'_>,
+    method: &str,
+    url: &str,
+    ok_statuses: &[u16],
+    build: F,
+) -> Result<Answer, CloudError>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    send_shown(
+        policy,
+        Some(pace),
+        method,
+        strip_query(url),
+        ok_statuses,
+        build,
+    )
+    .await
 }
 
 /// [`send`] for a URL that is itself a secret (Slack incoming webhooks, SIEM webhooks):
@@ -87,11 +114,12 @@ where
         Ok(u) => format!("{}://{}/***", u.scheme(), u.host_str().unwrap_or("")),
         Err(_) => "<url>".to_string(),
     };
-    send_shown(policy, method, shown, ok_statuses, build).await
+    send_shown(policy, None, method, shown, ok_statuses, build).await
 }
 
 async fn send_shown<F>(
     policy: &RetryPolicy,
+    pace: Option<Pace<'_>>,
     method: &str,
     shown: String,
     ok_statuses: &[u16],
@@ -101,9 +129,13 @@ where
     F: Fn() -> reqwest::RequestBuilder,
 {
     retry(policy, &shown.clone(), |_| {
-        let req = build();
         let shown = shown.clone();
+        let build = &build;
         async move {
+            if let Some((limiter, key)) = pace {
+                limiter.acquire(key).await;
+            }
+            let req = build();
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(source) => {
@@ -150,6 +182,7 @@ where
                 url: shown,
                 status,
                 body: crate::alert::escape::terminal(&crate::alert::escape::truncate(&body, 200)),
+                retry_after: after,
             };
             if retryable_status(status) {
                 Attempt::Retry { error: e, after }

@@ -13,6 +13,8 @@ pub mod token;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 
 /// Errors of client construction and of calls made through these clients.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,8 @@ pub enum CloudError {
         status: u16,
         /// The start of the answer, escaped for logs.
         body: String,
+        /// The wait the peer asked for (`Retry-After`), when it gave one.
+        retry_after: Option<std::time::Duration>,
     },
     /// A token could not be had.
     #[error("token for {audience}: {message}")]
@@ -62,6 +66,14 @@ pub enum CloudError {
 }
 
 impl CloudError {
+    /// The wait the peer asked for before the next request (`Retry-After` of the last answer).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            CloudError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// Whether a retry may help: throttling, server errors, timeouts, connection failures.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -84,4 +96,32 @@ pub struct Clients {
     pub graph: Option<token::Api>,
     /// Google Admin SDK / IAM: base URLs and token source.
     pub google: Option<token::GoogleApi>,
+    /// The Entra app registration (Graph clients for other tenants than the default).
+    #[cfg(feature = "azure")]
+    pub entra: Option<std::sync::Arc<azure::Entra>>,
+    /// Request rate limits shared by every poller of the process.
+    pub rates: Rates,
+}
+
+/// The per-key request rate limits of the APIs picket polls, shared so that two sources of
+/// one tenant or project stay within one quota together.
+#[derive(Clone)]
+pub struct Rates {
+    /// Microsoft Graph audit logs: 5 requests per 10 s per tenant.
+    pub graph: rate::RateLimiter,
+    /// Admin SDK Reports: 10 requests per second per customer (well under the project quota).
+    pub reports: rate::RateLimiter,
+    /// Cloud Logging `entries.list`: 60 requests per minute per project.
+    pub logging: rate::RateLimiter,
+}
+
+impl Default for Rates {
+    fn default() -> Self {
+        use std::time::Duration;
+        Rates {
+            graph: rate::RateLimiter::new(5, Duration::from_secs(10)),
+            reports: rate::RateLimiter::new(10, Duration::from_secs(1)),
+            logging: rate::RateLimiter::new(60, Duration::from_secs(60)),
+        }
+    }
 }

@@ -306,28 +306,38 @@ impl Api {
         body: Option<&serde_json::Value>,
         ok: &[u16],
     ) -> Result<super::http::Answer, CloudError> {
+        self.send(method, &self.url(path), body, ok, None).await
+    }
+
+    /// Calls `method url` (an absolute URL: a `@odata.nextLink`) with a bearer token and an
+    /// optional JSON body, every attempt within `pace` when given.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        ok: &[u16],
+        pace: Option<super::http::Pace<'_>>,
+    ) -> Result<super::http::Answer, CloudError> {
         let token = self.tokens.token().await?;
-        let url = self.url(path);
         let body = body.map(|b| b.to_string());
-        super::http::send(
-            &super::retry::RetryPolicy::default(),
-            method.as_str(),
-            &url,
-            ok,
-            || {
-                let mut req = self
-                    .http
-                    .request(method.clone(), &url)
-                    .bearer_auth(token.expose());
-                if let Some(b) = &body {
-                    req = req
-                        .header("content-type", "application/json")
-                        .body(b.clone());
-                }
-                req
-            },
-        )
-        .await
+        let build = || {
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token.expose());
+            if let Some(b) = &body {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.clone());
+            }
+            req
+        };
+        let policy = super::retry::RetryPolicy::default();
+        match pace {
+            Some(p) => super::http::send_paced(&policy, p, method.as_str(), url, ok, build).await,
+            None => super::http::send(&policy, method.as_str(), url, ok, build).await,
+        }
     }
 }
 

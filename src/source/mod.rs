@@ -9,7 +9,9 @@
 pub mod aws_s3;
 pub mod decode;
 pub mod files;
+pub mod msgraph;
 pub mod replay;
+pub mod window;
 
 pub use decode::{DecodeError, Origin, RawRecord};
 
@@ -151,6 +153,8 @@ pub enum SourceConfig {
     },
     /// CloudTrail log objects announced through an SQS queue (feature `aws`).
     AwsS3(aws_s3::AwsS3Config),
+    /// Microsoft Entra sign-in and directory audit logs from Graph (feature `azure`).
+    Msgraph(msgraph::MsgraphConfig),
 }
 
 fn default_interval() -> u64 {
@@ -167,13 +171,14 @@ fn default_batch_size() -> usize {
 
 impl SourceConfig {
     /// Every source type, for contract tests and docs.
-    pub const ALL: &'static [&'static str] = &["files", "aws_s3"];
+    pub const ALL: &'static [&'static str] = &["files", "aws_s3", "msgraph"];
 
     /// The source's `type`.
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceConfig::Files { .. } => "files",
             SourceConfig::AwsS3(_) => "aws_s3",
+            SourceConfig::Msgraph(_) => "msgraph",
         }
     }
 
@@ -199,6 +204,7 @@ impl SourceConfig {
                 }
             }
             SourceConfig::AwsS3(s) => s.resolve(key, c),
+            SourceConfig::Msgraph(m) => m.resolve(key, c),
         }
     }
 
@@ -227,6 +233,7 @@ impl SourceConfig {
                 .with_batch_size(*batch_size),
             ),
             SourceConfig::AwsS3(s) => s.build(clients)?,
+            SourceConfig::Msgraph(m) => m.build(state, clients)?,
         })
     }
 }

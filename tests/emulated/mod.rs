@@ -20,5 +20,7 @@ mod google_actions;
 mod graph_actions;
 #[cfg(feature = "aws")]
 mod latency;
+#[cfg(feature = "azure")]
+pub mod msgraph_source;
 #[cfg(feature = "aws")]
 mod state_dynamodb;

@@ -21,6 +21,9 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     /// Body as text.
     pub body: String,
+    /// When it arrived (rate-limit and Retry-After checks of the cloud source tests).
+    #[cfg_attr(not(any(feature = "azure", feature = "gcp")), allow(dead_code))]
+    pub at: std::time::Instant,
 }
 
 impl Request {
@@ -37,6 +40,11 @@ impl Request {
         serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
+
+/// A reply header that makes the stub wait this many milliseconds before answering (a slow
+/// peer, for client timeouts); it is not sent.
+#[cfg_attr(not(any(feature = "azure", feature = "gcp")), allow(dead_code))]
+pub const DELAY_HEADER: &str = "x-stub-delay-ms";
 
 /// What the handler answers.
 pub struct Reply {
@@ -131,15 +139,27 @@ async fn serve(
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
+        at: std::time::Instant::now(),
     };
     let reply = (s.handler)(&req);
     s.log.lock().unwrap().push(req);
+    let delay = reply
+        .headers
+        .iter()
+        .find(|(k, _)| *k == DELAY_HEADER)
+        .and_then(|(_, v)| v.parse::<u64>().ok());
+    if let Some(ms) = delay {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let mut resp = (
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         reply.body,
     )
         .into_response();
     for (k, v) in reply.headers {
+        if k == DELAY_HEADER {
+            continue;
+        }
         if let Ok(v) = v.parse() {
             resp.headers_mut().insert(k, v);
         }
