@@ -264,6 +264,7 @@ impl Windowed {
                 key,
                 value,
             }],
+            ..Token::default()
         };
         Ok(Some(batch))
     }
