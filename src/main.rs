@@ -19,6 +19,11 @@ use picket::source::decode::Limits;
 use picket::source::{RawRecord, replay};
 use picket::{app, demo};
 
+/// mimalloc: every record is a JSON tree of small allocations made and freed once, which the
+/// system allocator serves markedly slower (see `benches/replay.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Writes to standard output; a closed pipe (`picket rules list | head`) ends the program
 /// quietly instead of panicking.
 fn out(text: &str) {

@@ -232,6 +232,8 @@ pub struct Records {
     pending: VecDeque<(Value, Option<usize>)>,
     /// The first line, read while choosing the mode.
     first_line: Option<Vec<u8>>,
+    /// Records carry only what [`record_time`] and kind detection read ([`Records::times_only`]).
+    times_only: bool,
 }
 
 impl Records {
@@ -245,6 +247,24 @@ impl Records {
             buf: Vec::new(),
             pending: VecDeque::new(),
             first_line: None,
+            times_only: false,
+        }
+    }
+
+    /// Decodes each record's top level only, with nested objects and arrays left out (as
+    /// `null`) except those [`record_time`] reads into: enough for
+    /// [`crate::normalize::detect_kind`] and [`record_time`] at a fraction of the cost of the
+    /// whole tree. Replay indexes its files (their time spans) this way.
+    pub fn times_only(mut self) -> Records {
+        self.times_only = true;
+        self
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Value, serde_json::Error> {
+        if self.times_only {
+            serde_json::from_slice::<probe::Top>(bytes).map(Value::from)
+        } else {
+            serde_json::from_slice::<Value>(bytes)
         }
     }
 
@@ -355,10 +375,23 @@ impl Records {
     /// the document is broken (truncated, corrupt), the records of its array that come before
     /// the damage are still kept.
     fn split_document(&mut self, doc: &[u8]) -> Option<(String, usize)> {
-        let mut stream = serde_json::Deserializer::from_slice(doc).into_iter::<Value>();
+        if self.times_only {
+            self.split_as::<probe::Top>(doc)
+        } else {
+            self.split_as::<Value>(doc)
+        }
+    }
+
+    /// [`Records::split_document`] with values decoded as `T`.
+    fn split_as<T>(&mut self, doc: &[u8]) -> Option<(String, usize)>
+    where
+        T: serde::de::DeserializeOwned,
+        Value: From<T>,
+    {
+        let mut stream = serde_json::Deserializer::from_slice(doc).into_iter::<T>();
         let mut offset = 0;
         while let Some(v) = stream.next() {
-            match v {
+            match v.map(Value::from) {
                 Ok(v) => {
                     let mut records = Vec::new();
                     unwrap_container(v, &mut records);
@@ -447,7 +480,7 @@ impl Records {
         let parsed = if t.contains(&0) {
             Err(None)
         } else {
-            serde_json::from_slice::<Value>(t).map_err(|e| Some(e.to_string()))
+            self.parse(t).map_err(|e| Some(e.to_string()))
         };
         let parsed = parsed.map_err(|message| match message {
             None => DecodeError::Binary {
@@ -501,6 +534,141 @@ impl Iterator for Records {
                 Mode::Document => self.mode = Mode::Done,
                 Mode::Done => return None,
             }
+        }
+    }
+}
+
+/// The shallow decoding of [`Records::times_only`]: a record keeps every top-level key, its
+/// scalars, and the whole of the members [`record_time`] reads into ([`TIME_PARENTS`]); other
+/// objects and arrays are skipped without being built and stand as `null`. The members that
+/// hold records in containers ([`CONTAINERS`]) are decoded record by record the same way, so
+/// [`unwrap_container`] finds them.
+mod probe {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// Members that [`super::record_time`] reads inside of.
+    const TIME_PARENTS: &[&str] = &["detail", "id", "AuditData"];
+    /// Members that hold the records of a container (see [`super::unwrap_container`]).
+    const CONTAINERS: &[&str] = &["Records", "value", "items", "entries"];
+
+    /// A top-level value: a record, a container of records or an array of records.
+    pub(super) struct Top(Value);
+    /// A member value that is not looked into: scalars kept, structures skipped.
+    struct Scalar(Value);
+
+    impl From<Top> for Value {
+        fn from(t: Top) -> Value {
+            t.0
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Top {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Top, D::Error> {
+            d.deserialize_any(TopVisitor)
+        }
+    }
+
+    struct TopVisitor;
+
+    impl<'de> Visitor<'de> for TopVisitor {
+        type Value = Top;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value = if TIME_PARENTS.contains(&key.as_str()) {
+                    map.next_value::<Value>()?
+                } else if CONTAINERS.contains(&key.as_str()) {
+                    map.next_value::<Top>()?.0
+                } else {
+                    map.next_value::<Scalar>()?.0
+                };
+                out.insert(key, value);
+            }
+            Ok(Top(Value::Object(out)))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<Top>()? {
+                out.push(item.0);
+            }
+            Ok(Top(Value::Array(out)))
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Top, E> {
+            Ok(Top(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Top, E> {
+            Ok(Top(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Top, E> {
+            Ok(Top(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Top, E> {
+            Ok(Top(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Top, E> {
+            Ok(Top(Value::String(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Top, E> {
+            Ok(Top(Value::String(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Top, E> {
+            Ok(Top(Value::Null))
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Scalar {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+            d.deserialize_any(ScalarVisitor)
+        }
+    }
+
+    struct ScalarVisitor;
+
+    impl<'de> Visitor<'de> for ScalarVisitor {
+        type Value = Scalar;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Scalar(Value::Null))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Scalar(Value::Null))
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+            Ok(Scalar(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+            Ok(Scalar(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+            Ok(Scalar(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+            Ok(Scalar(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+            Ok(Scalar(Value::String(v.to_owned())))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+            Ok(Scalar(Value::String(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Scalar, E> {
+            Ok(Scalar(Value::Null))
         }
     }
 }
@@ -600,41 +768,23 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// Reads one line into `buf`, failing with InvalidData ("line longer ...") past `max`.
+/// (`read_until` finds the newline with the standard library's `memchr`.)
 fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-    let mut total = 0;
-    loop {
-        let available = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(total);
+    let limit = (max.saturating_sub(buf.len()) as u64).saturating_add(1);
+    let n = (&mut *r).take(limit).read_until(b'\n', buf)?;
+    if buf.len() > max {
+        // Skip the rest of this line so the next read starts on the next one.
+        let ended = buf.last() == Some(&b'\n');
+        buf.clear();
+        if !ended {
+            skip_line(r)?;
         }
-        let (chunk, done) = match available.iter().position(|&c| c == b'\n') {
-            Some(i) => (&available[..=i], true),
-            None => (available, false),
-        };
-        let len = chunk.len();
-        if buf.len() + len > max {
-            // Skip the rest of this line so the next read starts on the next one.
-            r.consume(len);
-            if !done {
-                skip_line(r)?;
-            }
-            buf.clear();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                LINE_TOO_LONG,
-            ));
-        }
-        buf.extend_from_slice(chunk);
-        r.consume(len);
-        total += len;
-        if done {
-            return Ok(total);
-        }
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            LINE_TOO_LONG,
+        ));
     }
+    Ok(n)
 }
 
 fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
@@ -876,6 +1026,57 @@ mod tests {
         let act = serde_json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
         assert!(record_time(RecordKind::AzureActivity, &act).is_some());
     }
+
+    /// What replay's index reads of each record of a file: its kind and time.
+    fn kinds_and_times(path: &Path, times_only: bool) -> Vec<(Option<RecordKind>, Option<String>)> {
+        let records = open_file(path, Limits::default()).unwrap();
+        let records = if times_only {
+            records.times_only()
+        } else {
+            records
+        };
+        records
+            .map(|r| {
+                let r = r.unwrap();
+                let kind = crate::normalize::detect_kind(&r.value);
+                let time = kind.and_then(|k| record_time(k, &r.value));
+                (kind, time.map(|t| t.to_rfc3339()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn times_only_reads_the_same_kinds_and_times_as_the_whole_record() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut files = 0;
+        for f in expand(&root).unwrap() {
+            let name = f.to_string_lossy();
+            if f.components().any(|c| c.as_os_str() == "sigma-cloud")
+                || !(name.ends_with(".json") || name.ends_with(".jsonl"))
+            {
+                continue;
+            }
+            let whole = kinds_and_times(&f, false);
+            assert_eq!(kinds_and_times(&f, true), whole, "{}", f.display());
+            files += usize::from(whole.iter().any(|(k, t)| k.is_some() && t.is_some()));
+        }
+        assert!(files > 30, "{files} fixture files with dated records");
+        // Containers, EventBridge envelopes and wrapped UAL records, on one line or several.
+        let tmp = tempfile::tempdir().unwrap();
+        let inputs = [
+            r#"{"Records":[{"eventVersion":"1.08","eventSource":"s","eventTime":"2024-01-02T03:04:05Z","userIdentity":{"type":"Root"}}]}"#,
+            "{\n\"detail-type\": \"AWS API Call via CloudTrail\", \"detail\": {\"eventTime\": \"2024-01-02T03:04:05Z\", \"eventSource\": \"x\"}}",
+            r#"{"AuditData":{"CreationTime":"2023-07-23T06:25:34"},"Operations":"x","UserIds":["a"]}"#,
+            r#"{"kind":"admin#reports#activity","id":{"time":"2024-01-02T03:04:05Z"},"events":[{"name":"x"}]}"#,
+        ];
+        for (i, text) in inputs.iter().enumerate() {
+            let f = tmp.path().join(format!("{i}.json"));
+            std::fs::write(&f, text).unwrap();
+            let whole = kinds_and_times(&f, false);
+            assert!(whole[0].1.is_some(), "{text}");
+            assert_eq!(kinds_and_times(&f, true), whole, "{text}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -898,8 +1099,16 @@ mod fuzz {
             max_document_bytes: 1 << 20,
             max_line_bytes: 1 << 16,
         };
-        // Every item must be produced without panicking; the stream must end.
+        // Every item must be produced without panicking, in both decodings; the stream must end.
         let mut n = 0;
+        for item in from_bytes(bytes.clone(), "fuzz", limits)
+            .times_only()
+            .take(100_000)
+        {
+            if let Err(e) = item {
+                assert!(e.to_string().starts_with("fuzz"), "{e}");
+            }
+        }
         for item in from_bytes(bytes, "fuzz", limits).take(100_000) {
             if let Err(e) = item {
                 // Every error names its input.

@@ -70,7 +70,7 @@ fn index_file(
         last: None,
         records: 0,
     };
-    for item in decode::open_file(path, limits)? {
+    for item in decode::open_file(path, limits)?.times_only() {
         let Ok(rec) = item else { continue };
         span.records += 1;
         if let Some(t) = time_of(kind, &rec) {

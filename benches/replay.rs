@@ -1,0 +1,83 @@
+//! End to end, as `picket replay` runs it: JSON Lines bytes -> decode -> normalize -> enrich
+//! -> every detector (the shipped pack, every loadable SigmaHQ cloud rule of
+//! `tests/fixtures/sigma-cloud`, and the identity detectors) -> findings, on the realistic mix
+//! of `benches/util/mix.rs` (CloudTrail, Entra, Workspace; unique ids and times; most records
+//! routine). A fresh memory state store per sample, batches of 4,096 records as replay uses.
+//! Events per CPU-second of the benchmark thread.
+//!
+//! `cargo bench --no-default-features --bench replay` (`PICKET_BENCH_EVENTS`, default 200,000).
+//! The same workload for `picket replay --stats`: `examples/replay_mix.rs`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use picket::alert::Router;
+use picket::clock::Clock;
+use picket::config::Config;
+use picket::source::decode::{Limits, from_bytes};
+use picket::state::MemoryStore;
+
+#[path = "util/cpu_time.rs"]
+mod cpu_time;
+#[path = "util/mix.rs"]
+mod mix;
+use cpu_time::CpuTime;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn replay(c: &mut Criterion<CpuTime>) {
+    let n: usize = std::env::var("PICKET_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bytes: Arc<[u8]> = mix::json_lines(n, 1, &mix::rules()).into();
+    let config = Config::embedded(root).expect("embedded config");
+    let rules = [root.join(mix::SIGMA_CLOUD)];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("replay");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(n as u64));
+    let mut findings = 0;
+    group.bench_function("mix/pack+sigmahq", |b| {
+        b.iter_batched(
+            || {
+                picket::app::pipeline(
+                    &config,
+                    &rules,
+                    Arc::new(MemoryStore::new()),
+                    Router::new(Vec::new()),
+                    Arc::new(Clock::event_time()),
+                )
+                .expect("pipeline")
+            },
+            |mut p| {
+                let mut records = from_bytes(Arc::clone(&bytes), "mix", Limits::default());
+                findings = 0;
+                loop {
+                    let batch: Vec<_> = records.by_ref().take(4096).flatten().collect();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let report = runtime.block_on(p.process(batch)).expect("batch");
+                    findings += report.findings.len();
+                }
+                findings
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+    eprintln!("{n} records, {findings} findings per run");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = replay
+}
+criterion_main!(benches);
