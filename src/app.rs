@@ -39,6 +39,62 @@ pub fn replay_state(path: Option<&Path>) -> Result<Arc<dyn StateStore>, AppError
     }
 }
 
+/// The state store of a config's `[state]`; DynamoDB uses the AWS settings in `clients`.
+pub fn state(
+    config: &Config,
+    clients: &crate::cloud::Clients,
+) -> Result<Arc<dyn StateStore>, AppError> {
+    config
+        .raw
+        .state
+        .build(clients)
+        .map_err(|e| AppError::Build {
+            component: "state",
+            message: e.to_string(),
+        })
+}
+
+/// The notifiers of a config's `[[notify]]`; none configured means findings on stdout.
+pub fn router(
+    config: &Config,
+    clients: &crate::cloud::Clients,
+    state: &Arc<dyn StateStore>,
+) -> Result<Router, AppError> {
+    if config.raw.notify.is_empty() {
+        return Ok(Router::new(vec![(
+            crate::model::Severity::Informational,
+            Box::new(crate::alert::stdout::Stdout::new(
+                crate::alert::Format::Table,
+            )),
+        )]));
+    }
+    Router::from_config(&config.raw.notify, clients, Some(state)).map_err(|e| AppError::Build {
+        component: "notify",
+        message: e.to_string(),
+    })
+}
+
+/// The sources of a config's `[[sources]]`, over the shared clients, keeping their cursors in
+/// `state`.
+pub fn sources(
+    config: &Config,
+    clients: &crate::cloud::Clients,
+    state: &Arc<dyn StateStore>,
+) -> Result<Vec<Box<dyn crate::source::Source>>, AppError> {
+    config
+        .raw
+        .sources
+        .iter()
+        .map(|s| {
+            s.build(state.clone(), clients)
+                .map_err(|e| AppError::Build {
+                    component: "sources",
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}
+
 /// Builds the enricher of a config.
 pub fn enricher(config: &Config) -> Result<Enricher, AppError> {
     let raw = &config.raw;
@@ -99,6 +155,29 @@ pub fn pipeline(
 /// Builds the clients a config needs, once: the HTTP client always, the AWS `SdkConfig` when
 /// the `aws` feature is on, Graph and Google when their sections name a credential.
 pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError> {
+    #[cfg(feature = "aws")]
+    {
+        let sdk = crate::cloud::aws::sdk_config(&config.raw.aws, None).await;
+        clients_with_aws(config, sdk).await
+    }
+    #[cfg(not(feature = "aws"))]
+    build_clients(config).await
+}
+
+/// [`clients`] over an AWS `SdkConfig` built already (the Lambda start-up needs it before
+/// the others, to fetch secrets).
+#[cfg(feature = "aws")]
+pub async fn clients_with_aws(
+    config: &Config,
+    sdk: aws_config::SdkConfig,
+) -> Result<crate::cloud::Clients, AppError> {
+    build_clients(config, sdk).await
+}
+
+async fn build_clients(
+    config: &Config,
+    #[cfg(feature = "aws")] sdk: aws_config::SdkConfig,
+) -> Result<crate::cloud::Clients, AppError> {
     use crate::cloud::token::{Api, GoogleApi, StaticToken};
     let build = |component: &'static str, message: String| AppError::Build { component, message };
     let http = crate::cloud::http::client(crate::cloud::http::DEFAULT_TIMEOUT)
@@ -110,7 +189,7 @@ pub async fn clients(config: &Config) -> Result<crate::cloud::Clients, AppError>
     };
     #[cfg(feature = "aws")]
     {
-        clients.aws = Some(crate::cloud::aws::sdk_config(&raw.aws, None).await);
+        clients.aws = Some(sdk);
     }
     #[cfg(feature = "azure")]
     if let Some(entra) = entra(config, &clients, &http)? {

@@ -13,7 +13,7 @@
 //! Modules are the pipeline's stages: [`source`], [`normalize`], [`enrich`], [`detect`],
 //! [`respond`], [`alert`], with [`state`] beside them, [`model`] shared by all, [`config`]
 //! building them and [`cloud`] holding the clients they share; [`run`] is the polling loop of
-//! `picket run`.
+//! `picket run`; [`lambda`] (feature `lambda`) serves the same pipeline as Lambda functions.
 
 pub mod alert;
 pub mod app;
@@ -23,6 +23,8 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod enrich;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod model;
 pub mod normalize;
 pub mod pipeline;

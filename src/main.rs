@@ -698,11 +698,7 @@ async fn run_state(
         picket::state::StateConfig::Dynamodb { .. } => app::clients(config).await?,
         _ => picket::cloud::Clients::default(),
     };
-    config
-        .raw
-        .state
-        .build(&clients)
-        .context("the [state] store of the configuration")
+    app::state(config, &clients).context("the [state] store of the configuration")
 }
 
 /// Turns true on the first SIGINT or SIGTERM; a second one exits at once. The signals are
@@ -778,23 +774,11 @@ async fn run_cmd(args: RunArgs) -> Result<ExitCode> {
     }
     let state = run_state(&config, args.state.as_deref()).await?;
     let clients = app::clients(&config).await?;
-    let router = if config.raw.notify.is_empty() {
-        Router::new(vec![(
-            Severity::Informational,
-            Box::new(alert::stdout::Stdout::new(Format::Table)),
-        )])
-    } else {
-        Router::from_config(&config.raw.notify, &clients, Some(&state))?
-    };
+    let router = app::router(&config, &clients, &state)?;
     let responder = app::responder(&config, &clients, state.clone(), args.dry_run)?;
     let pipeline = app::pipeline(&config, &[], state.clone(), router, Arc::new(Clock::System))?
         .with_responder(responder);
-    let sources = config
-        .raw
-        .sources
-        .iter()
-        .map(|s| s.build(state.clone(), &clients))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sources = app::sources(&config, &clients, &state)?;
     let mut runner = picket::run::Runner::new(pipeline, sources, shutdown)?;
     let summary = runner
         .run(picket::run::RunOptions { once: args.once })

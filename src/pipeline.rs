@@ -30,6 +30,10 @@ use crate::state::{StateError, StateStore};
 
 /// State namespace of the finding ledger (dedup of emitted findings).
 pub const FINDINGS_NS: &str = "finding";
+/// State namespace of the finding ledger of the Lambda respond function: findings it received
+/// from the respond queue and notified. Apart from [`FINDINGS_NS`], where poll and ingest
+/// record what they handed to the queue.
+pub const RESPONDED_NS: &str = "finding-responded";
 /// State namespace of findings detected (their batch committed) but not yet notified and
 /// recorded: what a crash between the two leaves for [`Pipeline::recover`].
 pub const PENDING_NS: &str = "finding-pending";
@@ -80,6 +84,12 @@ pub enum PipelineError {
     /// The finding ledger failed.
     #[error("finding ledger: {0}")]
     State(#[from] StateError),
+    /// A finding could not be handed on ([`Pipeline::require_delivery`]).
+    #[error("finding {finding} could not be delivered")]
+    Delivery {
+        /// The finding's uid.
+        finding: String,
+    },
 }
 
 impl PipelineError {
@@ -88,6 +98,7 @@ impl PipelineError {
         match self {
             PipelineError::Detect(e) => e.is_retryable(),
             PipelineError::State(e) => e.is_retryable(),
+            PipelineError::Delivery { .. } => true,
         }
     }
 }
@@ -113,6 +124,8 @@ pub struct Pipeline {
     clock: Arc<Clock>,
     keep_events: bool,
     responder: Option<Responder>,
+    ledger_ns: &'static str,
+    require_delivery: bool,
 }
 
 impl Pipeline {
@@ -132,12 +145,29 @@ impl Pipeline {
             clock,
             keep_events: false,
             responder: None,
+            ledger_ns: FINDINGS_NS,
+            require_delivery: false,
         }
     }
 
     /// Adds the response stage. `picket replay` never calls this: history is not acted on.
     pub fn with_responder(mut self, responder: Responder) -> Pipeline {
         self.responder = Some(responder);
+        self
+    }
+
+    /// Records emitted findings in another ledger namespace than [`FINDINGS_NS`]: the Lambda
+    /// respond function ([`RESPONDED_NS`]) sees findings that ingest already recorded there.
+    pub fn with_finding_ledger(mut self, ns: &'static str) -> Pipeline {
+        self.ledger_ns = ns;
+        self
+    }
+
+    /// Fails the batch when a finding could not be delivered (the finding stays pending and
+    /// the batch is retried), instead of counting the failure and going on. For a pipeline
+    /// whose one channel hands findings on (Lambda poll and ingest: the respond queue).
+    pub fn require_delivery(mut self, require: bool) -> Pipeline {
+        self.require_delivery = require;
         self
     }
 
@@ -285,8 +315,9 @@ impl Pipeline {
         report: &mut BatchReport,
     ) -> Result<(), PipelineError> {
         let now = self.clock.now();
+        let ledger_ns = self.ledger_ns;
         for mut f in found {
-            if self.state.get(FINDINGS_NS, &f.uid, now)?.is_some() {
+            if self.state.get(ledger_ns, &f.uid, now)?.is_some() {
                 report.duplicate_findings += 1;
                 self.state.delete(PENDING_NS, &f.uid)?;
                 continue;
@@ -306,7 +337,12 @@ impl Pipeline {
                     }
                 }
             }
-            report.notify_failures += self.router.send(&f).await;
+            let failed = self.router.send(&f).await;
+            report.notify_failures += failed;
+            if failed > 0 && self.require_delivery {
+                // Not recorded: it stays pending, and the batch is retried.
+                return Err(PipelineError::Delivery { finding: f.uid });
+            }
             // Buffered notifiers hold the finding until flushed: flush before recording it, or
             // a crash after recording loses a finding that was never written out.
             self.router.flush().await;
@@ -315,13 +351,8 @@ impl Pipeline {
             let state = Arc::clone(&self.state);
             let mut inserted = false;
             state.run_batch(&mut || {
-                inserted = state.put_if_absent(
-                    FINDINGS_NS,
-                    &f.uid,
-                    mark.as_bytes(),
-                    Some(expires),
-                    now,
-                )?;
+                inserted =
+                    state.put_if_absent(ledger_ns, &f.uid, mark.as_bytes(), Some(expires), now)?;
                 state.delete(PENDING_NS, &f.uid)
             })?;
             if !inserted {

@@ -39,6 +39,17 @@ pub enum RunError {
     Respond(String),
 }
 
+impl RunError {
+    /// Whether running again may help.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RunError::Pipeline(e) => e.is_retryable(),
+            RunError::State(e) => e.is_retryable(),
+            RunError::Respond(_) => true,
+        }
+    }
+}
+
 /// What a source looked like after its last poll, as stored under [`STATUS_NS`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SourceStatus {

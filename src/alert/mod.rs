@@ -23,6 +23,8 @@ pub mod escape;
 pub mod facts;
 pub mod jsonl;
 pub mod slack;
+#[cfg(feature = "aws")]
+pub mod sqs;
 pub mod stdout;
 pub mod webhook;
 
@@ -215,11 +217,21 @@ pub enum NotifyConfig {
         #[serde(default)]
         max_per_minute: Option<u32>,
     },
+    /// picket's finding JSON sent to an Amazon SQS queue, one message per finding (feature
+    /// `aws`): how the Lambda poll and ingest functions hand findings to respond.
+    Sqs {
+        /// The queue URL.
+        queue_url: String,
+        /// Lowest severity sent here.
+        #[serde(default)]
+        min_severity: Severity,
+    },
 }
 
 impl NotifyConfig {
     /// Every notifier type, for contract tests and docs.
-    pub const ALL: &'static [&'static str] = &["stdout", "jsonl", "slack", "email", "webhook"];
+    pub const ALL: &'static [&'static str] =
+        &["stdout", "jsonl", "slack", "email", "webhook", "sqs"];
 
     /// Lowest severity this notifier receives.
     pub fn min_severity(&self) -> Severity {
@@ -230,7 +242,8 @@ impl NotifyConfig {
     pub fn route(&self) -> Route {
         match self {
             NotifyConfig::Stdout { min_severity, .. }
-            | NotifyConfig::Jsonl { min_severity, .. } => Route::severity(*min_severity),
+            | NotifyConfig::Jsonl { min_severity, .. }
+            | NotifyConfig::Sqs { min_severity, .. } => Route::severity(*min_severity),
             NotifyConfig::Slack {
                 min_severity,
                 detectors,
@@ -360,6 +373,7 @@ impl NotifyConfig {
                     RetryPolicy::default(),
                 ))
             }
+            NotifyConfig::Sqs { queue_url, .. } => sqs_notifier(clients, queue_url)?,
         })
     }
 }
@@ -378,6 +392,23 @@ fn ses_transport(_clients: &Clients) -> Result<email::Transport, AlertError> {
     Err(AlertError::Config {
         notifier: "email",
         message: "email through ses needs the `aws` feature".into(),
+    })
+}
+
+#[cfg(feature = "aws")]
+fn sqs_notifier(clients: &Clients, queue_url: &str) -> Result<Box<dyn Notifier>, AlertError> {
+    let sdk = clients.aws.as_ref().ok_or_else(|| AlertError::Config {
+        notifier: "sqs",
+        message: "sqs needs the [aws] client settings".into(),
+    })?;
+    Ok(Box::new(sqs::Sqs::new(sdk, queue_url)))
+}
+
+#[cfg(not(feature = "aws"))]
+fn sqs_notifier(_clients: &Clients, _queue_url: &str) -> Result<Box<dyn Notifier>, AlertError> {
+    Err(AlertError::Config {
+        notifier: "sqs",
+        message: "sqs needs the `aws` feature".into(),
     })
 }
 

@@ -2,9 +2,25 @@
 //! reference (`env:VAR`); the value is read from the environment when the config is built and
 //! lives in a [`Secret`], whose `Debug` and `Display` print `***` so it never reaches a log.
 //!
-//! To add a reference scheme (Secrets Manager, files): one arm in [`SecretRef::resolve`].
+//! In Lambda the value of `env:VAR` may come from AWS Secrets Manager instead: the start-up
+//! fetches the secret named by `VAR_SECRET_ARN` once per container and [`provide`]s it, so one
+//! `picket.toml` works on a laptop (the variable) and in Lambda (the secret).
+//!
+//! To add a reference scheme (files, other vaults): one arm in [`SecretRef::resolve`].
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
+
+/// Values for `env:` references fetched at start-up (Lambda: Secrets Manager).
+static PROVIDED: OnceLock<HashMap<String, Secret>> = OnceLock::new();
+
+/// Makes `values` (variable name -> secret) the answer to `env:VAR` references before the
+/// environment is consulted. Once per process; returns false if values were already given.
+pub fn provide(values: HashMap<String, Secret>) -> bool {
+    PROVIDED.set(values).is_ok()
+}
 
 /// A secret value. Printing it in any form shows `***`; [`Secret::expose`] is the one way in.
 #[derive(Clone, PartialEq, Eq)]
@@ -81,8 +97,11 @@ impl SecretRef {
         &self.var
     }
 
-    /// Reads the secret from the environment.
+    /// Reads the secret: a value [`provide`]d at start-up, else the environment variable.
     pub fn resolve(&self) -> Result<Secret, SecretError> {
+        if let Some(v) = PROVIDED.get().and_then(|m| m.get(&self.var)) {
+            return Ok(v.clone());
+        }
         std::env::var(&self.var)
             .map(Secret)
             .map_err(|_| SecretError::Unset(self.var.clone()))

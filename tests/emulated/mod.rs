@@ -18,6 +18,8 @@ mod flood;
 mod google_actions;
 #[cfg(feature = "azure")]
 mod graph_actions;
+#[cfg(feature = "lambda")]
+mod lambda;
 #[cfg(feature = "aws")]
 mod latency;
 #[cfg(feature = "azure")]

@@ -4,4 +4,6 @@
 
 #[cfg(feature = "aws")]
 pub mod emulators;
+#[cfg(feature = "lambda")]
+pub mod lambda_api;
 pub mod stub;
