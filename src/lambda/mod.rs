@@ -201,6 +201,17 @@ pub struct LambdaEnv {
 pub const SECRET_ARN_SUFFIX: &str = "_SECRET_ARN";
 
 impl LambdaEnv {
+    /// The `PICKET_*` variables read (besides `<VAR>_SECRET_ARN`).
+    pub const VARIABLES: &'static [&'static str] = &[
+        "PICKET_CONFIG",
+        "PICKET_STATE_BACKEND",
+        "PICKET_TABLE",
+        "PICKET_RESPOND_QUEUE_URL",
+        "PICKET_RESPOND_MODE",
+        "PICKET_SES_FROM",
+        "PICKET_METRICS_NAMESPACE",
+    ];
+
     /// Reads the process environment.
     pub fn from_env() -> LambdaEnv {
         LambdaEnv::from_vars(std::env::vars())
@@ -530,6 +541,56 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("PICKET_RESPOND_MODE"), "{e}");
         assert_eq!(e.error_type(), "Permanent.Config");
+    }
+
+    /// Every variable the Terraform module gives the functions is one they read, and the
+    /// secrets it names answer the references the README's config uses.
+    #[test]
+    fn the_terraform_environment_is_what_the_functions_read() {
+        let main = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("terraform/modules/picket/main.tf"),
+        )
+        .unwrap();
+        let block = &main[main.find("environment = merge(").unwrap()..];
+        let block = &block[..block.find("var.environment").unwrap()];
+        let names: Vec<&str> = block
+            .lines()
+            .filter_map(|l| l.trim().split_once('=').map(|(k, _)| k.trim()))
+            .filter(|k| k.starts_with("PICKET_"))
+            .collect();
+        assert!(names.len() >= 8, "{names:?}");
+        let mut secret_vars = Vec::new();
+        for n in &names {
+            match n.strip_suffix(SECRET_ARN_SUFFIX) {
+                Some(var) => secret_vars.push(var),
+                None => assert!(LambdaEnv::VARIABLES.contains(n), "{n} is not read"),
+            }
+        }
+        assert_eq!(
+            secret_vars,
+            [
+                "PICKET_SLACK_WEBHOOK_URL",
+                "PICKET_SLACK_BOT_TOKEN",
+                "PICKET_SMTP_PASSWORD"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_packaged_config_loads_with_the_module_environment() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("infra/lambda");
+        let c = env(&[
+            ("LAMBDA_TASK_ROOT", root.to_str().unwrap()),
+            ("PICKET_STATE_BACKEND", "dynamodb"),
+            ("PICKET_TABLE", "picket-state"),
+            ("PICKET_RESPOND_MODE", "dry-run"),
+            ("PICKET_SES_FROM", "picket@security.example"),
+        ])
+        .config()
+        .unwrap();
+        assert_eq!(c.file, root.join("picket.toml"));
+        assert!(matches!(c.raw.state, StateConfig::Dynamodb { .. }));
     }
 
     #[test]

@@ -736,26 +736,111 @@ mod tests {
         }
     }
 
-    /// Every AWS and Graph permission an action declares is granted by the Terraform the
-    /// deployment uses (Google's scopes are granted by domain-wide delegation in the
-    /// Workspace admin console, outside Terraform).
+    /// A policy template of `terraform/modules/picket/policies`, parsed as the JSON it is once
+    /// each `${...}` is replaced by its variable name (`{{table_arn}}`).
+    fn policy(name: &str) -> Vec<serde_json::Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("terraform/modules/picket/policies")
+            .join(format!("{name}.json.tftpl"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = regex::Regex::new(r"\$\{([a-z_]+)\}")
+            .unwrap()
+            .replace_all(&text, "{{$1}}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["Version"], "2012-10-17", "{}", path.display());
+        doc["Statement"].as_array().unwrap().clone()
+    }
+
+    fn strings(v: &serde_json::Value) -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a.iter().flat_map(strings).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every AWS permission an action declares is allowed to the respond role (an Allow
+    /// statement, not only named in a Deny), and every Graph permission is requested by the
+    /// Entra app. (Google's scopes are granted by domain-wide delegation in the Workspace admin
+    /// console, outside Terraform.)
     #[test]
     fn declared_permissions_are_granted_by_the_terraform_policies() {
+        let allowed: std::collections::BTreeSet<String> = policy("respond")
+            .iter()
+            .filter(|st| st["Effect"] == "Allow")
+            .flat_map(|st| strings(&st["Action"]))
+            .collect();
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform/modules");
-        let aws = std::fs::read_to_string(root.join("picket/policies/respond.json.tftpl")).unwrap();
         let azure = std::fs::read_to_string(root.join("azure_app/main.tf")).unwrap();
         for k in ActionKind::ALL {
-            let granted = match k.provider() {
-                Provider::Aws => &aws,
-                Provider::Entra => &azure,
-                _ => continue,
-            };
             for p in k.permissions() {
-                assert!(
-                    granted.contains(&format!("\"{p}\"")),
-                    "{} needs {p}, which the Terraform does not grant",
-                    k.name()
-                );
+                match k.provider() {
+                    Provider::Aws => assert!(
+                        allowed.contains(*p),
+                        "{} needs {p}, which the respond role is not allowed",
+                        k.name()
+                    ),
+                    Provider::Entra => assert!(
+                        azure.contains(&format!("\"{p}\"")),
+                        "{} needs {p}, which the Entra app does not request",
+                        k.name()
+                    ),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// The poll and ingest roles read: every action they are allowed is a read, or touches only
+    /// picket's own resources (its table, queues, logs, key); and none is a response action's
+    /// permission other than a read.
+    #[test]
+    fn the_read_only_roles_hold_no_write_action() {
+        const READ_VERBS: &[&str] = &[
+            "Get",
+            "List",
+            "Describe",
+            "Lookup",
+            "Query",
+            "Receive",
+            "ConditionCheck",
+            "Decrypt",
+        ];
+        const OWN: &[&str] = &[
+            "{{table_arn}}",
+            "{{ingest_queue_arn}}",
+            "{{respond_queue_arn}}",
+            "{{dead_letter_queue_arn}}",
+            "{{log_group_arn}}:*",
+            "{{kms_key_arn}}",
+        ];
+        let response_writes: std::collections::BTreeSet<&str> = ActionKind::ALL
+            .iter()
+            .filter(|k| k.provider() == Provider::Aws)
+            .flat_map(|k| k.permissions().iter().copied())
+            .filter(|p| {
+                let verb = p.split(':').nth(1).unwrap_or_default();
+                !READ_VERBS.iter().any(|r| verb.starts_with(r))
+            })
+            .collect();
+        assert!(response_writes.contains("iam:UpdateAccessKey"));
+        for role in ["poll", "ingest"] {
+            let statements = policy(role);
+            assert!(!statements.is_empty());
+            for st in statements.iter().filter(|st| st["Effect"] == "Allow") {
+                let resources = strings(&st["Resource"]);
+                let own = resources.iter().all(|r| OWN.contains(&r.as_str()));
+                for a in strings(&st["Action"]) {
+                    let verb = a.split(':').nth(1).unwrap_or_default();
+                    let read = READ_VERBS.iter().any(|r| verb.starts_with(r));
+                    assert!(
+                        read || own,
+                        "{role}: {a} ({}) writes outside picket's own resources",
+                        st["Sid"]
+                    );
+                    assert!(!response_writes.contains(a.as_str()), "{role}: {a}");
+                    assert!(!a.contains('*'), "{role}: wildcard action {a}");
+                }
             }
         }
     }

@@ -64,16 +64,11 @@ module "picket" {
     "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:user/${name}"
   ]
 
-  # How the functions find their Entra and Google identities. The Azure and
-  # Google modules depend on the picket roles, so these are plain values here
-  # (ids known before apply) rather than references that would form a cycle.
+  # Entra and Google ids (tenant, client id, service account) belong in the
+  # picket.toml packaged with the functions (infra/package-lambda.sh --config):
+  # the Azure and Google modules depend on the picket roles, so passing their
+  # outputs back here would be a cycle.
   environment = {
-    RUST_LOG                        = "info"
-    PICKET_AZURE_TENANT_ID          = var.azure_tenant_id
-    PICKET_GCP_PROJECT_ID           = var.gcp_project_id
-    PICKET_GOOGLE_SERVICE_ACCOUNT   = "picket@${var.gcp_project_id}.iam.gserviceaccount.com"
-    PICKET_AWS_FEDERATION_AUDIENCE  = "api://AzureADTokenExchange"
-    PICKET_GCP_WORKLOAD_POOL_ID     = "picket-aws"
-    PICKET_GCP_WORKLOAD_PROVIDER_ID = "aws"
+    RUST_LOG = "info"
   }
 }

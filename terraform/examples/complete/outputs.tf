@@ -19,7 +19,7 @@ output "dead_letter_queue_urls" {
 }
 
 output "azure_client_id" {
-  description = "Entra application (client) id (passed to the functions as PICKET_AZURE_CLIENT_ID)."
+  description = "Entra application (client) id ([azure] client_id of the picket.toml packaged with the functions)."
   value       = module.azure_app.client_id
 }
 

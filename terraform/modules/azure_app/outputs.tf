@@ -1,5 +1,5 @@
 output "tenant_id" {
-  description = "Tenant id ([azure] tenant_id in picket.toml / PICKET_AZURE_TENANT_ID)."
+  description = "Tenant id ([azure] tenant_id of the packaged picket.toml)."
   value       = data.azuread_client_config.current.tenant_id
 }
 

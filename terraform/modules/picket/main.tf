@@ -62,18 +62,20 @@ locals {
     ses_identity_arn    = local.ses_identity_arn
   }
 
+  # What the functions read (src/lambda/mod.rs, LambdaEnv): deployment names
+  # only. A <VAR>_SECRET_ARN makes the function fetch that secret once per
+  # container and use it wherever the packaged picket.toml says "env:<VAR>".
   environment = merge(
     {
-      PICKET_STATE_BACKEND            = "dynamodb"
-      PICKET_TABLE                    = module.state_table.table_name
-      PICKET_INGEST_QUEUE_URL         = aws_sqs_queue.ingest.url
-      PICKET_RESPOND_QUEUE_URL        = aws_sqs_queue.respond.url
-      PICKET_RESPOND_MODE             = var.respond_mode
-      PICKET_SES_FROM                 = var.ses_sender
-      PICKET_SLACK_WEBHOOK_SECRET_ARN = aws_secretsmanager_secret.this["slack_webhook_url"].arn
-      PICKET_SLACK_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.this["slack_bot_token"].arn
-      PICKET_SMTP_PASSWORD_SECRET_ARN = aws_secretsmanager_secret.this["smtp_password"].arn
-      PICKET_METRICS_NAMESPACE        = "Picket"
+      PICKET_STATE_BACKEND                = "dynamodb"
+      PICKET_TABLE                        = module.state_table.table_name
+      PICKET_RESPOND_QUEUE_URL            = aws_sqs_queue.respond.url
+      PICKET_RESPOND_MODE                 = var.respond_mode
+      PICKET_SES_FROM                     = var.ses_sender
+      PICKET_SLACK_WEBHOOK_URL_SECRET_ARN = aws_secretsmanager_secret.this["slack_webhook_url"].arn
+      PICKET_SLACK_BOT_TOKEN_SECRET_ARN   = aws_secretsmanager_secret.this["slack_bot_token"].arn
+      PICKET_SMTP_PASSWORD_SECRET_ARN     = aws_secretsmanager_secret.this["smtp_password"].arn
+      PICKET_METRICS_NAMESPACE            = "Picket"
     },
     var.environment,
   )
