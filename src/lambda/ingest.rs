@@ -22,27 +22,7 @@ use super::{LambdaError, metrics};
 use crate::cloud::Clients;
 use crate::model::RecordKind;
 use crate::pipeline::{BatchReport, Pipeline};
-// TEMP until aws-src lands: placeholder with the same signatures.
-mod aws_s3 {
-    pub struct ObjectRef;
-    #[derive(Debug, thiserror::Error)]
-    #[error("x")]
-    pub struct E;
-    impl E {
-        pub fn is_retryable(&self) -> bool {
-            false
-        }
-    }
-    pub fn object_refs(_: &str) -> Result<Vec<ObjectRef>, E> {
-        Err(E)
-    }
-    pub async fn fetch_records(
-        _: &aws_sdk_s3::Client,
-        _: &ObjectRef,
-        _: crate::source::decode::Limits,
-    ) -> Result<Vec<crate::source::RawRecord>, E> {
-        Err(E)
-    }
+use crate::source::aws_s3;
 }
 use crate::source::decode::{self, Limits, Origin, RawRecord};
 
