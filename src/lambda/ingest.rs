@@ -23,7 +23,6 @@ use crate::cloud::Clients;
 use crate::model::RecordKind;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::source::aws_s3;
-}
 use crate::source::decode::{self, Limits, Origin, RawRecord};
 
 /// EventBridge detail types whose `detail` is a CloudTrail record.
