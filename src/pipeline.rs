@@ -39,6 +39,8 @@ pub const RESPONDED_NS: &str = "finding-responded";
 pub const PENDING_NS: &str = "finding-pending";
 /// How long an emitted finding is remembered for dedup.
 pub const FINDING_TTL_DAYS: i64 = 90;
+/// How often a batch runs when other workers keep changing the state it read.
+const CONFLICT_ATTEMPTS: usize = 4;
 /// How deep findings may feed correlating detectors (finding -> finding -> ...).
 const MAX_CORRELATION_DEPTH: usize = 4;
 
@@ -137,6 +139,11 @@ impl Pipeline {
         router: Router,
         clock: Arc<Clock>,
     ) -> Pipeline {
+        let mut detectors = detectors;
+        let write_back = state.rolls_back_batches();
+        for d in &mut detectors {
+            d.set_write_back(write_back);
+        }
         Pipeline {
             enricher,
             detectors,
@@ -270,10 +277,33 @@ impl Pipeline {
         events: &[IdentityEvent],
         staged: &[StagedWrite],
     ) -> Result<Vec<Finding>, PipelineError> {
+        let mut attempt = 1;
+        loop {
+            match self.detect_attempt(events, staged) {
+                Err(PipelineError::Detect(e @ DetectError::Conflict { .. }))
+                    if attempt < CONFLICT_ATTEMPTS =>
+                {
+                    tracing::debug!(error = %e, attempt, "batch runs again on fresh state");
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One run of [`Pipeline::detect_staged`]. With write-back, detectors flush their state
+    /// changes at the end, inside the batch's transaction; when anything fails, the store
+    /// rolls the batch back and the detectors forget their caches, so a re-run starts from
+    /// what the store holds.
+    fn detect_attempt(
+        &mut self,
+        events: &[IdentityEvent],
+        staged: &[StagedWrite],
+    ) -> Result<Vec<Finding>, PipelineError> {
         let state = Arc::clone(&self.state);
         let mut found = Vec::new();
         let mut failed: Option<DetectError> = None;
-        state.run_batch(&mut || {
+        let result = state.run_batch(&mut || {
             for ev in events {
                 self.clock.observe(ev.time);
                 let cx = DetectContext {
@@ -284,25 +314,39 @@ impl Pipeline {
                     Ok(mut f) => found.append(&mut f),
                     Err(e) => {
                         failed = Some(e);
-                        break;
+                        return Err(abandoned());
                     }
                 }
             }
-            if failed.is_none() {
-                let now = self.clock.now();
-                for f in &found {
-                    put_pending(state.as_ref(), f, now)?;
-                }
-                for w in staged {
-                    state.put(w.ns, &w.key, &w.value, None, now)?;
+            let now = self.clock.now();
+            let cx = DetectContext {
+                state: state.as_ref(),
+                now,
+            };
+            for d in &mut self.detectors {
+                if let Err(e) = d.flush(&cx) {
+                    failed = Some(e);
+                    return Err(abandoned());
                 }
             }
+            for f in &found {
+                put_pending(state.as_ref(), f, now)?;
+            }
+            for w in staged {
+                state.put(w.ns, &w.key, &w.value, None, now)?;
+            }
             Ok(())
-        })?;
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(found),
+        });
+        if failed.is_some() || result.is_err() {
+            for d in &mut self.detectors {
+                d.discard();
+            }
         }
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        result?;
+        Ok(found)
     }
 
     /// The stages after detection, for findings of one batch: drop those already in the
@@ -416,6 +460,16 @@ pub fn put_pending(
     let expires = now + Duration::days(FINDING_TTL_DAYS);
     state.put(PENDING_NS, &f.uid, &json, Some(expires), now)?;
     Ok(())
+}
+
+/// What a batch's group of state operations returns to have the store roll it back when a
+/// detector failed (the detector's own error is reported instead).
+fn abandoned() -> StateError {
+    StateError::Backend {
+        backend: "pipeline",
+        message: "batch abandoned after a detector error".into(),
+        source: None,
+    }
 }
 
 /// One event through every detector, then its findings through the correlating ones.
@@ -553,6 +607,56 @@ mod tests {
         )
         .with_responder(responder);
         (p, capture, revoke)
+    }
+
+    /// Two workers on one SQLite file take turns with the batches of a generated month: each
+    /// one's cached (write-back) state goes stale whenever the other wrote an identity, its
+    /// flush conflicts, and the batch runs again on fresh state. The findings are exactly
+    /// those of one worker doing every batch.
+    #[test]
+    fn workers_sharing_a_sqlite_file_find_what_one_worker_finds() {
+        use crate::config::DetectSection;
+        use crate::detect::builtin::identity_detectors;
+        use crate::detect::testgen::{Month, enricher};
+        use crate::state::SqliteStore;
+
+        let month = Month::generate(60, 11);
+        let (mut events, _) = month.events(&enricher(month.users).unwrap());
+        events.sort_by_key(|e| e.time);
+        let dir = tempfile::tempdir().unwrap();
+        let worker = |file: &str| {
+            let state: Arc<dyn StateStore> =
+                Arc::new(SqliteStore::open(dir.path().join(file)).unwrap());
+            Pipeline::new(
+                Arc::new(enricher(1).unwrap()),
+                identity_detectors(&DetectSection::default()).unwrap(),
+                state,
+                Router::new(Vec::new()),
+                Arc::new(Clock::event_time()),
+            )
+        };
+        let uids = |found: Vec<Finding>| {
+            let mut v: Vec<String> = found.into_iter().map(|f| f.uid).collect();
+            v.sort();
+            v
+        };
+        let mut one = worker("one.db");
+        let mut alone = Vec::new();
+        for chunk in events.chunks(97) {
+            alone.extend(one.detect(chunk).unwrap());
+        }
+        let mut a = worker("shared.db");
+        let mut b = worker("shared.db");
+        let mut shared = Vec::new();
+        for (i, chunk) in events.chunks(97).enumerate() {
+            let w = if i % 3 == 1 { &mut b } else { &mut a };
+            shared.extend(w.detect(chunk).unwrap());
+        }
+        assert!(
+            alone.iter().any(|f| f.detector == "impossible-travel"),
+            "the month has travel findings"
+        );
+        assert_eq!(uids(shared), uids(alone));
     }
 
     #[tokio::test]

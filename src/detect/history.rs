@@ -41,15 +41,30 @@ pub struct DetectorConfigError {
     pub message: String,
 }
 
-/// A write-through cache of one namespace's values, keyed by identity.
+/// One cached value.
+#[derive(Debug)]
+struct Entry<T> {
+    /// Version in the store (`None`: absent there).
+    version: Option<u64>,
+    value: T,
+    /// Changed since the last flush (write-back).
+    dirty: bool,
+}
+
+/// A cache of one namespace's values, keyed by identity: write-through (each change is a
+/// compare-and-set at once) or, switched on by [`CachedState::set_write_back`], write-back
+/// (changes stay in the cache until [`CachedState::flush`], then one compare-and-set per
+/// changed identity).
 #[derive(Debug)]
 pub struct CachedState<T> {
     detector: &'static str,
     ns: &'static str,
     capacity: usize,
     ttl: Duration,
-    /// Identity -> (version in the store, `None` when absent there; value).
-    cache: HashMap<String, (Option<u64>, T)>,
+    cache: HashMap<String, Entry<T>>,
+    /// Write-back: identities changed since the last flush.
+    dirty: Vec<String>,
+    write_back: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
 }
@@ -67,6 +82,8 @@ where
             capacity: capacity.max(1),
             ttl,
             cache: HashMap::new(),
+            dirty: Vec::new(),
+            write_back: false,
             buf: Vec::new(),
         }
     }
@@ -78,14 +95,19 @@ where
         }
     }
 
-    fn decode(&self, v: Option<Versioned>, key: &str) -> Result<(Option<u64>, T), DetectError> {
-        match v {
+    fn decode(&self, v: Option<Versioned>, key: &str) -> Result<Entry<T>, DetectError> {
+        let (version, value) = match v {
             Some(v) => {
                 let value = T::decode(&v.value).map_err(|e| self.corrupt(key, "decode", e))?;
-                Ok((Some(v.version), value))
+                (Some(v.version), value)
             }
-            None => Ok((None, T::default())),
-        }
+            None => (None, T::default()),
+        };
+        Ok(Entry {
+            version,
+            value,
+            dirty: false,
+        })
     }
 
     fn state_err(&self, source: crate::state::StateError) -> DetectError {
@@ -103,20 +125,101 @@ where
             .map_err(|e| self.state_err(e))?;
         let entry = self.decode(stored, key)?;
         if self.cache.len() >= self.capacity {
-            self.cache.clear();
+            if self.dirty.is_empty() {
+                self.cache.clear();
+            } else {
+                // Unflushed changes stay.
+                let keep: Vec<(String, Entry<T>)> = self
+                    .dirty
+                    .iter()
+                    .filter_map(|k| self.cache.remove_entry(k.as_str()))
+                    .collect();
+                self.cache.clear();
+                self.cache.extend(keep);
+            }
         }
         self.cache.insert(key.to_string(), entry);
         Ok(())
     }
 
+    /// Switches write-back on or off (flush first when switching it off).
+    pub fn set_write_back(&mut self, on: bool) {
+        self.write_back = on;
+    }
+
+    /// Writes every identity changed since the last flush, each with one compare-and-set
+    /// against the version it was read at. On a conflict the cache is cleared and
+    /// [`DetectError::Conflict`] returned: the caller re-runs its batch on fresh state (in a
+    /// store whose batches roll back, so none of this flush's writes stay).
+    pub fn flush(&mut self, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        let result = self.flush_dirty(cx);
+        if result.is_err() {
+            self.discard();
+        }
+        result
+    }
+
+    fn flush_dirty(&mut self, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        let expires = Some(cx.now + self.ttl);
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in &dirty {
+            let Some(entry) = self.cache.get_mut(key.as_str()) else {
+                return Err(self.corrupt(key, "stay cached", "evicted before its flush".into()));
+            };
+            entry.dirty = false;
+            self.buf.clear();
+            if let Err(e) = entry.value.encode(&mut self.buf) {
+                return Err(self.corrupt(key, "encode", e));
+            }
+            let expected = entry.version;
+            match cx
+                .state
+                .compare_and_set(self.ns, key, expected, &self.buf, expires, cx.now)
+                .map_err(|e| self.state_err(e))?
+            {
+                CasOutcome::Written(v) => {
+                    if let Some(entry) = self.cache.get_mut(key.as_str()) {
+                        entry.version = Some(v);
+                    }
+                }
+                CasOutcome::Conflict(_) => {
+                    tracing::debug!(
+                        detector = self.detector,
+                        ns = self.ns,
+                        key = key.as_str(),
+                        "state conflict at flush; the batch runs again"
+                    );
+                    return Err(DetectError::Conflict {
+                        detector: self.detector.to_string(),
+                        key: format!("{}/{key}", self.ns),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every cached value and unflushed change.
+    pub fn discard(&mut self) {
+        self.cache.clear();
+        self.dirty.clear();
+    }
+
+    fn is_dirty(&self, key: &str) -> bool {
+        self.cache.get(key).is_some_and(|e| e.dirty)
+    }
+
     /// Reads the identity's value from the store (not the cache, which it refreshes): for
     /// decisions that write nothing, where a stale cache would never be corrected.
     pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<&T, DetectError> {
-        self.cache.remove(key);
-        self.fetch(key, cx)?;
+        // An unflushed change of this batch is fresher than the store.
+        if !self.is_dirty(key) {
+            self.cache.remove(key);
+            self.fetch(key, cx)?;
+        }
         self.cache
             .get(key)
-            .map(|(_, value)| value)
+            .map(|e| &e.value)
             .ok_or_else(|| self.corrupt(key, "stay cached", "just read".into()))
     }
 
@@ -129,12 +232,36 @@ where
         cx: &DetectContext<'_>,
         f: impl FnMut(&mut T) -> (R, bool),
     ) -> Result<R, DetectError> {
-        let result = self.update_cached(key, cx, f);
+        let result = if self.write_back {
+            self.update_deferred(key, cx, f)
+        } else {
+            self.update_cached(key, cx, f)
+        };
         if result.is_err() {
             // The cached value may hold a change the store did not take.
             self.cache.remove(key);
         }
         result
+    }
+
+    fn update_deferred<R>(
+        &mut self,
+        key: &str,
+        cx: &DetectContext<'_>,
+        mut f: impl FnMut(&mut T) -> (R, bool),
+    ) -> Result<R, DetectError> {
+        if !self.cache.contains_key(key) {
+            self.fetch(key, cx)?;
+        }
+        let Some(entry) = self.cache.get_mut(key) else {
+            return Err(self.corrupt(key, "stay cached", "evicted mid-update".into()));
+        };
+        let (result, changed) = f(&mut entry.value);
+        if changed && !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(key.to_string());
+        }
+        Ok(result)
     }
 
     fn update_cached<R>(
@@ -149,16 +276,16 @@ where
         for _ in 0..CAS_ATTEMPTS {
             // The value is changed in place (no copy); on a conflict it is replaced by what
             // the store holds and `f` runs again.
-            let Some((version, value)) = self.cache.get_mut(key) else {
+            let Some(entry) = self.cache.get_mut(key) else {
                 return Err(self.corrupt(key, "stay cached", "evicted mid-update".into()));
             };
-            let (result, changed) = f(value);
+            let (result, changed) = f(&mut entry.value);
             if !changed {
                 return Ok(result);
             }
-            let expected = *version;
+            let expected = entry.version;
             self.buf.clear();
-            if let Err(e) = value.encode(&mut self.buf) {
+            if let Err(e) = entry.value.encode(&mut self.buf) {
                 return Err(self.corrupt(key, "encode", e));
             }
             let expires = Some(cx.now + self.ttl);
@@ -168,8 +295,8 @@ where
                 .map_err(|e| self.state_err(e))?
             {
                 CasOutcome::Written(v) => {
-                    if let Some((version, _)) = self.cache.get_mut(key) {
-                        *version = Some(v);
+                    if let Some(entry) = self.cache.get_mut(key) {
+                        entry.version = Some(v);
                     }
                     return Ok(result);
                 }

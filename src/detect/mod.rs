@@ -33,6 +33,15 @@ pub enum DetectError {
         #[source]
         source: StateError,
     },
+    /// Another worker changed an identity's state since this one read it: the batch must
+    /// run again on fresh state (the pipeline does that).
+    #[error("detector {detector}: state {key} changed by another worker")]
+    Conflict {
+        /// Detector id.
+        detector: String,
+        /// Namespace and key of the state (`impossible-travel/alice@corp.example`).
+        key: String,
+    },
     /// A stored value could not be decoded.
     #[error("detector {detector}: {message}")]
     Internal {
@@ -48,6 +57,7 @@ impl DetectError {
     pub fn is_retryable(&self) -> bool {
         match self {
             DetectError::State { source, .. } => source.is_retryable(),
+            DetectError::Conflict { .. } => true,
             DetectError::Internal { .. } => false,
         }
     }
@@ -64,6 +74,22 @@ pub trait Detector: Send {
         event: &IdentityEvent,
         cx: &DetectContext<'_>,
     ) -> Result<Vec<Finding>, DetectError>;
+
+    /// Switches write-back on or off: with it on, state changes stay in the detector's cache
+    /// until [`Detector::flush`]. The pipeline turns it on when its store commits each batch
+    /// all-or-nothing ([`StateStore::rolls_back_batches`]). Default: nothing to switch.
+    fn set_write_back(&mut self, _on: bool) {}
+
+    /// Writes the state changes held back since the last flush (compare-and-set against the
+    /// versions read); [`DetectError::Conflict`] when another worker changed one meanwhile.
+    /// The pipeline calls it at the end of each batch, inside the batch's transaction.
+    fn flush(&mut self, _cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        Ok(())
+    }
+
+    /// Forgets cached state (a batch was rolled back, so the cache may hold what the store
+    /// does not).
+    fn discard(&mut self) {}
 
     /// Looks at a finding another detector produced (correlation). Default: nothing.
     fn on_finding(

@@ -103,6 +103,18 @@ impl Detector for NewCountry {
         ID
     }
 
+    fn set_write_back(&mut self, on: bool) {
+        self.state.set_write_back(on);
+    }
+
+    fn flush(&mut self, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        self.state.flush(cx)
+    }
+
+    fn discard(&mut self) {
+        self.state.discard();
+    }
+
     fn on_event(
         &mut self,
         event: &IdentityEvent,

@@ -277,6 +277,18 @@ impl Detector for OauthConsent {
         ID
     }
 
+    fn set_write_back(&mut self, on: bool) {
+        self.marks.set_write_back(on);
+    }
+
+    fn flush(&mut self, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        self.marks.flush(cx)
+    }
+
+    fn discard(&mut self) {
+        self.marks.discard();
+    }
+
     fn on_event(
         &mut self,
         event: &IdentityEvent,

@@ -264,11 +264,20 @@ pub trait StateStore: Send + Sync {
     ) -> Result<CounterOutcome, StateError>;
 
     /// Runs `ops` (which call this same store, e.g. through a captured `Arc`) as one group:
-    /// backends that can (SQLite) commit the group in one transaction for throughput. Each
-    /// operation keeps its own semantics; a group is not all-or-nothing. The default just
-    /// calls `ops`.
+    /// backends that can (SQLite) commit the group in one transaction for throughput, and
+    /// roll it back when `ops` returns an error (see [`StateStore::rolls_back_batches`]).
+    /// Each operation keeps its own semantics. The default just calls `ops`: its writes
+    /// stay even when `ops` fails.
     fn run_batch(&self, ops: &mut dyn FnMut() -> Result<(), StateError>) -> Result<(), StateError> {
         ops()
+    }
+
+    /// Whether [`StateStore::run_batch`] is all-or-nothing: every write of the group commits
+    /// together, none when `ops` fails, and no other writer interleaves. Detectors then keep
+    /// their state changes in memory until the end of the batch (write-back) instead of
+    /// writing each change through.
+    fn rolls_back_batches(&self) -> bool {
+        false
     }
 }
 

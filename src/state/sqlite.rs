@@ -320,6 +320,16 @@ impl SqliteStore {
     ///
     /// Inside `f`, do not wait for other threads that use this store: they wait for the batch.
     pub fn batch<R>(&self, f: impl FnOnce(&SqliteStore) -> R) -> Result<R, StateError> {
+        self.transaction(f, |_| true)
+    }
+
+    /// [`SqliteStore::batch`] that commits only when `commit` says so of `f`'s result, and
+    /// rolls back otherwise (a nested call leaves that to the outermost one).
+    fn transaction<R>(
+        &self,
+        f: impl FnOnce(&SqliteStore) -> R,
+        commit: impl FnOnce(&R) -> bool,
+    ) -> Result<R, StateError> {
         let (guard, outermost, _) = self.gate.enter();
         if !outermost {
             return Ok(f(self));
@@ -341,6 +351,13 @@ impl SqliteStore {
         let out = f(self);
         rollback.1 = false;
         let conn = self.conn();
+        if !commit(&out) {
+            conn.execute_batch("ROLLBACK")
+                .map_err(|e| self.err("rolling back a batch", e))?;
+            drop(conn);
+            drop(guard);
+            return Ok(out);
+        }
         let committed = conn.execute_batch("COMMIT");
         if let Err(e) = committed {
             let _ = conn.execute_batch("ROLLBACK");
@@ -653,7 +670,11 @@ impl StateStore for SqliteStore {
     }
 
     fn run_batch(&self, ops: &mut dyn FnMut() -> Result<(), StateError>) -> Result<(), StateError> {
-        self.batch(|_| ops())?
+        self.transaction(|_| ops(), Result::is_ok)?
+    }
+
+    fn rolls_back_batches(&self) -> bool {
+        true
     }
 }
 
