@@ -49,6 +49,8 @@ struct Entry<T> {
     value: T,
     /// Changed since the last flush (write-back).
     dirty: bool,
+    /// When the stored value expires, where known (written by this cache).
+    expires: Option<DateTime<Utc>>,
 }
 
 /// A cache of one namespace's values, keyed by identity: write-through (each change is a
@@ -107,6 +109,7 @@ where
             version,
             value,
             dirty: false,
+            expires: None,
         })
     }
 
@@ -142,6 +145,26 @@ where
         Ok(())
     }
 
+    /// Makes sure the identity's value is cached and not past the expiry this cache wrote
+    /// it with (the store treats such a value as absent, so the cache does too; a clean
+    /// value read from the store is kept until a write says otherwise).
+    fn ensure_live(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+        match self.cache.get_mut(key) {
+            None => self.fetch(key, cx),
+            Some(e) if e.expires.is_some_and(|at| at <= cx.now) => {
+                if e.dirty {
+                    // Changed in this batch, so written with a later expiry at its flush.
+                    return Ok(());
+                }
+                e.value = T::default();
+                e.version = None;
+                e.expires = None;
+                Ok(())
+            }
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Switches write-back on or off (flush first when switching it off).
     pub fn set_write_back(&mut self, on: bool) {
         self.write_back = on;
@@ -172,14 +195,24 @@ where
                 return Err(self.corrupt(key, "encode", e));
             }
             let expected = entry.version;
-            match cx
+            let mut outcome = cx
                 .state
                 .compare_and_set(self.ns, key, expected, &self.buf, expires, cx.now)
-                .map_err(|e| self.state_err(e))?
-            {
+                .map_err(|e| self.state_err(e))?;
+            if expected.is_some() && outcome == CasOutcome::Conflict(None) {
+                // The value read expired during the batch (the store's clock moves with event
+                // time); no worker deletes detector state. Written through at the time of the
+                // change it would have been live, so it is written as new.
+                outcome = cx
+                    .state
+                    .compare_and_set(self.ns, key, None, &self.buf, expires, cx.now)
+                    .map_err(|e| self.state_err(e))?;
+            }
+            match outcome {
                 CasOutcome::Written(v) => {
                     if let Some(entry) = self.cache.get_mut(key.as_str()) {
                         entry.version = Some(v);
+                        entry.expires = expires;
                     }
                 }
                 CasOutcome::Conflict(_) => {
@@ -250,9 +283,7 @@ where
         cx: &DetectContext<'_>,
         mut f: impl FnMut(&mut T) -> (R, bool),
     ) -> Result<R, DetectError> {
-        if !self.cache.contains_key(key) {
-            self.fetch(key, cx)?;
-        }
+        self.ensure_live(key, cx)?;
         let Some(entry) = self.cache.get_mut(key) else {
             return Err(self.corrupt(key, "stay cached", "evicted mid-update".into()));
         };
@@ -270,9 +301,7 @@ where
         cx: &DetectContext<'_>,
         mut f: impl FnMut(&mut T) -> (R, bool),
     ) -> Result<R, DetectError> {
-        if !self.cache.contains_key(key) {
-            self.fetch(key, cx)?;
-        }
+        self.ensure_live(key, cx)?;
         for _ in 0..CAS_ATTEMPTS {
             // The value is changed in place (no copy); on a conflict it is replaced by what
             // the store holds and `f` runs again.
@@ -297,6 +326,7 @@ where
                 CasOutcome::Written(v) => {
                     if let Some(entry) = self.cache.get_mut(key) {
                         entry.version = Some(v);
+                        entry.expires = expires;
                     }
                     return Ok(result);
                 }
@@ -480,6 +510,66 @@ mod tests {
     use crate::detect::codec::json_stored;
 
     json_stored!(Vec<u32>);
+
+    #[test]
+    fn write_back_writes_once_per_flush_and_a_stale_flush_conflicts() {
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        let mut a: CachedState<Vec<u32>> = CachedState::new("test", "ns", 10, Duration::days(1));
+        a.set_write_back(true);
+        for i in 1..=3 {
+            a.update("k", &cx, |v| {
+                v.push(i);
+                ((), true)
+            })
+            .unwrap();
+        }
+        assert!(store.get("ns", "k", t(0)).unwrap().is_none(), "held back");
+        a.flush(&cx).unwrap();
+        let stored = store.get("ns", "k", t(0)).unwrap().unwrap();
+        assert_eq!(
+            (stored.value.as_slice(), stored.version),
+            (&b"[1,2,3]"[..], 1)
+        );
+        // Another worker writes; `a`'s next flush must not overwrite it.
+        store.put("ns", "k", b"[9]", None, t(0)).unwrap();
+        a.update("k", &cx, |v| {
+            v.push(4);
+            ((), true)
+        })
+        .unwrap();
+        assert!(matches!(a.flush(&cx), Err(DetectError::Conflict { .. })));
+        assert_eq!(store.get("ns", "k", t(0)).unwrap().unwrap().value, b"[9]");
+        // The cache was dropped: the re-run reads the other worker's value.
+        let seen = a.update("k", &cx, |v| (v.clone(), false)).unwrap();
+        assert_eq!(seen, vec![9]);
+        // A value that expired during the batch is written as new, changes included.
+        let late = DetectContext {
+            state: &store,
+            now: t(48),
+        };
+        let mut b: CachedState<Vec<u32>> = CachedState::new("test", "ns2", 10, Duration::days(1));
+        b.set_write_back(true);
+        b.update("k", &cx, |v| {
+            v.push(1);
+            ((), true)
+        })
+        .unwrap();
+        b.flush(&cx).unwrap();
+        b.update("k", &cx, |v| {
+            v.push(2);
+            ((), true)
+        })
+        .unwrap();
+        b.flush(&late).unwrap();
+        assert_eq!(
+            store.get("ns2", "k", t(48)).unwrap().unwrap().value,
+            b"[1,2]"
+        );
+    }
 
     #[test]
     fn profile_round_trips_binary_and_reads_the_old_json() {
