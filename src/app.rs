@@ -217,6 +217,7 @@ async fn build_clients(
                         .filter(|k| k.provider() == crate::model::Provider::GoogleWorkspace)
                         .flat_map(|k| k.permissions().iter().map(|p| p.to_string()))
                         .collect();
+                    scopes.push(crate::source::google_reports::SCOPE.to_string());
                     scopes.sort();
                     scopes.dedup();
                     Arc::new(crate::cloud::token::DelegatedToken::new(
@@ -243,13 +244,22 @@ async fn build_clients(
                 tokens: admin_tokens,
             },
             iam: Api {
-                http,
+                http: http.clone(),
                 base_url: g
                     .iam_base_url
                     .clone()
                     .unwrap_or_else(|| "https://iam.googleapis.com".into()),
+                tokens: tokens.clone(),
+            },
+            logging: Api {
+                http,
+                base_url: g
+                    .logging_base_url
+                    .clone()
+                    .unwrap_or_else(|| "https://logging.googleapis.com".into()),
                 tokens,
             },
+            subject: g.subject.clone(),
         });
     }
     Ok(clients)

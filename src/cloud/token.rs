@@ -341,13 +341,19 @@ impl Api {
     }
 }
 
-/// Google: the Admin SDK Directory API and the IAM API have different hosts.
+/// Google: the Admin SDK (Directory, Reports), IAM and Cloud Logging have different hosts.
+/// The Admin SDK acts as a Workspace admin (domain-wide delegation); IAM and Logging as the
+/// service account itself.
 #[derive(Clone)]
 pub struct GoogleApi {
-    /// Admin SDK (`https://admin.googleapis.com`).
+    /// Admin SDK (`https://admin.googleapis.com`), tokens for `subject`.
     pub admin: Api,
     /// IAM (`https://iam.googleapis.com`).
     pub iam: Api,
+    /// Cloud Logging (`https://logging.googleapis.com`).
+    pub logging: Api,
+    /// The Workspace admin the Admin SDK tokens act as.
+    pub subject: Option<String>,
 }
 
 #[cfg(test)]

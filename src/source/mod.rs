@@ -9,6 +9,8 @@
 pub mod aws_s3;
 pub mod decode;
 pub mod files;
+pub mod gcp_logging;
+pub mod google_reports;
 pub mod msgraph;
 pub mod replay;
 pub mod window;
@@ -155,6 +157,10 @@ pub enum SourceConfig {
     AwsS3(aws_s3::AwsS3Config),
     /// Microsoft Entra sign-in and directory audit logs from Graph (feature `azure`).
     Msgraph(msgraph::MsgraphConfig),
+    /// Google Workspace audit activities from the Admin SDK Reports API (feature `gcp`).
+    GoogleReports(google_reports::GoogleReportsConfig),
+    /// Cloud Audit Logs of a project from Cloud Logging (feature `gcp`).
+    GcpLogging(gcp_logging::GcpLoggingConfig),
 }
 
 fn default_interval() -> u64 {
@@ -171,7 +177,13 @@ fn default_batch_size() -> usize {
 
 impl SourceConfig {
     /// Every source type, for contract tests and docs.
-    pub const ALL: &'static [&'static str] = &["files", "aws_s3", "msgraph"];
+    pub const ALL: &'static [&'static str] = &[
+        "files",
+        "aws_s3",
+        "msgraph",
+        "google_reports",
+        "gcp_logging",
+    ];
 
     /// The source's `type`.
     pub fn type_name(&self) -> &'static str {
@@ -179,6 +191,8 @@ impl SourceConfig {
             SourceConfig::Files { .. } => "files",
             SourceConfig::AwsS3(_) => "aws_s3",
             SourceConfig::Msgraph(_) => "msgraph",
+            SourceConfig::GoogleReports(_) => "google_reports",
+            SourceConfig::GcpLogging(_) => "gcp_logging",
         }
     }
 
@@ -205,6 +219,8 @@ impl SourceConfig {
             }
             SourceConfig::AwsS3(s) => s.resolve(key, c),
             SourceConfig::Msgraph(m) => m.resolve(key, c),
+            SourceConfig::GoogleReports(g) => g.resolve(key, c),
+            SourceConfig::GcpLogging(g) => g.resolve(key, c),
         }
     }
 
@@ -234,6 +250,8 @@ impl SourceConfig {
             ),
             SourceConfig::AwsS3(s) => s.build(clients)?,
             SourceConfig::Msgraph(m) => m.build(state, clients)?,
+            SourceConfig::GoogleReports(g) => g.build(state, clients)?,
+            SourceConfig::GcpLogging(g) => g.build(state, clients)?,
         })
     }
 }
@@ -273,6 +291,28 @@ mod tests {
         assert_eq!(
             keys,
             ["sources[0].unhealthy_after", "sources[0].batch_size"]
+        );
+    }
+
+    #[test]
+    fn rest_source_keys_validate_overlaps_and_page_sizes() {
+        let errors = Config::parse(
+            "[[sources]]\ntype = \"msgraph\"\noverlap_secs = 60\npage_size = 5000\n\
+             [[sources]]\ntype = \"google_reports\"\noverlap_secs = { login = 600 }\n\
+             [[sources]]\ntype = \"gcp_logging\"\nproject = \"p\"\nlog_types = [\"audit\"]\n",
+            Path::new("picket.toml"),
+            Path::new("/etc/picket"),
+        )
+        .unwrap_err();
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sources[0].overlap_secs",
+                "sources[0].page_size",
+                "sources[1].overlap_secs.login",
+                "sources[2].log_types"
+            ]
         );
     }
 }

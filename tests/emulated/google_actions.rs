@@ -97,6 +97,8 @@ fn responder(url: &str, actions: &[&str]) -> Responder {
         google: Some(GoogleApi {
             admin: api(url.to_string()),
             iam: api(url.to_string()),
+            logging: api(url.to_string()),
+            subject: None,
         }),
         ..Clients::default()
     };

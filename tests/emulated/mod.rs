@@ -16,6 +16,8 @@ mod email_smtp;
 mod flood;
 #[cfg(feature = "gcp")]
 mod google_actions;
+#[cfg(feature = "gcp")]
+mod google_sources;
 #[cfg(feature = "azure")]
 mod graph_actions;
 #[cfg(feature = "lambda")]
@@ -23,6 +25,8 @@ mod lambda;
 #[cfg(feature = "aws")]
 mod latency;
 #[cfg(feature = "azure")]
-pub mod msgraph_source;
+mod msgraph_source;
+#[cfg(any(feature = "azure", feature = "gcp"))]
+mod source_common;
 #[cfg(feature = "aws")]
 mod state_dynamodb;

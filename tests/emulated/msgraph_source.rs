@@ -5,22 +5,19 @@
 //! times rewritten). Faults: 429 with `Retry-After`, 500, and answers slower than the client
 //! timeout. Findings come from a catch-all Sigma rule (one per row) into the `jsonl` notifier.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use picket::alert::Router;
-use picket::clock::Clock;
 use picket::cloud::Clients;
 use picket::cloud::rate::RateLimiter;
-use picket::config::{Config, Secret};
-use picket::run::{RunOptions, Runner};
-use picket::source::Source;
+use picket::config::Secret;
 use picket::state::{SqliteStore, StateStore};
 use serde_json::{Value, json};
 
+use super::source_common::{finding_events, run_until_caught_up, sources};
 use crate::util::stub::{DELAY_HEADER, Reply, Request, Stub};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -259,54 +256,6 @@ pub fn clients(stub: &Stub, timeout: Duration, rate: RateLimiter) -> Clients {
     };
     clients.rates.graph = rate;
     clients
-}
-
-/// Graph requests use `graph.microsoft.com` in the scope although the stub serves them: the
-/// scope names the resource, not the host.
-pub fn sources(dir: &Path, clients: &Clients, state: &Arc<dyn StateStore>) -> Vec<Box<dyn Source>> {
-    let config = Config::load(&dir.join("picket.toml")).unwrap();
-    config
-        .raw
-        .sources
-        .iter()
-        .map(|s| s.build(state.clone(), clients).unwrap())
-        .collect()
-}
-
-/// Runs `picket run --once` in-process until an interval passes without a failed source;
-/// returns the records processed.
-pub async fn run_until_caught_up(dir: &Path, clients: &Clients) -> u64 {
-    let config = Config::load(&dir.join("picket.toml")).unwrap();
-    let state: Arc<dyn StateStore> = Arc::new(SqliteStore::open(dir.join("state.db")).unwrap());
-    let router = Router::from_config(&config.raw.notify, clients, Some(&state)).unwrap();
-    let pipeline =
-        picket::app::pipeline(&config, &[], state.clone(), router, Arc::new(Clock::System))
-            .unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let mut runner = Runner::new(pipeline, sources(dir, clients, &state), rx).unwrap();
-    let mut records = 0;
-    for _ in 0..60 {
-        let s = runner.run(RunOptions { once: true }).await.unwrap();
-        records += s.records;
-        if s.failed_sources.is_empty() {
-            return records;
-        }
-    }
-    panic!("the source kept failing");
-}
-
-/// The related event ids of every finding in the jsonl file, with how often each appears.
-pub fn finding_events(dir: &Path) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    let text = std::fs::read_to_string(dir.join("findings.jsonl")).unwrap_or_default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Value = serde_json::from_str(line).unwrap();
-        for e in f["finding_info"]["related_events"].as_array().unwrap() {
-            *out.entry(e["uid"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-    }
-    out
 }
 
 fn ids(rows: &[Value]) -> BTreeSet<String> {
