@@ -63,6 +63,16 @@ pub enum CloudError {
         /// What was wrong.
         message: String,
     },
+    /// A cloud SDK call failed (the SDK's error type stays out of this enum).
+    #[error("{operation}: {message}")]
+    Sdk {
+        /// Service, operation and where (`cloudtrail:LookupEvents us-east-1`).
+        operation: String,
+        /// The SDK's error with its context.
+        message: String,
+        /// Throttling, a server error, a timeout or a connection failure.
+        retryable: bool,
+    },
 }
 
 impl CloudError {
@@ -79,6 +89,7 @@ impl CloudError {
         match self {
             CloudError::Transport { source, .. } => source.is_timeout() || source.is_connect(),
             CloudError::Status { status, .. } => *status == 429 || *status >= 500,
+            CloudError::Sdk { retryable, .. } => *retryable,
             CloudError::Client(_) | CloudError::Token { .. } | CloudError::Decode { .. } => false,
         }
     }
@@ -113,6 +124,8 @@ pub struct Rates {
     pub reports: rate::RateLimiter,
     /// Cloud Logging `entries.list`: 60 requests per minute per project.
     pub logging: rate::RateLimiter,
+    /// CloudTrail `LookupEvents`: 2 requests per second per account and region.
+    pub cloudtrail: rate::RateLimiter,
 }
 
 impl Default for Rates {
@@ -122,6 +135,7 @@ impl Default for Rates {
             graph: rate::RateLimiter::new(5, Duration::from_secs(10)),
             reports: rate::RateLimiter::new(10, Duration::from_secs(1)),
             logging: rate::RateLimiter::new(60, Duration::from_secs(60)),
+            cloudtrail: rate::RateLimiter::new(2, Duration::from_secs(1)),
         }
     }
 }

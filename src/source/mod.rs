@@ -6,6 +6,7 @@
 //! `SourceConfig` (with the feature gate of its cloud) and its arm in [`SourceConfig::build`],
 //! and its config keys in the README.
 
+pub mod aws_cloudtrail;
 pub mod aws_s3;
 pub mod decode;
 pub mod files;
@@ -155,6 +156,8 @@ pub enum SourceConfig {
     },
     /// CloudTrail log objects announced through an SQS queue (feature `aws`).
     AwsS3(aws_s3::AwsS3Config),
+    /// CloudTrail management events from `LookupEvents` (feature `aws`).
+    AwsCloudtrail(aws_cloudtrail::AwsCloudtrailConfig),
     /// Microsoft Entra sign-in and directory audit logs from Graph (feature `azure`).
     Msgraph(msgraph::MsgraphConfig),
     /// Google Workspace audit activities from the Admin SDK Reports API (feature `gcp`).
@@ -180,6 +183,7 @@ impl SourceConfig {
     pub const ALL: &'static [&'static str] = &[
         "files",
         "aws_s3",
+        "aws_cloudtrail",
         "msgraph",
         "google_reports",
         "gcp_logging",
@@ -190,6 +194,7 @@ impl SourceConfig {
         match self {
             SourceConfig::Files { .. } => "files",
             SourceConfig::AwsS3(_) => "aws_s3",
+            SourceConfig::AwsCloudtrail(_) => "aws_cloudtrail",
             SourceConfig::Msgraph(_) => "msgraph",
             SourceConfig::GoogleReports(_) => "google_reports",
             SourceConfig::GcpLogging(_) => "gcp_logging",
@@ -218,6 +223,7 @@ impl SourceConfig {
                 }
             }
             SourceConfig::AwsS3(s) => s.resolve(key, c),
+            SourceConfig::AwsCloudtrail(s) => s.resolve(key, c),
             SourceConfig::Msgraph(m) => m.resolve(key, c),
             SourceConfig::GoogleReports(g) => g.resolve(key, c),
             SourceConfig::GcpLogging(g) => g.resolve(key, c),
@@ -249,6 +255,7 @@ impl SourceConfig {
                 .with_batch_size(*batch_size),
             ),
             SourceConfig::AwsS3(s) => s.build(clients)?,
+            SourceConfig::AwsCloudtrail(s) => s.build(state, clients)?,
             SourceConfig::Msgraph(m) => m.build(state, clients)?,
             SourceConfig::GoogleReports(g) => g.build(state, clients)?,
             SourceConfig::GcpLogging(g) => g.build(state, clients)?,

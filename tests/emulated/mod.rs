@@ -9,6 +9,8 @@ mod respond_cli;
 #[cfg(feature = "aws")]
 mod aws_actions;
 #[cfg(feature = "aws")]
+mod aws_cloudtrail;
+#[cfg(feature = "aws")]
 mod aws_s3;
 #[cfg(feature = "aws")]
 mod email_smtp;
