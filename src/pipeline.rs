@@ -12,6 +12,12 @@
 //! [`Pipeline::recover`] emits what a killed process left pending. Notifiers that write files
 //! (`jsonl`) skip findings they already hold, which closes the gap between notifying and
 //! recording.
+//!
+//! Detector state with a store whose batches are all-or-nothing (SQLite,
+//! [`StateStore::rolls_back_batches`]): detectors hold their changes until the end of the
+//! batch and write each changed identity once ([`Detector::flush`]) in the batch's
+//! transaction. A failed batch rolls back and the detectors forget their caches; a conflict
+//! (another worker changed an identity since it was read) runs the batch again on fresh state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -140,7 +140,7 @@ pub struct AccountTakeoverConfig {
     pub followup_detectors: Vec<String>,
     /// How long an idle identity's correlation state stays in the store (days, wall clock).
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process write-through cache.
+    /// Identities kept in the in-process state cache.
     pub cache_identities: usize,
 }
 

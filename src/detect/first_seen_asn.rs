@@ -33,7 +33,7 @@ pub struct FirstSeenAsnConfig {
     pub interactive_only: bool,
     /// How long an idle identity's profile stays in the store (days, wall clock).
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process write-through cache.
+    /// Identities kept in the in-process state cache.
     pub cache_identities: usize,
 }
 

@@ -1,15 +1,20 @@
 //! Bounded per-identity state shared by the identity detectors.
 //!
-//! * [`CachedState`]: a small write-through cache in front of the [`StateStore`](crate::state::StateStore) for one
-//!   namespace of JSON values. Every change is a compare-and-set against the version the cache
-//!   holds, so the store stays the source of truth (two workers updating one identity retry on
-//!   conflict) while an identity seen again skips the read round-trip.
+//! * [`CachedState`]: a cache in front of the [`StateStore`](crate::state::StateStore) for one
+//!   namespace of values ([`Stored`]: compact binary for what is written per sign-in). Every
+//!   write is a compare-and-set against the version the cache holds, so the store stays the
+//!   source of truth while an identity seen again skips the read round-trip. Write-through by
+//!   default (a conflict re-runs the change on the fresh value); write-back in a pipeline
+//!   whose store commits batches all-or-nothing (SQLite): changes wait for the end of the
+//!   batch, one write per changed identity, and a conflict re-runs the whole batch.
 //! * [`SeenProfile`]: "what has this identity been seen with" (countries, ASNs), capped, with
 //!   first/last seen in event time, for the first-seen detectors.
 //! * [`great_circle_km`]: the one distance function.
 //!
-//! To add another kind of per-identity state: a serde type with short field names, a cap on
-//! every collection in it, and one [`CachedState`] for it in the detector.
+//! To add another kind of per-identity state: a type implementing [`Stored`] (or serde with
+//! short field names and `codec::json_stored!` when written rarely), a
+//! cap on every collection in it, one [`CachedState`] for it in the detector, and the
+//! detector's `set_write_back`/`flush`/`discard` forwarded to it.
 
 use std::collections::HashMap;
 

@@ -102,7 +102,7 @@ pub struct ImpossibleTravelConfig {
     pub history_retention_hours: u64,
     /// How long an idle identity's history stays in the state store (days, wall clock).
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process write-through cache.
+    /// Identities kept in the in-process state cache.
     pub cache_identities: usize,
     /// Countries remembered per identity for the "new country" severity signal.
     pub max_countries: usize,

@@ -34,7 +34,7 @@ pub struct NewCountryConfig {
     pub interactive_only: bool,
     /// How long an idle identity's profile stays in the store (days, wall clock).
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process write-through cache.
+    /// Identities kept in the in-process state cache.
     pub cache_identities: usize,
 }
 

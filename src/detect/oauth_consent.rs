@@ -103,7 +103,7 @@ pub struct OauthConsentConfig {
     pub risky_signin_min_severity: Severity,
     /// How long the first-seen app marks live (days, wall clock).
     pub app_memory_days: u64,
-    /// Identities kept in the in-process write-through cache.
+    /// Identities kept in the in-process state cache.
     pub cache_identities: usize,
 }
 
