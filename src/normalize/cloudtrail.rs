@@ -159,7 +159,8 @@ fn console_login(r: &Value, error_code: Option<String>) -> (Status, Option<Strin
 /// - `IdentityCenterUser`: uid = `onBehalfOf.userId`, credential = `credentialId`, User.
 /// - `SAMLUser` / `WebIdentityUser`: uid = principalId, name = userName, User.
 fn actor(r: &Value) -> Actor {
-    let id = |p: &str| string_at(r, &format!("userIdentity.{p}"));
+    let identity = super::util::get(r, "userIdentity");
+    let id = |p: &str| identity.and_then(|i| string_at(i, p));
     let ty = id("type");
     let arn = id("arn");
     let account = id("accountId");

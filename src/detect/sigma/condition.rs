@@ -46,17 +46,52 @@ impl Cond {
         }
     }
 
-    /// Searches that must match for the condition to hold (positive conjuncts), for indexing.
-    pub fn required(&self) -> Vec<usize> {
+    /// For indexing: sets of searches such that, whenever the condition holds, every search
+    /// of at least one set matched (a necessary condition in disjunctive form over the positive
+    /// searches). `None` when the condition can hold with no search matching (`not x`, `all of
+    /// []`). A conjunction whose sets would multiply past [`MAX_ALTERNATIVES`] keeps the sets of
+    /// its conjunct with the fewest.
+    pub fn alternatives(&self) -> Option<Vec<Vec<usize>>> {
         match self {
-            Cond::Ref(i) => vec![*i],
-            Cond::And(cs) => cs.iter().flat_map(Cond::required).collect(),
-            Cond::All(ids) => ids.clone(),
-            Cond::AtLeast(1, ids) if ids.len() == 1 => ids.clone(),
-            _ => Vec::new(),
+            Cond::Ref(i) => Some(vec![vec![*i]]),
+            Cond::Not(_) => None,
+            Cond::All(ids) if !ids.is_empty() => Some(vec![ids.clone()]),
+            Cond::AtLeast(n, ids) if *n >= 1 && !ids.is_empty() => {
+                Some(ids.iter().map(|i| vec![*i]).collect())
+            }
+            Cond::All(_) | Cond::AtLeast(..) => None,
+            Cond::Or(cs) => {
+                let mut out = Vec::new();
+                for c in cs {
+                    out.extend(c.alternatives()?);
+                }
+                Some(out)
+            }
+            Cond::And(cs) => {
+                let parts: Vec<Vec<Vec<usize>>> =
+                    cs.iter().filter_map(Cond::alternatives).collect();
+                if parts.is_empty() {
+                    return None;
+                }
+                let mut sets = vec![Vec::new()];
+                for part in &parts {
+                    if sets.len() * part.len() > MAX_ALTERNATIVES {
+                        return parts.into_iter().min_by_key(Vec::len);
+                    }
+                    sets = sets
+                        .iter()
+                        .flat_map(|a| part.iter().map(move |b| [a.as_slice(), b].concat()))
+                        .collect();
+                }
+                Some(sets)
+            }
         }
     }
 }
+
+/// At most this many alternative search sets per condition for indexing (see
+/// [`Cond::alternatives`]).
+pub const MAX_ALTERNATIVES: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -290,6 +325,41 @@ mod tests {
         assert!(eval("all of them", &[true, true, true, false]));
         assert!(!eval("all of them", &[true, false, true, false]));
         assert!(eval("not not selection", &[true, false, false, false]));
+    }
+
+    #[test]
+    fn alternatives_are_necessary_search_sets() {
+        let alts = |c: &str| parse(c, &names()).unwrap().alternatives();
+        assert_eq!(alts("selection and not filter_a"), Some(vec![vec![0]]));
+        assert_eq!(alts("selection or filter_a"), Some(vec![vec![0], vec![1]]));
+        assert_eq!(alts("1 of filter_*"), Some(vec![vec![1], vec![2]]));
+        assert_eq!(alts("all of filter_*"), Some(vec![vec![1, 2]]));
+        assert_eq!(
+            alts("(selection or filter_a) and filter_b"),
+            Some(vec![vec![0, 2], vec![1, 2]])
+        );
+        assert_eq!(alts("selection or not filter_a"), None);
+        assert_eq!(alts("not selection"), None);
+        // Every assignment that satisfies a condition satisfies every search of one of its sets.
+        for c in [
+            "selection and not filter_a",
+            "(selection or filter_a) and filter_b",
+            "1 of filter_* and not selection",
+            "selection or (filter_a and filter_b)",
+            "all of them",
+            "1 of them",
+        ] {
+            let sets = alts(c).unwrap();
+            for bits in 0..16u32 {
+                let hits: Vec<bool> = (0..4).map(|i| bits & (1 << i) != 0).collect();
+                if eval(c, &hits) {
+                    assert!(
+                        sets.iter().any(|s| s.iter().all(|&i| hits[i])),
+                        "{c} with {hits:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -489,17 +489,23 @@ impl Detection {
         })
     }
 
-    /// Field matches that must hold for the rule to match (for indexing).
-    pub fn required_matches(&self) -> Vec<&FieldMatch> {
-        self.cond
-            .required()
-            .into_iter()
-            .filter_map(|i| match &self.searches[i] {
-                Search::Map(fms) => Some(fms.iter()),
-                Search::AnyMap(_) => None,
-            })
-            .flatten()
-            .collect()
+    /// For indexing: sets of field matches such that, whenever the rule matches, every match
+    /// of at least one set holds (see [`Cond::alternatives`]; a list-of-maps search adds no
+    /// field match to its sets). `None` when the rule can match without any positive search.
+    pub fn alternatives(&self) -> Option<Vec<Vec<&FieldMatch>>> {
+        let sets = self.cond.alternatives()?;
+        Some(
+            sets.into_iter()
+                .map(|ids| {
+                    ids.into_iter()
+                        .flat_map(|i| match &self.searches[i] {
+                            Search::Map(fms) => fms.as_slice(),
+                            Search::AnyMap(_) => &[],
+                        })
+                        .collect()
+                })
+                .collect(),
+        )
     }
 
     /// Every field match (for listing fields).

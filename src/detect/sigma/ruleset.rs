@@ -4,8 +4,10 @@
 //! The index: per record kind, rules are keyed by the folded literal they require at one
 //! discriminating raw path (`eventName`, `eventSource`, `activityDisplayName`,
 //! `operationName`, `protoPayload.methodName`, `events.name`, ...); a record looks up its own
-//! values at those paths. Rules without such a literal sit in the kind's fallback list. To
-//! index on one more field, add its raw path to [`DISCRIMINATING`].
+//! values at those paths. A rule whose condition is a disjunction (`1 of selection_*`, `a or
+//! (b and c)`) is keyed under one literal per alternative. Rules that can match without such a
+//! literal sit in the kind's fallback list, tried on every record. To index on one more field,
+//! add its raw path to [`DISCRIMINATING`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::detection::{N_KINDS, kind_idx};
+use super::detection::{FieldMatch, N_KINDS, kind_idx};
 use super::mapping::{MappingResolver, Mappings, Resolved};
 use super::path::{FieldPath, string_form};
 use super::rule::{Correlation, CorrelationType, Document, Rule, parse_document};
@@ -41,6 +43,13 @@ pub const DISCRIMINATING: &[&str] = &[
     "riskEventTypes",
     "properties.riskEventTypes_v2",
     "properties.riskEventTypes",
+    "userIdentity.type",
+    "authenticationRequirement",
+    "properties.authenticationRequirement",
+    "deviceDetail.isCompliant",
+    "properties.deviceDetail.isCompliant",
+    "resourceDisplayName",
+    "properties.resourceDisplayName",
 ];
 
 /// Why a rule (or file) did not load.
@@ -428,43 +437,32 @@ impl RuleSet {
         for (ri, rule) in self.rules.iter().enumerate() {
             for &kind in &rule.kinds {
                 let ki = &mut index[kind_idx(kind)];
-                let required = rule.detection.required_matches();
-                // A match with several alternative paths is indexed under each of them; its
-                // rank is that of its least selective path.
-                let rank_of = |p: &FieldPath| {
-                    DISCRIMINATING
-                        .iter()
-                        .position(|d| d.eq_ignore_ascii_case(p.as_str()))
+                // One key per alternative set of required matches (`1 of sel*`, `a or b`);
+                // a rule with a set that has no indexable literal is tried on every record.
+                let keys: Option<Vec<_>> = rule
+                    .detection
+                    .alternatives()
+                    .and_then(|sets| sets.iter().map(|set| index_key(set, kind)).collect());
+                let Some(keys) = keys else {
+                    ki.fallback.push(ri as u32);
+                    continue;
                 };
-                let best = required
-                    .iter()
-                    .filter_map(|fm| fm.index_literals(kind))
-                    .filter_map(|(paths, lits)| {
-                        let ranks: Option<Vec<usize>> = paths.iter().map(rank_of).collect();
-                        ranks
-                            .and_then(|r| r.into_iter().max())
-                            .map(|rank| (rank, paths, lits))
-                    })
-                    .min_by_key(|(rank, _, _)| *rank);
-                match best {
-                    Some((_, paths, lits)) => {
-                        for p in paths {
-                            let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
-                                Some(i) => i,
-                                None => {
-                                    ki.keyed.push((p.clone(), HashMap::new()));
-                                    ki.keyed.len() - 1
-                                }
-                            };
-                            for l in &lits {
-                                let list = ki.keyed[slot].1.entry((*l).into()).or_default();
-                                if list.last() != Some(&(ri as u32)) {
-                                    list.push(ri as u32);
-                                }
+                for (paths, lits) in keys {
+                    for p in paths {
+                        let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
+                            Some(i) => i,
+                            None => {
+                                ki.keyed.push((p.clone(), HashMap::new()));
+                                ki.keyed.len() - 1
+                            }
+                        };
+                        for l in &lits {
+                            let list = ki.keyed[slot].1.entry((*l).into()).or_default();
+                            if list.last() != Some(&(ri as u32)) {
+                                list.push(ri as u32);
                             }
                         }
                     }
-                    None => ki.fallback.push(ri as u32),
                 }
             }
         }
@@ -577,6 +575,30 @@ impl RuleSet {
     }
 }
 
+/// The literal a set of required matches is indexed by: that of its most selective match on
+/// [`DISCRIMINATING`] paths, as `(paths, folded literals)`. A match with several alternative
+/// paths is indexed under each of them; its rank is that of its least selective path.
+fn index_key<'a>(
+    set: &[&'a FieldMatch],
+    kind: RecordKind,
+) -> Option<(&'a [FieldPath], Vec<&'a str>)> {
+    let rank_of = |p: &FieldPath| {
+        DISCRIMINATING
+            .iter()
+            .position(|d| d.eq_ignore_ascii_case(p.as_str()))
+    };
+    set.iter()
+        .filter_map(|fm| fm.index_literals(kind))
+        .filter_map(|(paths, lits)| {
+            let ranks: Option<Vec<usize>> = paths.iter().map(rank_of).collect();
+            ranks
+                .and_then(|r| r.into_iter().max())
+                .map(|rank| (rank, paths, lits))
+        })
+        .min_by_key(|(rank, _, _)| *rank)
+        .map(|(_, paths, lits)| (paths, lits))
+}
+
 /// The group value of one resolved field on a record: the first non-null value's string form.
 pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Value) -> Option<String> {
     let mut found = None;
@@ -643,6 +665,47 @@ mod tests {
             text.iter()
                 .any(|e| e.contains("missing: no such file or folder"))
         );
+    }
+
+    #[test]
+    fn disjunctions_are_keyed_per_alternative() {
+        let rules = [
+            // Two alternatives with their own eventName: keyed under both.
+            "title: A\nid: a\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  selection_a: {eventName: DeleteDetector}\n  selection_b: {eventName: UpdateDetector, requestParameters.enable: false}\n  condition: 1 of selection_*\n",
+            // An alternative without a literal: tried on every record.
+            "title: B\nid: b\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: DeleteTrail}\n  other: {userAgent|contains: x}\n  condition: sel or other\n",
+            // Negated filters add nothing: keyed by userIdentity.type.
+            "title: C\nid: c\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {userIdentity.type: Root}\n  filter: {eventType: AwsServiceEvent}\n  condition: sel and not filter\n",
+        ];
+        let sources: Vec<(PathBuf, String)> = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (PathBuf::from(format!("{i}.yml")), r.to_string()))
+            .collect();
+        let (set, errors) = RuleSet::from_sources(&sources, &mappings());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.index_stats(RecordKind::Cloudtrail), (3, 1));
+        let ct = |name: &str, ty: &str| {
+            serde_json::json!({"eventVersion": "1.08", "eventSource": "x", "eventName": name,
+                "userIdentity": {"type": ty}, "requestParameters": {"enable": false}})
+        };
+        let ids = |v: &Value| -> Vec<&str> {
+            set.matching(RecordKind::Cloudtrail, v)
+                .into_iter()
+                .map(|i| set.rules()[i].meta.id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(&ct("DeleteDetector", "IAMUser")), ["a"]);
+        assert_eq!(ids(&ct("UpdateDetector", "Root")), ["a", "c"]);
+        assert_eq!(ids(&ct("DeleteTrail", "IAMUser")), ["b"]);
+        assert!(ids(&ct("GetUser", "IAMUser")).is_empty());
+        let mut cands = Vec::new();
+        set.candidates(
+            RecordKind::Cloudtrail,
+            &ct("GetUser", "IAMUser"),
+            &mut cands,
+        );
+        assert_eq!(cands, [1], "only the fallback rule is tried");
     }
 
     #[test]
