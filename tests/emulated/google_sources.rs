@@ -442,3 +442,53 @@ async fn audit_log_entries_are_read_once_within_the_project_rate() {
         assert!(n <= 6, "{n} requests within one window");
     }
 }
+
+/// Figures, not a test: events/s of `google_reports` (3 x 5,000 activities) and `gcp_logging`
+/// (10,000 entries) against the stub, pages of 1000, no rate limit. Run: `cargo test --release
+/// --all-features --test tests google_sources::figures -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures: run with --ignored --nocapture"]
+async fn figures() {
+    let g = Arc::new(Mutex::new(Google::default()));
+    let now = Utc::now();
+    {
+        let mut g = g.lock().unwrap();
+        for app in ["login", "token", "admin"] {
+            for i in 0..5000 {
+                let t = now - chrono::Duration::seconds((i * 13 % 7000) as i64 + 30);
+                g.activities.push(activity(app, i, t));
+            }
+        }
+        for i in 0..10_000 {
+            g.entries.push(entry(
+                i,
+                now - chrono::Duration::seconds((i * 17 % 5000) as i64 + 5),
+            ));
+        }
+    }
+    let stub = Stub::start({
+        let g = g.clone();
+        move |r| handle(&g, r)
+    })
+    .await;
+    let clients = clients(&stub, Duration::from_secs(10), fast(), fast());
+    for (name, source) in [
+        (
+            "google_reports",
+            "type = \"google_reports\"\npage_size = 1000".to_string(),
+        ),
+        (
+            "gcp_logging",
+            format!("type = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 1000"),
+        ),
+    ] {
+        let dir = workdir(&source);
+        let started = Instant::now();
+        let records = run_until_caught_up(dir.path(), &clients).await;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{name}: {records} rows in {secs:.2} s = {:.0} events/s (poll, normalize, detect, jsonl)",
+            records as f64 / secs
+        );
+    }
+}

@@ -468,3 +468,80 @@ async fn two_sources_of_one_tenant_share_five_requests_per_window() {
         assert!(in_window <= 5, "{in_window} requests within one window");
     }
 }
+
+/// Figures, not a test: events/s of `msgraph` against the stub (20,000 sign-ins and 2,000
+/// audits, pages of 1000, no rate limit), and the time from a sign-in appearing in the stub to
+/// its finding in the jsonl file with `picket run` polling every second under the real Graph
+/// limit (5 per 10 s). Run: `cargo test --release --all-features --test tests
+/// msgraph_source::figures -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures: run with --ignored --nocapture"]
+async fn figures() {
+    use picket::alert::Router;
+    use picket::clock::Clock;
+    use picket::config::Config;
+    use picket::run::{RunOptions, Runner};
+    use picket::state::{SqliteStore, StateStore};
+
+    let g = Arc::new(Mutex::new(Graph::default()));
+    populate(&mut g.lock().unwrap(), 20_000, 2_000);
+    let stub = start(g.clone()).await;
+    let dir = workdir("page_size = 1000");
+    let fast_clients = clients(&stub, Duration::from_secs(10), fast());
+    let started = Instant::now();
+    let records = run_until_caught_up(dir.path(), &fast_clients).await;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "msgraph: {records} rows in {secs:.2} s = {:.0} events/s (poll, normalize, detect, jsonl; {} requests)",
+        records as f64 / secs,
+        stub.requests().len()
+    );
+
+    // Latency: a fresh folder, the real Graph limit, polling every second.
+    let g = Arc::new(Mutex::new(Graph::default()));
+    populate(&mut g.lock().unwrap(), 100, 0);
+    let stub = start(g.clone()).await;
+    let dir = workdir("page_size = 1000\nendpoints = [\"signIns\"]");
+    let clients = clients(
+        &stub,
+        Duration::from_secs(10),
+        picket::cloud::Clients::default().rates.graph,
+    );
+    run_until_caught_up(dir.path(), &clients).await;
+    let config = Config::load(&dir.path().join("picket.toml")).unwrap();
+    let state: Arc<dyn StateStore> =
+        Arc::new(SqliteStore::open(dir.path().join("state.db")).unwrap());
+    let router = Router::from_config(&config.raw.notify, &clients, Some(&state)).unwrap();
+    let pipeline =
+        picket::app::pipeline(&config, &[], state.clone(), router, Arc::new(Clock::System))
+            .unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let sources = super::source_common::sources(dir.path(), &clients, &state);
+    let mut runner = Runner::new(pipeline, sources, rx).unwrap();
+    let driver = async {
+        let mut lat = Vec::new();
+        for k in 0..8 {
+            tokio::time::sleep(Duration::from_millis(1300)).await;
+            let id = format!("si-{:06}", 500_000 + k);
+            let t0 = Instant::now();
+            g.lock().unwrap().sign_ins.push(sign_in(
+                500_000 + k,
+                Utc::now() - chrono::Duration::seconds(5),
+            ));
+            while !finding_events(dir.path()).contains_key(&id) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            lat.push(t0.elapsed().as_secs_f64());
+        }
+        tx.send(true).unwrap();
+        lat
+    };
+    let (_, mut lat) = tokio::join!(runner.run(RunOptions { once: false }), driver);
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "msgraph row -> finding: median {:.2} s, max {:.2} s over {} rows (interval_secs = 1, 5 requests / 10 s)",
+        lat[lat.len() / 2],
+        lat[lat.len() - 1],
+        lat.len()
+    );
+}
