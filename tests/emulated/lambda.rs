@@ -460,3 +460,70 @@ async fn a_function_that_cannot_start_reports_an_init_error_that_says_no_retry_h
     );
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(1));
 }
+
+/// `n` CloudTrail records: the Stratus records again and again, each copy with its own event
+/// id and a later time.
+fn many_records(n: usize) -> Vec<Value> {
+    let base = stratus_records();
+    (0..n)
+        .map(|i| {
+            let mut r = base[i % base.len()].clone();
+            r["eventID"] = json!(format!("figures-{i:06}"));
+            let t = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap()).unwrap()
+                + chrono::Duration::seconds(i as i64);
+            r["eventTime"] = json!(
+                t.with_timezone(&Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+            r
+        })
+        .collect()
+}
+
+/// Figures for the issue's closing note, not a test: it asserts nothing about time. Run it on
+/// a release binary:
+/// `cargo build --release --features lambda --bin picket-lambda` then
+/// `PICKET_LAMBDA_BIN=target/release/picket-lambda cargo test --all-features --test tests
+/// lambda_figures -- --ignored --nocapture`. Prints, per state backend (memory; DynamoDB on
+/// moto), the function's own log of start-up (`init_ms`), process start to the first batch
+/// done (`since_start_ms`), and peak memory (`peak_rss_kb`) for one S3 object of 1,000 records.
+#[tokio::test]
+#[ignore = "measurement: run with --ignored on a release binary"]
+async fn lambda_figures() {
+    let binary = std::env::var("PICKET_LAMBDA_BIN").unwrap_or_else(|_| BINARY.to_string());
+    for (backend, config) in [
+        ("memory", "[state]\nbackend = \"memory\"\n"),
+        ("dynamodb", ""),
+    ] {
+        let moto = moto().await;
+        let d = Deployment::new(&moto.endpoint, config).await;
+        let object = gzip(&json!({"Records": many_records(1000)}));
+        let messages: Vec<_> = d
+            .upload_trail(&[(&key("figures"), object)])
+            .await
+            .into_iter()
+            .filter(|(_, b)| b.contains("ObjectCreated"))
+            .collect();
+        let mut env = d.env();
+        if backend == "memory" {
+            env.retain(|(k, _)| *k != "PICKET_STATE_BACKEND" && *k != "PICKET_TABLE");
+        }
+        let api = RuntimeApi::start().await;
+        let f = FunctionProcess::start(&binary, &api, "ingest", &env);
+        let out = api.invoke(sqs_event(&messages)).await;
+        assert_eq!(
+            out,
+            Outcome::Response(json!({"batchItemFailures": []})),
+            "{:#?}",
+            f.lines()
+        );
+        let ready = &f.logs("picket-lambda ready")[0];
+        let first = &f.logs("first invocation done")[0];
+        let findings = d.drain(&d.respond_queue).await.len();
+        eprintln!(
+            "FIGURES state={backend} binary={binary} init_ms={} first_batch_done_since_start_ms={} \
+             batch_ms={} peak_rss_kb={} records=1000 findings={findings}",
+            ready["init_ms"], first["since_start_ms"], first["duration_ms"], first["peak_rss_kb"]
+        );
+    }
+}

@@ -6,9 +6,10 @@
 #   CloudTrail via EventBridge ─┐              ├──► respond queue ──► respond
 #   trail bucket ObjectCreated ─┴► ingest queue ──► ingest ──┘
 #
-# Every function runs pipeline::process on its batch; findings that match a
-# playbook go to the respond queue; respond is the only role that may change
-# anything outside picket, and never a protected principal.
+# poll and ingest run pipeline::process on their batches and hand every new
+# finding to the respond queue; respond runs the playbooks under the guardrails
+# and sends the alerts. It is the only role that may change anything outside
+# picket, and never a protected principal.
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
