@@ -300,8 +300,8 @@ async fn ingest_turns_an_s3_notification_batch_into_findings_and_reports_the_poi
             .iter()
             .any(|l| l.contains("\"SourceLagSeconds\"") && l.contains("\"_aws\""))
     );
-    let first = f.logs("first invocation done");
-    eprintln!("lambda ingest (debug build): {}", first[0]);
+    let first = f.wait_log("first invocation done", Duration::from_secs(10));
+    eprintln!("lambda ingest (debug build): {first}");
 }
 
 #[tokio::test]
@@ -461,13 +461,20 @@ async fn a_function_that_cannot_start_reports_an_init_error_that_says_no_retry_h
     assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(1));
 }
 
-/// `n` CloudTrail records: the Stratus records again and again, each copy with its own event
-/// id and a later time.
+/// `n` CloudTrail records, one in a hundred an attack (the Stratus records in turn), the
+/// others routine `DescribeInstances` calls; each with its own event id and a later time.
 fn many_records(n: usize) -> Vec<Value> {
     let base = stratus_records();
     (0..n)
         .map(|i| {
-            let mut r = base[i % base.len()].clone();
+            let mut r = base[(i / 100) % base.len()].clone();
+            if i % 100 != 0 {
+                r["eventName"] = json!("DescribeInstances");
+                r["eventSource"] = json!("ec2.amazonaws.com");
+                r["readOnly"] = json!(true);
+                r["requestParameters"] = Value::Null;
+                r["responseElements"] = Value::Null;
+            }
             r["eventID"] = json!(format!("figures-{i:06}"));
             let t = chrono::DateTime::parse_from_rfc3339(r["eventTime"].as_str().unwrap()).unwrap()
                 + chrono::Duration::seconds(i as i64);
@@ -517,8 +524,8 @@ async fn lambda_figures() {
             "{:#?}",
             f.lines()
         );
-        let ready = &f.logs("picket-lambda ready")[0];
-        let first = &f.logs("first invocation done")[0];
+        let ready = f.wait_log("picket-lambda ready", Duration::from_secs(10));
+        let first = f.wait_log("first invocation done", Duration::from_secs(10));
         let findings = d.drain(&d.respond_queue).await.len();
         eprintln!(
             "FIGURES state={backend} binary={binary} init_ms={} first_batch_done_since_start_ms={} \

@@ -281,6 +281,23 @@ impl FunctionProcess {
             .collect()
     }
 
+    /// The first JSON log line whose `message` is `message`, waiting (at most `timeout`) for
+    /// the reader thread to see it.
+    pub fn wait_log(&self, message: &str, timeout: Duration) -> Value {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(v) = self.logs(message).into_iter().next() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "no log `{message}`: {:#?}",
+                self.lines()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (at most `timeout`) for the process to exit; its exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let start = std::time::Instant::now();
