@@ -289,9 +289,16 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     // quarters of the corpus, each somewhere inside a batch.
     let startup = startup.as_millis() as u64;
     let work = (full.as_millis() as u64).saturating_sub(startup).max(50);
+    // The machine's load changes between the reference run and the kills: a run that ended
+    // before its kill halves the later draws, and spawning goes on until twenty kills hit
+    // running processes (or forty spawns), so a faster moment cannot use up the corpus early.
     let mut killed_mid_run = 0;
-    for _ in 0..20 {
-        let after = Duration::from_millis(startup + rng.u64(0..=work * 3 / 40));
+    let mut span = work * 3 / 40;
+    for _ in 0..40 {
+        if killed_mid_run == 20 {
+            break;
+        }
+        let after = Duration::from_millis(startup + rng.u64(0..=span));
         let mut child: Child = picket(dir.path(), &["run", "--config", "picket.toml", "--once"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -301,6 +308,8 @@ fn sigkill_at_random_moments_loses_and_doubles_nothing() {
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed_mid_run += 1;
+        } else {
+            span /= 2;
         }
         child.wait().unwrap();
     }
