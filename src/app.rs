@@ -275,8 +275,11 @@ fn entra(
     use crate::cloud::azure::{Credential, Entra};
     let build = |component: &'static str, message: String| AppError::Build { component, message };
     let az = &config.raw.azure;
-    let Some(client_id) = &az.client_id else {
-        return Ok(None);
+    // Managed identity needs no client id (system-assigned); one names a user-assigned identity.
+    let client_id = match (&az.client_id, az.credential.as_deref()) {
+        (Some(id), _) => id.clone(),
+        (None, Some("managed_identity")) => String::new(),
+        (None, _) => return Ok(None),
     };
     let credential = match (az.credential.as_deref(), &az.client_secret) {
         (None | Some("client_secret"), Some(secret)) => Credential::Secret(
@@ -284,13 +287,40 @@ fn entra(
                 .resolve()
                 .map_err(|e| build("azure.client_secret", e.to_string()))?,
         ),
-        #[cfg(feature = "aws")]
-        (Some("workload_identity"), _) => match clients.aws.as_ref() {
-            Some(sdk) => Credential::Assertion(Arc::new(
-                crate::cloud::aws::AwsWebIdentityToken::new(sdk, crate::cloud::aws::ENTRA_AUDIENCE),
-            )),
-            None => return Ok(None),
-        },
+        (Some("workload_identity"), _) => {
+            match std::env::var_os("AZURE_FEDERATED_TOKEN_FILE").filter(|p| !p.is_empty()) {
+                Some(path) => Credential::TokenFile(path.into()),
+                #[cfg(feature = "aws")]
+                None => match clients.aws.as_ref() {
+                    Some(sdk) => Credential::Assertion(Arc::new(
+                        crate::cloud::aws::AwsWebIdentityToken::new(
+                            sdk,
+                            crate::cloud::aws::ENTRA_AUDIENCE,
+                        ),
+                    )),
+                    None => return Ok(None),
+                },
+                #[cfg(not(feature = "aws"))]
+                None => {
+                    return Err(build(
+                        "azure.credential",
+                        "workload_identity needs AZURE_FEDERATED_TOKEN_FILE or the `aws` \
+                         feature (AWS STS web-identity tokens)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+        (Some("managed_identity"), _) => Credential::ManagedIdentity,
+        (Some("client_certificate"), _) => {
+            return Err(build(
+                "azure.credential",
+                "client_certificate is not supported: azure_identity signs certificate \
+                 assertions with OpenSSL, which picket does not link; use workload_identity \
+                 (no secret at all), managed_identity or client_secret"
+                    .into(),
+            ));
+        }
         (None, None) => return Ok(None),
         (Some("client_secret"), None) => {
             return Err(build(
@@ -302,12 +332,8 @@ fn entra(
             return Err(build(
                 "azure.credential",
                 format!(
-                    "`{other}` is not available in this build (client_secret{})",
-                    if cfg!(feature = "aws") {
-                        ", workload_identity"
-                    } else {
-                        ""
-                    }
+                    "unknown credential `{other}` (client_secret, workload_identity, \
+                     managed_identity)"
                 ),
             ));
         }
@@ -315,7 +341,7 @@ fn entra(
     let _ = clients;
     Ok(Some(Entra::new(
         http.clone(),
-        client_id.clone(),
+        client_id,
         credential,
         az.tenant_id.clone(),
         az.authority_host.clone(),

@@ -2,11 +2,10 @@
 //! inject a fixed token and deployments plug in a real credential flow.
 //!
 //! Shipped providers: [`StaticToken`] (a token from the environment or a test),
-//! [`ClientCredentials`] (OAuth 2.0 client-credentials grant against a token endpoint, as
-//! Entra app registrations use) and [`DelegatedToken`] (Google Workspace domain-wide
-//! delegation without a key file: IAM Credentials `signJwt`, then the JWT-bearer grant).
-//! `azure_identity` / `google-cloud-auth` (managed identity, workload identity federation
-//! from AWS) are not wired yet: their source token comes from [`StaticToken`] until then.
+//! [`DelegatedToken`] (Google Workspace domain-wide delegation without a key file: IAM
+//! Credentials `signJwt`, then the JWT-bearer grant) and, with feature `azure`,
+//! `cloud::azure::EntraTokens` (Microsoft Entra through `azure_identity`).
+//! `google-cloud-auth` is not wired yet: Google's source token comes from [`StaticToken`].
 //! To add one: implement [`TokenProvider`].
 
 use std::sync::Arc;
@@ -30,115 +29,6 @@ pub struct StaticToken(pub Secret);
 impl TokenProvider for StaticToken {
     async fn token(&self) -> Result<Secret, CloudError> {
         Ok(self.0.clone())
-    }
-}
-
-/// How a confidential client proves itself at the token endpoint.
-pub enum ClientProof {
-    /// A client secret.
-    Secret(Secret),
-    /// A signed assertion (a federated JWT, e.g. from AWS STS `GetWebIdentityToken`), fetched
-    /// fresh for every token request.
-    Assertion(Arc<dyn TokenProvider>),
-}
-
-/// OAuth 2.0 client-credentials grant (Entra: `{authority}/{tenant}/oauth2/v2.0/token`) with
-/// a secret or a federated assertion, cached until a minute before expiry.
-pub struct ClientCredentials {
-    http: reqwest::Client,
-    token_url: String,
-    client_id: String,
-    proof: ClientProof,
-    scope: String,
-    cached: Mutex<Option<(Secret, chrono::DateTime<chrono::Utc>)>>,
-}
-
-impl ClientCredentials {
-    /// A provider for `scope` (Graph: `https://graph.microsoft.com/.default`) with a secret.
-    pub fn new(
-        http: reqwest::Client,
-        token_url: String,
-        client_id: String,
-        secret: Secret,
-        scope: String,
-    ) -> ClientCredentials {
-        ClientCredentials::with_proof(
-            http,
-            token_url,
-            client_id,
-            ClientProof::Secret(secret),
-            scope,
-        )
-    }
-
-    /// A provider with any [`ClientProof`].
-    pub fn with_proof(
-        http: reqwest::Client,
-        token_url: String,
-        client_id: String,
-        proof: ClientProof,
-        scope: String,
-    ) -> ClientCredentials {
-        ClientCredentials {
-            http,
-            token_url,
-            client_id,
-            proof,
-            scope,
-            cached: Mutex::new(None),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenProvider for ClientCredentials {
-    async fn token(&self) -> Result<Secret, CloudError> {
-        let mut cached = self.cached.lock().await;
-        let now = chrono::Utc::now();
-        if let Some((t, exp)) = &*cached
-            && *exp > now
-        {
-            return Ok(t.clone());
-        }
-        let proof = match &self.proof {
-            ClientProof::Secret(secret) => format!("client_secret={}", urlencode(secret.expose())),
-            ClientProof::Assertion(source) => format!(
-                "client_assertion_type={}&client_assertion={}",
-                urlencode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                urlencode(source.token().await?.expose())
-            ),
-        };
-        let form = format!(
-            "grant_type=client_credentials&client_id={}&{proof}&scope={}",
-            urlencode(&self.client_id),
-            urlencode(&self.scope)
-        );
-        let answer = super::http::send(
-            &super::retry::RetryPolicy::default(),
-            "POST",
-            &self.token_url,
-            &[],
-            || {
-                self.http
-                    .post(&self.token_url)
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(form.clone())
-            },
-        )
-        .await?;
-        let v = answer.json(&self.token_url)?;
-        let token = v["access_token"]
-            .as_str()
-            .ok_or_else(|| CloudError::Token {
-                audience: "graph",
-                message: "no access_token in the answer".into(),
-            })?
-            .to_string();
-        let secs = v["expires_in"].as_i64().unwrap_or(300);
-        let exp = now + chrono::Duration::seconds((secs - 60).max(0));
-        let t = Secret::new(token);
-        *cached = Some((t.clone(), exp));
-        Ok(t)
     }
 }
 

@@ -241,52 +241,168 @@ async fn protected_entra_users_get_no_request_at_all() {
     assert!(stub.requests().is_empty());
 }
 
-#[tokio::test]
-async fn client_credentials_tokens_are_fetched_once_and_cached() {
-    use picket::cloud::token::{ClientCredentials, TokenProvider};
-    let stub = Stub::start(|r| {
-        assert_eq!(r.method, "POST");
-        assert_eq!(r.path, "/tenant-1/oauth2/v2.0/token");
-        assert!(r.body.contains("grant_type=client_credentials"));
-        assert!(r.body.contains("client_secret=s%26cret"), "{}", r.body);
-        assert!(
-            r.body
-                .contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default")
-        );
-        Reply::json(
-            200,
-            json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAi"}),
-        )
-    })
-    .await;
-    let cc = ClientCredentials::new(
+/// A stub of Entra's v2.0 token endpoint (`POST /{tenant}/oauth2/v2.0/token`, form
+/// `client_id`, `grant_type=client_credentials`, `scope`, and `client_secret` or
+/// `client_assertion_type` + `client_assertion`), of the IMDS managed-identity endpoint
+/// (`GET /metadata/identity/oauth2/token?resource=`, header `Metadata: true`) and of Graph
+/// `GET /v1.0/users/u-1`, which answers only to the bearer token the endpoints hand out.
+fn entra_stub(
+    check: fn(&crate::util::stub::Request),
+) -> impl Fn(&crate::util::stub::Request) -> Reply + Send + Sync + 'static {
+    move |r| match (r.method.as_str(), r.path.as_str()) {
+        ("POST", "/tenant-1/oauth2/v2.0/token") => {
+            assert!(
+                r.body.contains("grant_type=client_credentials"),
+                "{}",
+                r.body
+            );
+            assert!(r.body.contains("client_id=client-1"), "{}", r.body);
+            assert!(
+                r.body
+                    .contains("scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"),
+                "{}",
+                r.body
+            );
+            check(r);
+            Reply::json(
+                200,
+                json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "eyJ0.entra"}),
+            )
+        }
+        ("GET", "/metadata/identity/oauth2/token") => {
+            assert!(
+                r.headers
+                    .iter()
+                    .any(|(k, v)| k == "metadata" && v == "true"),
+                "{:?}",
+                r.headers
+            );
+            assert!(
+                r.query.contains("resource=https://graph.microsoft.com"),
+                "{}",
+                r.query
+            );
+            check(r);
+            Reply::json(
+                200,
+                json!({"token_type": "Bearer", "expires_in": "3599", "expires_on": (chrono::Utc::now().timestamp() + 3599).to_string(), "resource": "https://graph.microsoft.com", "access_token": "eyJ0.entra"}),
+            )
+        }
+        ("GET", "/v1.0/users/u-1") => {
+            let auth = r.headers.iter().find(|(k, _)| k == "authorization");
+            if auth.map(|(_, v)| v.as_str()) == Some("Bearer eyJ0.entra") {
+                Reply::json(200, json!({"id": "u-1", "accountEnabled": true}))
+            } else {
+                Reply::json(
+                    401,
+                    json!({"error": {"code": "InvalidAuthenticationToken"}}),
+                )
+            }
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Graph through `entra` (tenant-1, authority and Graph on the stub): two calls, one token.
+async fn graph_user_through(stub: &Stub, entra: picket::cloud::azure::Entra) {
+    let graph = entra.graph(Some("tenant-1"), None, None, "v1.0").unwrap();
+    for _ in 0..2 {
+        let user = graph
+            .call(reqwest::Method::GET, "/users/u-1", None, &[])
+            .await
+            .unwrap()
+            .json("user")
+            .unwrap();
+        assert_eq!(user["id"], "u-1");
+    }
+    let tokens = stub
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/token"))
+        .count();
+    assert_eq!(tokens, 1, "the credential caches its token");
+}
+
+fn entra(stub: &Stub, credential: picket::cloud::azure::Credential) -> picket::cloud::azure::Entra {
+    picket::cloud::azure::Entra::new(
         picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
-        format!("{}/tenant-1/oauth2/v2.0/token", stub.url),
         "client-1".into(),
-        Secret::new("s&cret"),
-        "https://graph.microsoft.com/.default".into(),
+        credential,
+        None,
+        Some(stub.url.clone()),
+        Some(stub.url.clone()),
+    )
+}
+
+#[tokio::test]
+async fn client_secret_credential_gets_graph_tokens() {
+    let stub = Stub::start(entra_stub(|r| {
+        if r.path.ends_with("/token") {
+            assert!(r.body.contains("client_secret=s%26cret"), "{}", r.body);
+        }
+    }))
+    .await;
+    let e = entra(
+        &stub,
+        picket::cloud::azure::Credential::Secret(Secret::new("s&cret")),
     );
-    assert_eq!(cc.token().await.unwrap().expose(), "eyJ0eXAi");
-    assert_eq!(cc.token().await.unwrap().expose(), "eyJ0eXAi");
-    assert_eq!(stub.requests().len(), 1);
+    graph_user_through(&stub, e).await;
 }
 
 #[tokio::test]
 async fn federated_assertions_replace_the_client_secret() {
-    use picket::cloud::token::{ClientCredentials, ClientProof, TokenProvider};
-    let stub = Stub::start(|r| {
-        assert!(r.body.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"), "{}", r.body);
-        assert!(r.body.contains("client_assertion=eyJ.aws.sts"), "{}", r.body);
-        assert!(!r.body.contains("client_secret"), "{}", r.body);
-        Reply::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "graph-from-federation"}))
-    })
+    let stub = Stub::start(entra_stub(|r| {
+        if r.path.ends_with("/token") {
+            assert!(r.body.contains("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"), "{}", r.body);
+            assert!(r.body.contains("client_assertion=eyJ.aws.sts"), "{}", r.body);
+            assert!(!r.body.contains("client_secret"), "{}", r.body);
+        }
+    }))
     .await;
-    let cc = ClientCredentials::with_proof(
-        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
-        format!("{}/tenant-1/oauth2/v2.0/token", stub.url),
-        "client-1".into(),
-        ClientProof::Assertion(Arc::new(StaticToken(Secret::new("eyJ.aws.sts")))),
-        "https://graph.microsoft.com/.default".into(),
+    let e = entra(
+        &stub,
+        picket::cloud::azure::Credential::Assertion(Arc::new(StaticToken(Secret::new(
+            "eyJ.aws.sts",
+        )))),
     );
-    assert_eq!(cc.token().await.unwrap().expose(), "graph-from-federation");
+    graph_user_through(&stub, e).await;
+}
+
+#[tokio::test]
+async fn federated_token_files_are_client_assertions() {
+    let stub = Stub::start(entra_stub(|r| {
+        if r.path.ends_with("/token") {
+            assert!(r.body.contains("client_assertion=eyJ.k8s.sa"), "{}", r.body);
+            assert!(!r.body.contains("client_secret"), "{}", r.body);
+        }
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "eyJ.k8s.sa").unwrap();
+    let e = entra(&stub, picket::cloud::azure::Credential::TokenFile(file));
+    graph_user_through(&stub, e).await;
+}
+
+#[tokio::test]
+async fn managed_identity_gets_graph_tokens_from_imds() {
+    let stub = Stub::start(entra_stub(|r| {
+        if r.path.ends_with("/token") {
+            assert!(r.query.contains("client_id=client-1"), "{}", r.query);
+        }
+    }))
+    .await;
+    let transport = picket::cloud::azure::Transport::new(
+        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
+    )
+    .redirect("http://169.254.169.254", &stub.url);
+    let e = picket::cloud::azure::Entra::with_transport(
+        transport,
+        "client-1".into(),
+        picket::cloud::azure::Credential::ManagedIdentity,
+        None,
+        None,
+        Some(stub.url.clone()),
+    );
+    graph_user_through(&stub, e).await;
 }
