@@ -330,7 +330,6 @@ impl Entra {
                     client_id: Some(self.client_id.clone()),
                     tenant_id: Some(tenant.to_string()),
                     token_file_path: Some(path.clone()),
-                    ..Default::default()
                 }))
                 .map_err(fail)?
             }
@@ -339,7 +338,6 @@ impl Entra {
                     user_assigned_id: (!self.client_id.is_empty())
                         .then(|| UserAssignedId::ClientId(self.client_id.clone())),
                     client_options: options,
-                    ..Default::default()
                 }))
                 .map_err(fail)?
             }
@@ -384,4 +382,32 @@ pub fn graph_scope(root: &str) -> String {
         .find(|c| root.eq_ignore_ascii_case(c))
         .unwrap_or(&CLOUDS[0]);
     format!("{resource}/.default")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_authorities_only_on_loopback() {
+        let http = reqwest::Client::new();
+        let mut t = Transport::new(http);
+        assert_eq!(
+            t.authority("http://127.0.0.1:8080/").unwrap(),
+            "https://127.0.0.1:8080"
+        );
+        assert_eq!(
+            t.plain,
+            vec![(
+                "https://127.0.0.1:8080".to_string(),
+                "http://127.0.0.1:8080".to_string()
+            )]
+        );
+        assert_eq!(
+            t.authority(AUTHORITY_HOST).unwrap(),
+            "https://login.microsoftonline.com"
+        );
+        assert!(t.authority("http://login.example").is_err());
+        assert!(t.authority("http://127.0.0.1.evil.example").is_err());
+    }
 }

@@ -99,7 +99,8 @@ pub struct AzureSection {
     pub tenant_id: Option<String>,
     /// Application (client) id.
     pub client_id: Option<String>,
-    /// `client_secret`, `client_certificate`, `workload_identity`, `managed_identity`.
+    /// `client_secret`, `workload_identity`, `managed_identity` (`client_certificate` is a
+    /// build error: azure_identity needs OpenSSL for it).
     pub credential: Option<String>,
     /// Token authority (default `https://login.microsoftonline.com`).
     pub authority_host: Option<String>,
