@@ -28,6 +28,29 @@ impl Checker<'_> {
     pub fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.errors.push((key.into(), message.into()));
     }
+
+    /// Records "must be at least `min`" for `key` when `value` is below it.
+    pub fn at_least(&mut self, key: String, value: u64, min: u64) {
+        if value < min {
+            self.error(key, format!("must be at least {min}"));
+        }
+    }
+
+    /// Records "must be between `lo` and `hi`" for `key` when `value` is outside.
+    pub fn between(&mut self, key: String, value: u64, lo: u64, hi: u64) {
+        if !(lo..=hi).contains(&value) {
+            self.error(key, format!("must be between {lo} and {hi}"));
+        }
+    }
+
+    /// Records "is not a URL" for `key` when it is set and does not parse.
+    pub fn url(&mut self, key: String, value: Option<&str>) {
+        if let Some(u) = value
+            && reqwest::Url::parse(u).is_err()
+        {
+            self.error(key, format!("`{u}` is not a URL"));
+        }
+    }
 }
 
 /// `[detect.rules]`: Sigma rule folders.

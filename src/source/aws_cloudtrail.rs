@@ -128,15 +128,17 @@ impl AwsCloudtrailConfig {
                 format!("`{r}` is not a role ARN"),
             );
         }
-        for (k, v) in [
-            ("request_timeout_secs", self.request_timeout_secs),
-            ("interval_secs", self.interval_secs),
-            ("unhealthy_after", u64::from(self.unhealthy_after)),
-        ] {
-            if v == 0 {
-                c.error(format!("{key}.{k}"), "must be at least 1");
-            }
-        }
+        c.at_least(
+            format!("{key}.request_timeout_secs"),
+            self.request_timeout_secs,
+            1,
+        );
+        c.at_least(format!("{key}.interval_secs"), self.interval_secs, 1);
+        c.at_least(
+            format!("{key}.unhealthy_after"),
+            self.unhealthy_after.into(),
+            1,
+        );
     }
 
     /// Builds the source (feature `aws`).

@@ -653,21 +653,24 @@ impl AwsS3Config {
         if self.wait_time_secs > 20 {
             c.error(format!("{key}.wait_time_secs"), "must be between 0 and 20");
         }
-        if !(1..=10).contains(&self.max_messages) {
-            c.error(format!("{key}.max_messages"), "must be between 1 and 10");
-        }
+        c.between(
+            format!("{key}.max_messages"),
+            self.max_messages.into(),
+            1,
+            10,
+        );
         if self.visibility_timeout_secs > 43_200 {
             c.error(
                 format!("{key}.visibility_timeout_secs"),
                 "must be at most 43200 (12 h)",
             );
         }
-        if self.interval_secs == 0 {
-            c.error(format!("{key}.interval_secs"), "must be at least 1");
-        }
-        if self.unhealthy_after == 0 {
-            c.error(format!("{key}.unhealthy_after"), "must be at least 1");
-        }
+        c.at_least(format!("{key}.interval_secs"), self.interval_secs, 1);
+        c.at_least(
+            format!("{key}.unhealthy_after"),
+            self.unhealthy_after.into(),
+            1,
+        );
     }
 
     /// Builds the source from the process's AWS client settings.

@@ -111,20 +111,14 @@ impl GcpLoggingConfig {
                 );
             }
         }
-        if !(1..=1000).contains(&self.page_size) {
-            c.error(format!("{key}.page_size"), "must be between 1 and 1000");
-        }
-        if self.interval_secs == 0 {
-            c.error(format!("{key}.interval_secs"), "must be at least 1");
-        }
-        if self.unhealthy_after == 0 {
-            c.error(format!("{key}.unhealthy_after"), "must be at least 1");
-        }
-        if let Some(u) = &self.base_url
-            && reqwest::Url::parse(u).is_err()
-        {
-            c.error(format!("{key}.base_url"), format!("`{u}` is not a URL"));
-        }
+        c.between(format!("{key}.page_size"), self.page_size.into(), 1, 1000);
+        c.at_least(format!("{key}.interval_secs"), self.interval_secs, 1);
+        c.at_least(
+            format!("{key}.unhealthy_after"),
+            self.unhealthy_after.into(),
+            1,
+        );
+        c.url(format!("{key}.base_url"), self.base_url.as_deref());
     }
 
     /// Builds the source (feature `gcp`).

@@ -212,15 +212,13 @@ impl SourceConfig {
                 ..
             } => {
                 c.path(path);
-                if !(1..=65_536).contains(batch_size) {
-                    c.error(format!("{key}.batch_size"), "must be between 1 and 65536");
-                }
-                if *interval_secs == 0 {
-                    c.error(format!("{key}.interval_secs"), "must be at least 1");
-                }
-                if *unhealthy_after == 0 {
-                    c.error(format!("{key}.unhealthy_after"), "must be at least 1");
-                }
+                c.between(format!("{key}.batch_size"), *batch_size as u64, 1, 65_536);
+                c.at_least(format!("{key}.interval_secs"), *interval_secs, 1);
+                c.at_least(
+                    format!("{key}.unhealthy_after"),
+                    (*unhealthy_after).into(),
+                    1,
+                );
             }
             SourceConfig::AwsS3(s) => s.resolve(key, c),
             SourceConfig::AwsCloudtrail(s) => s.resolve(key, c),

@@ -121,31 +121,24 @@ impl MsgraphConfig {
                 format!("must be at least {MIN_OVERLAP_SECS} (Entra writes rows minutes late)"),
             );
         }
-        if !(1..=1000).contains(&self.page_size) {
-            c.error(format!("{key}.page_size"), "must be between 1 and 1000");
-        }
+        c.between(format!("{key}.page_size"), self.page_size.into(), 1, 1000);
         if !matches!(self.api_version.as_str(), "v1.0" | "beta") {
             c.error(format!("{key}.api_version"), "must be `v1.0` or `beta`");
         }
         if self.endpoints.is_empty() {
             c.error(format!("{key}.endpoints"), "names no endpoint");
         }
-        if self.interval_secs == 0 {
-            c.error(format!("{key}.interval_secs"), "must be at least 1");
-        }
-        if self.unhealthy_after == 0 {
-            c.error(format!("{key}.unhealthy_after"), "must be at least 1");
-        }
-        for (k, v) in [
-            ("base_url", &self.base_url),
-            ("authority_host", &self.authority_host),
-        ] {
-            if let Some(u) = v
-                && reqwest::Url::parse(u).is_err()
-            {
-                c.error(format!("{key}.{k}"), format!("`{u}` is not a URL"));
-            }
-        }
+        c.at_least(format!("{key}.interval_secs"), self.interval_secs, 1);
+        c.at_least(
+            format!("{key}.unhealthy_after"),
+            self.unhealthy_after.into(),
+            1,
+        );
+        c.url(format!("{key}.base_url"), self.base_url.as_deref());
+        c.url(
+            format!("{key}.authority_host"),
+            self.authority_host.as_deref(),
+        );
     }
 
     /// Builds the source (feature `azure`).
