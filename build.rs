@@ -33,9 +33,10 @@ fn main() {
             .unwrap_or(&f)
             .to_string_lossy()
             .replace('\\', "/");
+        // Relative to the manifest at compile time, not this run's absolute path: a target
+        // folder shared by several clones must not embed another clone's files.
         let line = format!(
-            "    ({rel:?}, include_str!({:?})),\n",
-            f.display().to_string()
+            "    ({rel:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/\", {rel:?}))),\n"
         );
         if rel.starts_with("detections/mappings/") {
             mappings.push_str(&line);
