@@ -513,7 +513,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::alert::{AlertError, Notifier};
+
     use crate::cloud::Clients;
     use crate::config::{Config, PlaybookSection, RespondMode, RespondSection};
     use crate::enrich::IdentitiesConfig;
@@ -521,19 +521,7 @@ mod tests {
     use crate::respond::{Action, ActionError, ActionKind, ActionTarget, Change};
     use crate::state::MemoryStore;
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<Finding>>>);
-
-    #[async_trait::async_trait]
-    impl Notifier for Capture {
-        fn name(&self) -> &'static str {
-            "capture"
-        }
-        async fn notify(&self, f: &Finding) -> Result<(), AlertError> {
-            self.0.lock().unwrap().push(f.clone());
-            Ok(())
-        }
-    }
+    use crate::alert::testing::Capture;
 
     #[derive(Default)]
     struct Revoke(Mutex<u32>);

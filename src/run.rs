@@ -463,25 +463,13 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::alert::{AlertError, Notifier, Router};
+    use crate::alert::Router;
     use crate::clock::Clock;
     use crate::config::Config;
     use crate::source::{Batch, SourceError, Token};
     use crate::state::MemoryStore;
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<Finding>>>);
-
-    #[async_trait::async_trait]
-    impl Notifier for Capture {
-        fn name(&self) -> &'static str {
-            "capture"
-        }
-        async fn notify(&self, f: &Finding) -> Result<(), AlertError> {
-            self.0.lock().unwrap().push(f.clone());
-            Ok(())
-        }
-    }
+    use crate::alert::testing::Capture;
 
     /// Fails while `failing` is set.
     struct Flaky {

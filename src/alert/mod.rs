@@ -26,6 +26,8 @@ pub mod slack;
 #[cfg(feature = "aws")]
 pub mod sqs;
 pub mod stdout;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhook;
 
 /// Errors of a notifier.

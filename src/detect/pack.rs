@@ -36,7 +36,6 @@ fn mapping_errors(errors: Vec<MappingError>) -> Vec<RuleError> {
 /// under `paths`. Rules that fail to load are returned with their reasons.
 pub fn load(builtin: bool, paths: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
     let (maps, merrs) = mappings(None);
-    let mut errors = mapping_errors(merrs);
     let mut sources: Vec<(PathBuf, String)> = Vec::new();
     if builtin {
         sources.extend(
@@ -45,21 +44,7 @@ pub fn load(builtin: bool, paths: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
                 .map(|(p, t)| (PathBuf::from(p), (*t).to_string())),
         );
     }
-    let (files, ferrs) = rule_files(paths);
-    errors.extend(ferrs);
-    for f in files {
-        match std::fs::read_to_string(&f) {
-            Ok(t) => sources.push((f, t)),
-            Err(e) => errors.push(RuleError {
-                path: f,
-                rule: None,
-                reason: e.to_string(),
-            }),
-        }
-    }
-    let (set, errs) = RuleSet::from_sources(&sources, &maps);
-    errors.extend(errs);
-    (set, errors)
+    read_rules(paths, sources, &maps, mapping_errors(merrs))
 }
 
 /// Loads rule folders being authored (`picket rules test|list|lint`): their own
@@ -67,10 +52,19 @@ pub fn load(builtin: bool, paths: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
 pub fn load_dirs(dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
     let override_dir = dirs.iter().map(|d| d.join("mappings")).find(|m| m.is_dir());
     let (maps, merrs) = mappings(override_dir.as_deref());
-    let mut errors = mapping_errors(merrs);
+    read_rules(dirs, Vec::new(), &maps, mapping_errors(merrs))
+}
+
+/// Reads every rule file under `dirs` after `sources` and builds the set; read and load
+/// problems join `errors`.
+fn read_rules(
+    dirs: &[PathBuf],
+    mut sources: Vec<(PathBuf, String)>,
+    maps: &Mappings,
+    mut errors: Vec<RuleError>,
+) -> (RuleSet, Vec<RuleError>) {
     let (files, ferrs) = rule_files(dirs);
     errors.extend(ferrs);
-    let mut sources = Vec::new();
     for f in files {
         match std::fs::read_to_string(&f) {
             Ok(t) => sources.push((f, t)),
@@ -81,7 +75,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> (RuleSet, Vec<RuleError>) {
             }),
         }
     }
-    let (set, errs) = RuleSet::from_sources(&sources, &maps);
+    let (set, errs) = RuleSet::from_sources(&sources, maps);
     errors.extend(errs);
     (set, errors)
 }
