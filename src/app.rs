@@ -178,7 +178,6 @@ async fn build_clients(
     config: &Config,
     #[cfg(feature = "aws")] sdk: aws_config::SdkConfig,
 ) -> Result<crate::cloud::Clients, AppError> {
-    use crate::cloud::token::{Api, GoogleApi, StaticToken};
     let build = |component: &'static str, message: String| AppError::Build { component, message };
     let http = crate::cloud::http::client(crate::cloud::http::DEFAULT_TIMEOUT)
         .map_err(|e| build("http", e.to_string()))?;
@@ -202,67 +201,45 @@ async fn build_clients(
         }
         clients.entra = Some(Arc::new(entra));
     }
-    let g = &raw.google;
-    if let Some(token) = &g.access_token {
-        let token = token
-            .resolve()
-            .map_err(|e| build("google.access_token", e.to_string()))?;
-        let tokens: Arc<dyn crate::cloud::token::TokenProvider> = Arc::new(StaticToken(token));
-        // The Directory API needs a token acting as a Workspace admin: domain-wide delegation.
-        let admin_tokens: Arc<dyn crate::cloud::token::TokenProvider> =
-            match (&g.service_account, &g.subject) {
-                (Some(sa), Some(subject)) => {
-                    let mut scopes: Vec<String> = crate::respond::ActionKind::ALL
-                        .iter()
-                        .filter(|k| k.provider() == crate::model::Provider::GoogleWorkspace)
-                        .flat_map(|k| k.permissions().iter().map(|p| p.to_string()))
-                        .collect();
-                    scopes.push(crate::source::google_reports::SCOPE.to_string());
-                    scopes.sort();
-                    scopes.dedup();
-                    Arc::new(crate::cloud::token::DelegatedToken::new(
-                        http.clone(),
-                        tokens.clone(),
-                        crate::cloud::token::IAMCREDENTIALS_BASE_URL.into(),
-                        sa.clone(),
-                        subject.clone(),
-                        scopes,
-                        g.token_url
-                            .clone()
-                            .unwrap_or_else(|| crate::cloud::token::GOOGLE_TOKEN_URL.into()),
-                    ))
-                }
-                _ => tokens.clone(),
-            };
-        clients.google = Some(GoogleApi {
-            admin: Api {
-                http: http.clone(),
-                base_url: g
-                    .admin_base_url
-                    .clone()
-                    .unwrap_or_else(|| "https://admin.googleapis.com".into()),
-                tokens: admin_tokens,
-            },
-            iam: Api {
-                http: http.clone(),
-                base_url: g
-                    .iam_base_url
-                    .clone()
-                    .unwrap_or_else(|| "https://iam.googleapis.com".into()),
-                tokens: tokens.clone(),
-            },
-            logging: Api {
-                http,
-                base_url: g
-                    .logging_base_url
-                    .clone()
-                    .unwrap_or_else(|| "https://logging.googleapis.com".into()),
-                tokens,
-            },
-            subject: g.subject.clone(),
-        });
+    #[cfg(feature = "gcp")]
+    if google_wanted(config) {
+        clients.google =
+            Some(
+                crate::cloud::google::api(&raw.google, &http).map_err(|e| AppError::Build {
+                    component: e.key,
+                    message: e.message,
+                })?,
+            );
     }
     Ok(clients)
+}
+
+/// Whether a config uses Google: a `[google]` section, a Google source, or a Google response
+/// action in a playbook (Application Default Credentials need no section at all).
+#[cfg(feature = "gcp")]
+fn google_wanted(config: &Config) -> bool {
+    use crate::source::SourceConfig;
+    let raw = &config.raw;
+    raw.google != crate::config::GoogleSection::default()
+        || raw.sources.iter().any(|s| {
+            matches!(
+                s,
+                SourceConfig::GoogleReports(_) | SourceConfig::GcpLogging(_)
+            )
+        })
+        || raw
+            .respond
+            .playbook
+            .iter()
+            .flat_map(|p| &p.actions)
+            .any(|a| {
+                crate::respond::ActionKind::parse(a).is_some_and(|k| {
+                    matches!(
+                        k.provider(),
+                        crate::model::Provider::GoogleWorkspace | crate::model::Provider::Gcp
+                    )
+                })
+            })
 }
 
 /// The Entra app of `[azure]`, when it names a client id.

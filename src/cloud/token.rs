@@ -2,11 +2,13 @@
 //! inject a fixed token and deployments plug in a real credential flow.
 //!
 //! Shipped providers: [`StaticToken`] (a token from the environment or a test),
-//! [`DelegatedToken`] (Google Workspace domain-wide delegation without a key file: IAM
-//! Credentials `signJwt`, then the JWT-bearer grant) and, with feature `azure`,
-//! `cloud::azure::EntraTokens` (Microsoft Entra through `azure_identity`).
-//! `google-cloud-auth` is not wired yet: Google's source token comes from [`StaticToken`].
-//! To add one: implement [`TokenProvider`].
+//! [`DelegatedToken`] (Google Workspace domain-wide delegation: a JWT with `sub` signed by a
+//! [`JwtSigner`] — the service-account key locally, or IAM Credentials `signJwt`
+//! ([`IamSignJwt`]) without a key — then the JWT-bearer grant), with feature `gcp`
+//! `cloud::google::GoogleTokens` (Google's own tokens from `google-cloud-auth`: Application
+//! Default Credentials, key files, workload identity federation, the metadata server) and,
+//! with feature `azure`, `cloud::azure::EntraTokens` (Microsoft Entra through
+//! `azure_identity`). To add one: implement [`TokenProvider`].
 
 use std::sync::Arc;
 
@@ -32,17 +34,83 @@ impl TokenProvider for StaticToken {
     }
 }
 
-/// Google Workspace domain-wide delegation, keyless: the service account signs a JWT
-/// (`iss` = service account, `sub` = the admin to act as, `scope`, `aud` = token endpoint)
-/// through IAM Credentials `signJwt`, authorised by the `source` token (the service
-/// account's own, e.g. from workload identity federation); the signed JWT is traded at the
-/// OAuth token endpoint (`urn:ietf:params:oauth:grant-type:jwt-bearer`). Cached until a
-/// minute before expiry.
+/// Signs JWTs as a Google service account, for domain-wide delegation.
+#[async_trait::async_trait]
+pub trait JwtSigner: Send + Sync {
+    /// The service account the JWTs are issued by (`iss`).
+    fn issuer(&self) -> &str;
+    /// Names the signer in errors: the service account and where its key is (never the key).
+    fn describe(&self) -> String;
+    /// The signed JWT (compact form) of `claims`.
+    async fn sign(&self, claims: &serde_json::Value) -> Result<String, CloudError>;
+}
+
+/// Keyless signing: IAM Credentials `signJwt` as `service_account`, authorised by the `source`
+/// token (the service account's own, from workload identity federation or the metadata
+/// server through `google-cloud-auth`); needs `roles/iam.serviceAccountTokenCreator` on it.
+pub struct IamSignJwt {
+    api: Api,
+    service_account: String,
+}
+
+impl IamSignJwt {
+    /// `signJwt` at `iamcredentials_base_url` with tokens from `source`.
+    pub fn new(
+        http: reqwest::Client,
+        source: Arc<dyn TokenProvider>,
+        iamcredentials_base_url: String,
+        service_account: String,
+    ) -> IamSignJwt {
+        IamSignJwt {
+            api: Api {
+                http,
+                base_url: iamcredentials_base_url,
+                tokens: source,
+            },
+            service_account,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl JwtSigner for IamSignJwt {
+    fn issuer(&self) -> &str {
+        &self.service_account
+    }
+
+    fn describe(&self) -> String {
+        format!("service account {} (IAM signJwt)", self.service_account)
+    }
+
+    async fn sign(&self, claims: &serde_json::Value) -> Result<String, CloudError> {
+        let signed = self
+            .api
+            .call(
+                reqwest::Method::POST,
+                &format!(
+                    "/v1/projects/-/serviceAccounts/{}:signJwt",
+                    urlencode(&self.service_account)
+                ),
+                Some(&serde_json::json!({"payload": claims.to_string()})),
+                &[],
+            )
+            .await?
+            .json("signJwt")?;
+        signed["signedJwt"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| token_err("signJwt answered without signedJwt"))
+    }
+}
+
+/// Google Workspace domain-wide delegation: a JWT of the service account (`iss`, `sub` = the
+/// admin to act as, `scope`, `aud` = token endpoint, `iat`, `exp`) signed by a [`JwtSigner`]
+/// (the service-account key locally, or IAM Credentials `signJwt` without a key) and traded
+/// at the OAuth token endpoint (`urn:ietf:params:oauth:grant-type:jwt-bearer`). Cached until a
+/// minute before expiry; one request at a time.
 pub struct DelegatedToken {
     http: reqwest::Client,
-    source: Arc<dyn TokenProvider>,
-    iamcredentials_base_url: String,
-    service_account: String,
+    signer: Arc<dyn JwtSigner>,
     subject: String,
     scopes: Vec<String>,
     token_url: String,
@@ -55,76 +123,34 @@ pub const IAMCREDENTIALS_BASE_URL: &str = "https://iamcredentials.googleapis.com
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
 impl DelegatedToken {
-    /// A delegated token provider; base URLs are overridable for tests and private endpoints.
-    #[allow(clippy::too_many_arguments)]
+    /// Tokens acting as `subject` for `scopes`, from `token_url`.
     pub fn new(
         http: reqwest::Client,
-        source: Arc<dyn TokenProvider>,
-        iamcredentials_base_url: String,
-        service_account: String,
+        signer: Arc<dyn JwtSigner>,
         subject: String,
         scopes: Vec<String>,
         token_url: String,
     ) -> DelegatedToken {
         DelegatedToken {
             http,
-            source,
-            iamcredentials_base_url,
-            service_account,
+            signer,
             subject,
             scopes,
             token_url,
             cached: Mutex::new(None),
         }
     }
-}
 
-fn token_err(message: impl Into<String>) -> CloudError {
-    CloudError::Token {
-        audience: "google",
-        message: message.into(),
-    }
-}
-
-#[async_trait::async_trait]
-impl TokenProvider for DelegatedToken {
-    async fn token(&self) -> Result<Secret, CloudError> {
-        let mut cached = self.cached.lock().await;
-        let now = chrono::Utc::now();
-        if let Some((t, exp)) = &*cached
-            && *exp > now
-        {
-            return Ok(t.clone());
-        }
+    async fn fetch(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(Secret, i64), CloudError> {
         let claims = serde_json::json!({
-            "iss": self.service_account,
+            "iss": self.signer.issuer(),
             "sub": self.subject,
             "scope": self.scopes.join(" "),
             "aud": self.token_url,
             "iat": now.timestamp(),
             "exp": now.timestamp() + 3600,
         });
-        let sign = Api {
-            http: self.http.clone(),
-            base_url: self.iamcredentials_base_url.clone(),
-            tokens: self.source.clone(),
-        };
-        let signed = sign
-            .call(
-                reqwest::Method::POST,
-                &format!(
-                    "/v1/projects/-/serviceAccounts/{}:signJwt",
-                    urlencode(&self.service_account)
-                ),
-                Some(&serde_json::json!({"payload": claims.to_string()})),
-                &[],
-            )
-            .await?
-            .json("signJwt")?;
-        let jwt = signed["signedJwt"]
-            .as_str()
-            .ok_or_else(|| token_err("signJwt answered without signedJwt"))?
-            .to_string();
+        let jwt = self.signer.sign(&claims).await?;
         let form = format!(
             "grant_type={}&assertion={}",
             urlencode("urn:ietf:params:oauth:grant-type:jwt-bearer"),
@@ -146,9 +172,43 @@ impl TokenProvider for DelegatedToken {
         .json(&self.token_url)?;
         let token = answer["access_token"]
             .as_str()
+            .filter(|t| !t.is_empty())
             .ok_or_else(|| token_err("no access_token in the answer"))?;
-        let secs = answer["expires_in"].as_i64().unwrap_or(300);
-        let t = Secret::new(token);
+        Ok((
+            Secret::new(token),
+            answer["expires_in"].as_i64().unwrap_or(300),
+        ))
+    }
+}
+
+fn token_err(message: impl Into<String>) -> CloudError {
+    CloudError::Token {
+        audience: "google",
+        message: message.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for DelegatedToken {
+    async fn token(&self) -> Result<Secret, CloudError> {
+        let mut cached = self.cached.lock().await;
+        let now = chrono::Utc::now();
+        if let Some((t, exp)) = &*cached
+            && *exp > now
+        {
+            return Ok(t.clone());
+        }
+        let (t, secs) = self.fetch(now).await.map_err(|e| {
+            token_err(format!(
+                "domain-wide delegation as {} by {}: {}",
+                self.subject,
+                self.signer.describe(),
+                match e {
+                    CloudError::Token { message, .. } => message,
+                    other => other.to_string(),
+                }
+            ))
+        })?;
         *cached = Some((
             t.clone(),
             now + chrono::Duration::seconds((secs - 60).max(0)),

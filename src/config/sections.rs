@@ -133,28 +133,124 @@ pub struct AzureSection {
     pub client_secret: Option<super::SecretRef>,
 }
 
-/// `[google]`: Google client settings.
+/// `[google]`: Google client settings (feature `gcp`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleSection {
-    /// Service-account key file or external-account (workload identity) config.
-    pub credentials: Option<PathBuf>,
+    /// Where tokens come from: `adc` (Application Default Credentials: the
+    /// `GOOGLE_APPLICATION_CREDENTIALS` file, gcloud's, else the metadata server), `key_file`
+    /// (the file `key_file`), `access_token` (a fixed token, for development and tests).
+    /// Default: `key_file` when `key_file` is set, `access_token` when `access_token` is, else
+    /// `adc`.
+    pub credentials: Option<String>,
+    /// A credentials file: a service-account key, an authorized user, an external account
+    /// (workload identity federation) or an impersonated service account. Relative to the
+    /// config file.
+    pub key_file: Option<PathBuf>,
+    /// `credentials = "access_token"`: a pre-minted access token of the service account, as a
+    /// reference (`env:VAR`). For development and tests: such tokens live an hour.
+    pub access_token: Option<super::SecretRef>,
+    /// The service account that signs domain-wide-delegation JWTs for `subject` when the
+    /// credential holds no key (IAM Credentials `signJwt`); with a service-account key, the
+    /// key's `client_email` (this must then match it or be left out).
+    pub service_account: Option<String>,
     /// Workspace admin to impersonate for the Reports and Directory APIs.
     pub subject: Option<String>,
-    /// Admin SDK base URL.
-    pub admin_base_url: Option<String>,
-    /// Cloud Logging base URL.
-    pub logging_base_url: Option<String>,
-    /// OAuth token endpoint.
+    /// Scopes of the service account's own token for IAM and IAM Credentials (default
+    /// `cloud-platform`).
+    pub scopes: Option<Vec<String>>,
+    /// Scopes of the token for Cloud Logging (default `logging.read`).
+    pub logging_scopes: Option<Vec<String>>,
+    /// Scopes of the delegated Admin SDK token (default: Reports audit read-only and the
+    /// scopes of the Google Workspace response actions); each must be authorised for
+    /// domain-wide delegation in the Workspace admin console.
+    pub admin_scopes: Option<Vec<String>>,
+    /// OAuth token endpoint of domain-wide delegation (default: the key file's `token_uri`,
+    /// else `https://oauth2.googleapis.com/token`).
     pub token_url: Option<String>,
+    /// Admin SDK base URL (default `https://admin.googleapis.com`).
+    pub admin_base_url: Option<String>,
+    /// Cloud Logging base URL (default `https://logging.googleapis.com`).
+    pub logging_base_url: Option<String>,
     /// IAM API base URL (default `https://iam.googleapis.com`).
     pub iam_base_url: Option<String>,
-    /// A pre-minted access token of the service account, as a reference (`env:VAR`), until
-    /// `google-cloud-auth` is wired in.
-    pub access_token: Option<super::SecretRef>,
-    /// The service account that signs domain-wide-delegation JWTs for `subject` (keyless,
-    /// through IAM Credentials `signJwt`).
-    pub service_account: Option<String>,
+    /// IAM Credentials API base URL, for `signJwt` (default
+    /// `https://iamcredentials.googleapis.com`).
+    pub iamcredentials_base_url: Option<String>,
+}
+
+/// How `[google]` gets its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoogleCredentials {
+    /// Application Default Credentials.
+    Adc,
+    /// The credentials file `key_file`.
+    KeyFile,
+    /// The fixed token `access_token`.
+    AccessToken,
+}
+
+impl GoogleSection {
+    /// The credential kind, `None` when `credentials` names no known kind.
+    pub fn kind(&self) -> Option<GoogleCredentials> {
+        match self.credentials.as_deref() {
+            Some("adc") => Some(GoogleCredentials::Adc),
+            Some("key_file") => Some(GoogleCredentials::KeyFile),
+            Some("access_token") => Some(GoogleCredentials::AccessToken),
+            Some(_) => None,
+            None if self.key_file.is_some() => Some(GoogleCredentials::KeyFile),
+            None if self.access_token.is_some() => Some(GoogleCredentials::AccessToken),
+            None => Some(GoogleCredentials::Adc),
+        }
+    }
+
+    fn resolve(&mut self, c: &mut Checker<'_>) {
+        match self.kind() {
+            None => c.error(
+                "google.credentials",
+                format!(
+                    "unknown credentials `{}`; expected one of: adc, key_file, access_token",
+                    self.credentials.as_deref().unwrap_or_default()
+                ),
+            ),
+            Some(GoogleCredentials::KeyFile) if self.key_file.is_none() => c.error(
+                "google.key_file",
+                "credentials = \"key_file\" needs key_file = \"path/to/key.json\"",
+            ),
+            Some(GoogleCredentials::AccessToken) if self.access_token.is_none() => c.error(
+                "google.access_token",
+                "credentials = \"access_token\" needs access_token = \"env:VAR\"",
+            ),
+            Some(_) => {}
+        }
+        if let Some(p) = &mut self.key_file {
+            c.path(p);
+            if !p.is_file() {
+                c.error("google.key_file", format!("{}: no such file", p.display()));
+            }
+        }
+        for (key, scopes) in [
+            ("google.scopes", &self.scopes),
+            ("google.logging_scopes", &self.logging_scopes),
+            ("google.admin_scopes", &self.admin_scopes),
+        ] {
+            if scopes.as_ref().is_some_and(Vec::is_empty) {
+                c.error(key, "names no scope");
+            }
+        }
+        for (key, url) in [
+            ("google.token_url", &self.token_url),
+            ("google.admin_base_url", &self.admin_base_url),
+            ("google.logging_base_url", &self.logging_base_url),
+            ("google.iam_base_url", &self.iam_base_url),
+            (
+                "google.iamcredentials_base_url",
+                &self.iamcredentials_base_url,
+            ),
+        ] {
+            c.url(key.to_string(), url.as_deref());
+        }
+    }
 }
 
 /// Whether response actions run.
@@ -225,6 +321,7 @@ impl RawConfig {
     /// Resolves relative paths and checks what serde cannot.
     pub fn resolve(&mut self, c: &mut Checker<'_>) {
         self.state.resolve(c);
+        self.google.resolve(c);
         for (key, p) in [
             ("geoip.city", &mut self.geoip.city),
             ("geoip.asn", &mut self.geoip.asn),

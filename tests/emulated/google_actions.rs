@@ -197,7 +197,7 @@ async fn service_account_key_is_disabled_and_re_enabled() {
 
 #[tokio::test]
 async fn delegated_workspace_tokens_are_signed_by_iam_credentials_and_traded() {
-    use picket::cloud::token::{DelegatedToken, TokenProvider};
+    use picket::cloud::token::{DelegatedToken, IamSignJwt, TokenProvider};
     let stub = Stub::start(|r| match (r.method.as_str(), r.path.as_str()) {
         ("POST", "/v1/projects/-/serviceAccounts/picket@proj-1.iam.gserviceaccount.com:signJwt") => {
             assert_eq!(r.header("authorization"), Some("Bearer federated-token"));
@@ -217,11 +217,15 @@ async fn delegated_workspace_tokens_are_signed_by_iam_credentials_and_traded() {
         _ => Reply::empty(404),
     })
     .await;
+    let http = picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap();
     let provider = DelegatedToken::new(
-        picket::cloud::http::client(std::time::Duration::from_secs(5)).unwrap(),
-        Arc::new(StaticToken(Secret::new("federated-token"))),
-        stub.url.clone(),
-        "picket@proj-1.iam.gserviceaccount.com".into(),
+        http.clone(),
+        Arc::new(IamSignJwt::new(
+            http,
+            Arc::new(StaticToken(Secret::new("federated-token"))),
+            stub.url.clone(),
+            "picket@proj-1.iam.gserviceaccount.com".into(),
+        )),
         "admin@corp.example".into(),
         vec!["https://www.googleapis.com/auth/admin.directory.user.security".into()],
         format!("{}/token", stub.url),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use picket::cloud::Clients;
 use picket::cloud::rate::RateLimiter;
-use picket::cloud::token::{Api, DelegatedToken, GoogleApi, StaticToken};
+use picket::cloud::token::{Api, DelegatedToken, GoogleApi, IamSignJwt, StaticToken};
 use picket::config::Secret;
 use serde_json::{Value, json};
 
@@ -226,9 +226,12 @@ fn clients(stub: &Stub, timeout: Duration, reports: RateLimiter, logging: RateLi
     let sa_tokens = Arc::new(StaticToken(Secret::new("sa-token")));
     let admin_tokens = Arc::new(DelegatedToken::new(
         http.clone(),
-        sa_tokens.clone(),
-        stub.url.clone(),
-        SA.into(),
+        Arc::new(IamSignJwt::new(
+            http.clone(),
+            sa_tokens.clone(),
+            stub.url.clone(),
+            SA.into(),
+        )),
         "admin@corp.example".into(),
         vec![picket::source::google_reports::SCOPE.into()],
         format!("{}/token", stub.url),

@@ -19,6 +19,8 @@ mod flood;
 #[cfg(feature = "gcp")]
 mod google_actions;
 #[cfg(feature = "gcp")]
+mod google_auth;
+#[cfg(feature = "gcp")]
 mod google_sources;
 #[cfg(feature = "azure")]
 mod graph_actions;
