@@ -181,7 +181,9 @@ async fn build_clients(
     let build = |component: &'static str, message: String| AppError::Build { component, message };
     let http = crate::cloud::http::client(crate::cloud::http::DEFAULT_TIMEOUT)
         .map_err(|e| build("http", e.to_string()))?;
-    let raw = &config.raw;
+    #[cfg(not(any(feature = "azure", feature = "gcp")))]
+    let _ = config;
+    #[allow(unused_mut)] // no cloud feature: nothing to add
     let mut clients = crate::cloud::Clients {
         http: Some(http.clone()),
         ..Default::default()
@@ -203,13 +205,12 @@ async fn build_clients(
     }
     #[cfg(feature = "gcp")]
     if google_wanted(config) {
-        clients.google =
-            Some(
-                crate::cloud::google::api(&raw.google, &http).map_err(|e| AppError::Build {
-                    component: e.key,
-                    message: e.message,
-                })?,
-            );
+        let api =
+            crate::cloud::google::api(&config.raw.google, &http).map_err(|e| AppError::Build {
+                component: e.key,
+                message: e.message,
+            })?;
+        clients.google = Some(api);
     }
     Ok(clients)
 }

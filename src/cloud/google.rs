@@ -512,3 +512,94 @@ pub fn api_with(
         subject: g.subject.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(key_file: &Path) -> GoogleSection {
+        GoogleSection {
+            key_file: Some(key_file.to_path_buf()),
+            subject: Some("admin@corp.example".into()),
+            ..GoogleSection::default()
+        }
+    }
+
+    #[test]
+    fn credentials_files_never_show_their_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.json");
+        std::fs::write(
+            &path,
+            r#"{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n"}"#,
+        )
+        .unwrap();
+        let f = CredentialsFile::read(&path).unwrap();
+        let shown = format!("{f:?}");
+        assert!(shown.contains("key.json") && shown.contains("service_account"));
+        assert!(!shown.contains("SECRET"), "{shown}");
+
+        // A broken file: the position, not the text.
+        std::fs::write(&path, "{\"private_key\": \"SECRETSECRET").unwrap();
+        let e = CredentialsFile::read(&path).unwrap_err().to_string();
+        assert!(e.contains("key.json") && e.contains("line 1"), "{e}");
+        assert!(!e.contains("SECRET"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn key_and_delegation_problems_name_the_field_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let http = reqwest::Client::new();
+        // A service-account key without a usable key: named by its file, the key not quoted.
+        let path = dir.path().join("broken.json");
+        std::fs::write(
+            &path,
+            r#"{"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com",
+                "private_key_id": "k", "project_id": "p",
+                "private_key": "-----BEGIN PRIVATE KEY-----\nU0VDUkVUU0VDUkVU\n-----END PRIVATE KEY-----\n"}"#,
+        )
+        .unwrap();
+        let api = api(&section(&path), &http).unwrap();
+        let e = api.admin.tokens.token().await.unwrap_err().to_string();
+        assert!(e.contains("broken.json"), "{e}");
+        assert!(e.contains("admin@corp.example"), "{e}");
+        assert!(!e.contains("U0VDUkVU"), "{e}");
+
+        // A service_account that is not the key's.
+        let mut g = section(&path);
+        g.service_account = Some("other@p.iam.gserviceaccount.com".into());
+        let e = super::api(&g, &http).err().unwrap();
+        assert_eq!(e.key, "google.service_account");
+        assert!(e.message.contains("sa@p.iam.gserviceaccount.com"), "{e}");
+
+        // Keyless delegation needs the service account to sign as.
+        let path = dir.path().join("user.json");
+        std::fs::write(
+            &path,
+            r#"{"type": "authorized_user", "client_id": "c", "client_secret": "s", "refresh_token": "r"}"#,
+        )
+        .unwrap();
+        let e = super::api(&section(&path), &http).err().unwrap();
+        assert_eq!(e.key, "google.service_account");
+        assert!(e.message.contains("user.json"), "{e}");
+
+        // An unknown type.
+        let path = dir.path().join("odd.json");
+        std::fs::write(&path, r#"{"type": "gdch_service_account"}"#).unwrap();
+        let e = super::api(&section(&path), &http).err().unwrap();
+        assert_eq!(e.key, "google.key_file");
+        assert!(e.message.contains("odd.json") && e.message.contains("gdch_service_account"));
+    }
+
+    #[test]
+    fn default_admin_scopes_cover_reports_and_the_workspace_actions() {
+        assert_eq!(
+            default_admin_scopes(),
+            vec![
+                "https://www.googleapis.com/auth/admin.directory.user",
+                "https://www.googleapis.com/auth/admin.directory.user.security",
+                "https://www.googleapis.com/auth/admin.reports.audit.readonly",
+            ]
+        );
+    }
+}

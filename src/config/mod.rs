@@ -364,4 +364,35 @@ x = 1
         let errors = parse("[state]\nbackend = \n").unwrap_err();
         assert_eq!(errors[0].line, Some(2), "{errors:?}");
     }
+
+    #[test]
+    fn google_credentials_are_checked_with_their_keys() {
+        let errors = parse("[google]\ncredentials = \"key-file\"\n\n[azure]\n").unwrap_err();
+        assert_eq!(errors[0].key, "google.credentials", "{errors:?}");
+        assert_eq!(errors[0].line, Some(2));
+        assert!(errors[0].message.contains("adc, key_file, access_token"));
+
+        let errors = parse("[google]\ncredentials = \"key_file\"\n").unwrap_err();
+        assert_eq!(errors[0].key, "google.key_file", "{errors:?}");
+
+        let errors = parse(
+            "[google]\nkey_file = \"keys/sa.json\"\nlogging_scopes = []\ntoken_url = \"nope\"\n",
+        )
+        .unwrap_err();
+        let shown: Vec<(&str, &str)> = errors
+            .iter()
+            .map(|e| (e.key.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                ("google.key_file", "/etc/picket/keys/sa.json: no such file"),
+                ("google.logging_scopes", "names no scope"),
+                ("google.token_url", "`nope` is not a URL"),
+            ]
+        );
+
+        let c = parse("[google]\nsubject = \"admin@corp.example\"\n").unwrap();
+        assert_eq!(c.raw.google.kind(), Some(GoogleCredentials::Adc));
+    }
 }

@@ -169,7 +169,7 @@ mod imp {
     ) -> Result<Box<dyn Source>, SourceError> {
         let google = clients.google.as_ref().ok_or_else(|| SourceError::Build {
             source_name: format!("gcp_logging:{}", cfg.project),
-            message: "no Google credential: set [google] credentials or access_token".into(),
+            message: "no Google client was built ([google], feature `gcp`)".into(),
         })?;
         let mut api = google.logging.clone();
         if let Some(b) = &cfg.base_url {

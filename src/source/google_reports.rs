@@ -165,17 +165,22 @@ mod imp {
     ) -> Result<Box<dyn Source>, SourceError> {
         let google = clients.google.as_ref().ok_or_else(|| SourceError::Build {
             source_name: "google_reports".into(),
-            message: "no Google credential: set [google] credentials or access_token, and subject"
-                .into(),
+            message: "no Google client was built ([google], feature `gcp`)".into(),
         })?;
+        let subject = google
+            .subject
+            .as_deref()
+            .ok_or_else(|| SourceError::Build {
+                source_name: "google_reports".into(),
+                message: "the Reports API answers a Workspace admin only: set [google] subject \
+                      (domain-wide delegation)"
+                    .into(),
+            })?;
         let mut api = google.admin.clone();
         if let Some(b) = &cfg.base_url {
             api.base_url = b.trim_end_matches('/').to_string();
         }
-        let name = format!(
-            "google_reports:{}",
-            google.subject.as_deref().unwrap_or("default")
-        );
+        let name = format!("google_reports:{subject}");
         let streams = cfg
             .applications
             .iter()
