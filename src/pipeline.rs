@@ -606,7 +606,8 @@ mod tests {
     /// Two workers on one SQLite file take turns with the batches of a generated month: each
     /// one's cached (write-back) state goes stale whenever the other wrote an identity, its
     /// flush conflicts, and the batch runs again on fresh state. The findings are exactly
-    /// those of one worker doing every batch.
+    /// those of one worker doing every batch, and of a worker whose caches hold only a few
+    /// identities (evicting all the time).
     #[test]
     fn workers_sharing_a_sqlite_file_find_what_one_worker_finds() {
         use crate::config::DetectSection;
@@ -618,17 +619,18 @@ mod tests {
         let (mut events, _) = month.events(&enricher(month.users).unwrap());
         events.sort_by_key(|e| e.time);
         let dir = tempfile::tempdir().unwrap();
-        let worker = |file: &str| {
+        let worker_with = |file: &str, detect: &DetectSection| {
             let state: Arc<dyn StateStore> =
                 Arc::new(SqliteStore::open(dir.path().join(file)).unwrap());
             Pipeline::new(
                 Arc::new(enricher(1).unwrap()),
-                identity_detectors(&DetectSection::default()).unwrap(),
+                identity_detectors(detect).unwrap(),
                 state,
                 Router::new(Vec::new()),
                 Arc::new(Clock::event_time()),
             )
         };
+        let worker = |file: &str| worker_with(file, &DetectSection::default());
         let uids = |found: Vec<Finding>| {
             let mut v: Vec<String> = found.into_iter().map(|f| f.uid).collect();
             v.sort();
@@ -650,7 +652,23 @@ mod tests {
             alone.iter().any(|f| f.detector == "impossible-travel"),
             "the month has travel findings"
         );
-        assert_eq!(uids(shared), uids(alone));
+        let tiny: toml::Table = toml::from_str("cache_identities = 7").unwrap();
+        let small = DetectSection {
+            impossible_travel: Some(tiny.clone()),
+            oauth_consent: Some(tiny.clone()),
+            account_takeover: Some(tiny.clone()),
+            new_country: Some(tiny.clone()),
+            first_seen_asn: Some(tiny),
+            ..DetectSection::default()
+        };
+        let mut evicting = worker_with("small.db", &small);
+        let mut small_cache = Vec::new();
+        for chunk in events.chunks(97) {
+            small_cache.extend(evicting.detect(chunk).unwrap());
+        }
+        let alone = uids(alone);
+        assert_eq!(uids(shared), alone);
+        assert_eq!(uids(small_cache), alone);
     }
 
     #[tokio::test]

@@ -154,7 +154,7 @@ impl Default for AccountTakeoverConfig {
             risky_signin_min_severity: Severity::High,
             followup_detectors: strings(DEFAULT_FOLLOWUP_DETECTORS),
             state_ttl_days: 7,
-            cache_identities: 10_000,
+            cache_identities: 100_000,
         }
     }
 }

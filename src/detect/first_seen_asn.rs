@@ -44,7 +44,7 @@ impl Default for FirstSeenAsnConfig {
             max_asns: 48,
             interactive_only: true,
             state_ttl_days: 180,
-            cache_identities: 10_000,
+            cache_identities: 100_000,
         }
     }
 }

@@ -16,10 +16,9 @@
 //! cap on every collection in it, one [`CachedState`] for it in the detector, and the
 //! detector's `set_write_back`/`flush`/`discard` forwarded to it.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, Utc};
 use geo::{Distance, Haversine, Point};
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::codec::{Reader, Stored, Writer, is_json, json_decode};
@@ -56,21 +55,30 @@ struct Entry<T> {
     dirty: bool,
     /// When the stored value expires, where known (written by this cache).
     expires: Option<DateTime<Utc>>,
+    /// Used since the eviction hand last passed (second chance).
+    referenced: bool,
 }
 
 /// A cache of one namespace's values, keyed by identity: write-through (each change is a
 /// compare-and-set at once) or, switched on by [`CachedState::set_write_back`], write-back
 /// (changes stay in the cache until [`CachedState::flush`], then one compare-and-set per
 /// changed identity).
+///
+/// Bounded by `capacity` identities. When full, a clock (second-chance) sweep evicts one
+/// clean entry not used since the hand last passed it, so the identities a stream keeps
+/// seeing stay cached; unflushed changes are never evicted (the cache may exceed its
+/// capacity by the identities changed in the current batch).
 #[derive(Debug)]
 pub struct CachedState<T> {
     detector: &'static str,
     ns: &'static str,
     capacity: usize,
     ttl: Duration,
-    cache: HashMap<String, Entry<T>>,
+    cache: IndexMap<Box<str>, Entry<T>>,
+    /// Clock hand: the next index the eviction sweep looks at.
+    hand: usize,
     /// Write-back: identities changed since the last flush.
-    dirty: Vec<String>,
+    dirty: Vec<Box<str>>,
     write_back: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
@@ -80,15 +88,16 @@ impl<T> CachedState<T>
 where
     T: Stored + Default,
 {
-    /// A cache for namespace `ns` holding at most `capacity` identities (cleared when full);
-    /// stored values live `ttl` (wall clock) after their last write.
+    /// A cache for namespace `ns` holding about `capacity` identities (clean entries evicted
+    /// by a clock sweep); stored values live `ttl` (wall clock) after their last write.
     pub fn new(detector: &'static str, ns: &'static str, capacity: usize, ttl: Duration) -> Self {
         CachedState {
             detector,
             ns,
             capacity: capacity.max(1),
             ttl,
-            cache: HashMap::new(),
+            cache: IndexMap::new(),
+            hand: 0,
             dirty: Vec::new(),
             write_back: false,
             buf: Vec::new(),
@@ -115,6 +124,7 @@ where
             value,
             dirty: false,
             expires: None,
+            referenced: true,
         })
     }
 
@@ -132,29 +142,61 @@ where
             .get(self.ns, key, cx.now)
             .map_err(|e| self.state_err(e))?;
         let entry = self.decode(stored, key)?;
+        self.insert(key, entry);
+        Ok(())
+    }
+
+    /// Caches `entry` for `key`, first evicting one clean entry when the cache is full.
+    fn insert(&mut self, key: &str, entry: Entry<T>) {
+        if let Some(e) = self.cache.get_mut(key) {
+            *e = entry;
+            return;
+        }
         if self.cache.len() >= self.capacity {
-            if self.dirty.is_empty() {
-                self.cache.clear();
+            self.evict_one();
+        }
+        self.cache.insert(key.into(), entry);
+    }
+
+    /// Clock sweep: clears the reference bit of recently used entries and evicts the first
+    /// clean entry whose bit is already clear. Dirty entries are skipped (their change is not
+    /// in the store yet); when every entry is dirty nothing is evicted and the cache grows
+    /// until the flush.
+    fn evict_one(&mut self) {
+        let len = self.cache.len();
+        // Two rounds: the first may only clear reference bits.
+        for _ in 0..2 * len {
+            if self.hand >= self.cache.len() {
+                self.hand = 0;
+            }
+            let Some((_, e)) = self.cache.get_index_mut(self.hand) else {
+                return;
+            };
+            if e.dirty {
+                self.hand += 1;
+            } else if e.referenced {
+                e.referenced = false;
+                self.hand += 1;
             } else {
-                // Unflushed changes stay.
-                let keep: Vec<(String, Entry<T>)> = self
-                    .dirty
-                    .iter()
-                    .filter_map(|k| self.cache.remove_entry(k.as_str()))
-                    .collect();
-                self.cache.clear();
-                self.cache.extend(keep);
+                // The last entry moves into this slot; the hand looks at it next.
+                self.cache.swap_remove_index(self.hand);
+                return;
             }
         }
-        self.cache.insert(key.to_string(), entry);
-        Ok(())
+    }
+
+    /// The cached entry of `key`, marked as used.
+    fn entry_mut(&mut self, key: &str) -> Option<&mut Entry<T>> {
+        let e = self.cache.get_mut(key)?;
+        e.referenced = true;
+        Some(e)
     }
 
     /// Makes sure the identity's value is cached and not past the expiry this cache wrote
     /// it with (the store treats such a value as absent, so the cache does too; a clean
     /// value read from the store is kept until a write says otherwise).
     fn ensure_live(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<(), DetectError> {
-        match self.cache.get_mut(key) {
+        match self.entry_mut(key) {
             None => self.fetch(key, cx),
             Some(e) if e.expires.is_some_and(|at| at <= cx.now) => {
                 if e.dirty {
@@ -191,7 +233,7 @@ where
         let expires = Some(cx.now + self.ttl);
         let dirty = std::mem::take(&mut self.dirty);
         for key in &dirty {
-            let Some(entry) = self.cache.get_mut(key.as_str()) else {
+            let Some(entry) = self.cache.get_mut(key) else {
                 return Err(self.corrupt(key, "stay cached", "evicted before its flush".into()));
             };
             entry.dirty = false;
@@ -215,7 +257,7 @@ where
             }
             match outcome {
                 CasOutcome::Written(v) => {
-                    if let Some(entry) = self.cache.get_mut(key.as_str()) {
+                    if let Some(entry) = self.cache.get_mut(key) {
                         entry.version = Some(v);
                         entry.expires = expires;
                     }
@@ -224,7 +266,7 @@ where
                     tracing::debug!(
                         detector = self.detector,
                         ns = self.ns,
-                        key = key.as_str(),
+                        key = &**key,
                         "state conflict at flush; the batch runs again"
                     );
                     return Err(DetectError::Conflict {
@@ -241,6 +283,7 @@ where
     pub fn discard(&mut self) {
         self.cache.clear();
         self.dirty.clear();
+        self.hand = 0;
     }
 
     fn is_dirty(&self, key: &str) -> bool {
@@ -252,7 +295,6 @@ where
     pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<&T, DetectError> {
         // An unflushed change of this batch is fresher than the store.
         if !self.is_dirty(key) {
-            self.cache.remove(key);
             self.fetch(key, cx)?;
         }
         self.cache
@@ -277,7 +319,7 @@ where
         };
         if result.is_err() {
             // The cached value may hold a change the store did not take.
-            self.cache.remove(key);
+            self.cache.swap_remove(key);
         }
         result
     }
@@ -295,7 +337,7 @@ where
         let (result, changed) = f(&mut entry.value);
         if changed && !entry.dirty {
             entry.dirty = true;
-            self.dirty.push(key.to_string());
+            self.dirty.push(key.into());
         }
         Ok(result)
     }
@@ -343,7 +385,7 @@ where
                         "state conflict, retrying"
                     );
                     let fresh = self.decode(now, key)?;
-                    self.cache.insert(key.to_string(), fresh);
+                    self.insert(key, fresh);
                 }
             }
         }
@@ -574,6 +616,56 @@ mod tests {
             store.get("ns2", "k", t(48)).unwrap().unwrap().value,
             b"[1,2]"
         );
+    }
+
+    #[test]
+    fn cache_evicts_one_clean_unused_entry_and_keeps_changes_and_hot_keys() {
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        let touch = |c: &mut CachedState<Vec<u32>>, k: &str, change: bool| {
+            c.update(k, &cx, |v| {
+                if change {
+                    v.push(1);
+                }
+                ((), change)
+            })
+            .unwrap();
+        };
+        let cached = |c: &CachedState<Vec<u32>>| {
+            let mut keys: Vec<&str> = c.cache.keys().map(|k| &**k).collect();
+            keys.sort_unstable();
+            keys.join(",")
+        };
+        let mut c: CachedState<Vec<u32>> = CachedState::new("test", "ns", 3, Duration::days(1));
+        for k in ["a", "b", "c", "d"] {
+            touch(&mut c, k, false);
+        }
+        // Full at "d": one entry went, not the whole cache.
+        assert_eq!(cached(&c), "b,c,d");
+        // "b" is used again, so the sweep passes it over while it finds a victim.
+        touch(&mut c, "b", false);
+        touch(&mut c, "e", false);
+        touch(&mut c, "b", false);
+        touch(&mut c, "f", false);
+        assert!(c.cache.contains_key("b"), "{}", cached(&c));
+        assert_eq!(c.cache.len(), 3);
+
+        // Write-back: changed entries stay cached past the capacity until their flush.
+        let mut w: CachedState<Vec<u32>> = CachedState::new("test", "ns2", 2, Duration::days(1));
+        w.set_write_back(true);
+        for k in ["a", "b", "c", "d"] {
+            touch(&mut w, k, true);
+        }
+        assert_eq!(cached(&w), "a,b,c,d");
+        w.flush(&cx).unwrap();
+        for k in ["a", "b", "c", "d"] {
+            assert_eq!(store.get("ns2", k, t(0)).unwrap().unwrap().value, b"[1]");
+        }
+        touch(&mut w, "e", false);
+        assert_eq!(w.cache.len(), 4, "one clean entry made room for e");
     }
 
     #[test]

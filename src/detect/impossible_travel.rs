@@ -123,7 +123,7 @@ impl Default for ImpossibleTravelConfig {
             history_max: 32,
             history_retention_hours: 72,
             state_ttl_days: 30,
-            cache_identities: 10_000,
+            cache_identities: 100_000,
             max_countries: 32,
             mfa_failure_window_minutes: 60,
             hosting_asns: DEFAULT_HOSTING_ASNS.to_vec(),

@@ -45,7 +45,7 @@ impl Default for NewCountryConfig {
             max_countries: 32,
             interactive_only: true,
             state_ttl_days: 180,
-            cache_identities: 10_000,
+            cache_identities: 100_000,
         }
     }
 }

@@ -123,7 +123,7 @@ impl Default for OauthConsentConfig {
                 .collect(),
             risky_signin_min_severity: Severity::High,
             app_memory_days: 365,
-            cache_identities: 10_000,
+            cache_identities: 100_000,
         }
     }
 }

@@ -27,6 +27,9 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// How long a writer waits for another process's write lock before failing as busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// WAL pages after which a commit checkpoints (64 MiB of 4 KiB pages).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
 /// Every this many writes, expired rows (a bounded number) are deleted.
 const PURGE_EVERY_WRITES: u64 = 4096;
 
@@ -209,6 +212,11 @@ impl SqliteStore {
             // last commits but never corrupts the file.
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(|e| backend_err(ctx("cannot set synchronous mode"), e))?;
+            // Checkpoint when the WAL holds this many pages, not SQLite's 1,000: a batch of
+            // identity state rewrites thousands of pages, and a page written by several
+            // batches between two checkpoints is copied into the database once.
+            conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+                .map_err(|e| backend_err(ctx("cannot set wal_autocheckpoint"), e))?;
         }
         // A 64 MiB page cache: detectors touch per-identity rows all over the table, and
         // SQLite's 2 MiB default made every batch spill pages to the WAL and read them back.

@@ -1,0 +1,114 @@
+//! The identity detectors over a generated month on an SQLite state file, as the
+//! `identity` bench runs them (enriched events, `Pipeline::detect` in chunks of 4,096), with
+//! the figures the bench does not print: sign-ins, CPU and wall time, state rows and bytes
+//! per namespace, file size.
+//!
+//! ```sh
+//! cargo run --release --no-default-features --features testgen --example identity_throughput -- 20000
+//! ```
+//!
+//! Arguments: users (default 20,000), chunk size (default 4,096), state file (default a
+//! temporary one).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use picket::alert::Router;
+use picket::clock::Clock;
+use picket::config::DetectSection;
+use picket::detect::builtin::identity_detectors;
+use picket::detect::testgen::{Month, enricher};
+use picket::model::Activity;
+use picket::pipeline::Pipeline;
+use picket::state::{SqliteStore, StateStore};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// CPU time of this thread (user and system), nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let users: usize = args.next().map_or(Ok(20_000), |s| s.parse())?;
+    let chunk: usize = args.next().map_or(Ok(4096), |s| s.parse())?;
+    let dir = tempfile::tempdir()?;
+    let path = args
+        .next()
+        .map_or_else(|| dir.path().join("state.db"), std::path::PathBuf::from);
+    let enr = enricher(users).context("synthetic geo databases")?;
+    let (mut events, _) = Month::generate(users, 7).events(&enr);
+    events.sort_by_key(|e| e.time);
+    let signins = events
+        .iter()
+        .filter(|e| e.activity == Activity::SignIn)
+        .count();
+    let travel = events
+        .iter()
+        .filter(|e| {
+            e.is_interactive_signin_success()
+                && !e.src.trusted
+                && !e.src.private
+                && e.src.geo.is_some()
+        })
+        .count();
+    let store = Arc::new(SqliteStore::open(&path)?);
+    let mut p = Pipeline::new(
+        Arc::new(enricher(1)?),
+        identity_detectors(&DetectSection::default()).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        Arc::clone(&store) as Arc<dyn StateStore>,
+        Router::new(Vec::new()),
+        Arc::new(Clock::event_time()),
+    );
+    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let mut found = 0;
+    for c in events.chunks(chunk.max(1)) {
+        found += p.detect(c)?.len();
+    }
+    let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9;
+    let wall = wall0.elapsed().as_secs_f64();
+    let n = events.len() as f64;
+    println!(
+        "{users} users: {} events ({signins} sign-ins, {travel} located interactive), {found} findings; \
+         {cpu:.2} s CPU, {wall:.2} s wall; {:.0} events/CPU-s, {:.0} events/s wall",
+        events.len(),
+        n / cpu,
+        n / wall
+    );
+    let conn = rusqlite::Connection::open(&path)?;
+    let mut stmt = conn.prepare(
+        "SELECT ns, count(*), sum(length(key) + length(value)), max(length(value)) \
+         FROM kv GROUP BY ns ORDER BY ns",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut total = 0;
+    for row in rows {
+        let (ns, count, bytes, max) = row?;
+        total += bytes;
+        println!(
+            "  {ns:<22} {count:>7} rows, {:>6.0} bytes/row (max {max})",
+            bytes as f64 / count as f64
+        );
+    }
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    println!(
+        "  keys+values {:.0} bytes per user; file {:.1} MB",
+        total as f64 / users as f64,
+        (pages * page_size) as f64 / 1e6
+    );
+    Ok(())
+}
