@@ -122,6 +122,14 @@ impl CredentialsFile {
         })
     }
 
+    fn duplicate(&self) -> CredentialsFile {
+        CredentialsFile {
+            path: self.path.clone(),
+            kind: self.kind.clone(),
+            json: self.json.clone(),
+        }
+    }
+
     /// The file's `type` (`service_account`, `external_account`, ...).
     pub fn kind(&self) -> &str {
         &self.kind
@@ -215,18 +223,24 @@ impl Credentials {
 
     /// Tokens for `scopes`.
     pub fn tokens(&self, scopes: &[String]) -> Result<Arc<dyn TokenProvider>, CloudError> {
-        let credentials = match self {
+        let scopes = scopes.to_vec();
+        let make: Make = match self {
             Credentials::Token(t) => return Ok(Arc::new(StaticToken(t.clone()))),
-            Credentials::File(f) => f.credentials(scopes)?,
-            Credentials::Adc { .. } => AdcBuilder::default()
-                .with_scopes(scopes.to_vec())
-                .build_access_token_credentials()
-                .map_err(|e| token_err(format!("{}: {}", self.describe(), chain(&e))))?,
+            Credentials::File(f) => {
+                let f = f.duplicate();
+                Box::new(move || f.credentials(&scopes))
+            }
+            Credentials::Adc { .. } => {
+                let what = self.describe();
+                Box::new(move || {
+                    AdcBuilder::default()
+                        .with_scopes(scopes.clone())
+                        .build_access_token_credentials()
+                        .map_err(|e| token_err(format!("{what}: {}", chain(&e))))
+                })
+            }
         };
-        Ok(Arc::new(GoogleTokens {
-            credentials,
-            what: self.describe(),
-        }))
+        Ok(Arc::new(GoogleTokens::new(make, self.describe())?))
     }
 
     /// The service-account key file, when the credential is one.
@@ -242,21 +256,53 @@ impl Credentials {
     }
 }
 
+type Make = Box<dyn Fn() -> Result<AccessTokenCredentials, CloudError> + Send + Sync>;
+
 /// A [`TokenProvider`] over `google-cloud-auth` credentials for one set of scopes (the
-/// credentials cache and refresh their tokens).
+/// credentials cache and refresh their tokens). `google-cloud-auth` keeps a permanent error
+/// (an STS or OAuth 4xx) for the life of the credentials; these are rebuilt after one, so a
+/// fixed IAM binding or pool is picked up by the next request instead of a restart.
 pub struct GoogleTokens {
-    credentials: AccessTokenCredentials,
+    make: Make,
+    current: std::sync::Mutex<AccessTokenCredentials>,
     what: String,
+}
+
+impl GoogleTokens {
+    fn new(make: Make, what: String) -> Result<GoogleTokens, CloudError> {
+        let current = std::sync::Mutex::new(make()?);
+        Ok(GoogleTokens {
+            make,
+            current,
+            what,
+        })
+    }
+
+    fn current(&self) -> AccessTokenCredentials {
+        match self.current.lock() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl TokenProvider for GoogleTokens {
     async fn token(&self) -> Result<Secret, CloudError> {
-        self.credentials
-            .access_token()
-            .await
-            .map(|t| Secret::new(t.token))
-            .map_err(|e| token_err(format!("{}: {}", self.what, chain(&e))))
+        match self.current().access_token().await {
+            Ok(t) => Ok(Secret::new(t.token)),
+            Err(e) => {
+                if !e.is_transient()
+                    && let Ok(fresh) = (self.make)()
+                {
+                    match self.current.lock() {
+                        Ok(mut c) => *c = fresh,
+                        Err(poisoned) => *poisoned.into_inner() = fresh,
+                    }
+                }
+                Err(token_err(format!("{}: {}", self.what, chain(&e))))
+            }
+        }
     }
 }
 
@@ -401,6 +447,9 @@ pub fn credentials(g: &GoogleSection) -> Result<Credentials, GoogleConfigError> 
 /// The Google clients of `[google]` over the shared HTTP client: Cloud Logging and IAM with
 /// the service account's own tokens (`logging_scopes`, `scopes`), the Admin SDK with
 /// delegated tokens for `subject` (`admin_scopes`), or the service account's own without one.
+///
+/// Call it within a Tokio runtime: `google-cloud-auth` starts each credential's token refresh
+/// task when it is built (and fetches the first token in the background right away).
 pub fn api(g: &GoogleSection, http: &reqwest::Client) -> Result<GoogleApi, GoogleConfigError> {
     let creds = credentials(g)?;
     api_with(g, http, &creds)

@@ -104,6 +104,8 @@ struct Google {
     stub_url: String,
     /// Token endpoint answers to give before the real one (503s, an `invalid_grant`).
     token_faults: Vec<Reply>,
+    /// STS answers to give to Cloud Logging token requests before the real one.
+    sts_faults: Vec<Reply>,
     /// Delegated tokens issued.
     issued: usize,
     activities: Vec<Value>,
@@ -170,6 +172,10 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
                 "{}",
                 r.body
             );
+            let for_logging = form(&r.body, "scope").is_some_and(|s| s.contains("logging.read"));
+            if for_logging && !g.sts_faults.is_empty() {
+                return g.sts_faults.remove(0);
+            }
             Reply::json(
                 200,
                 json!({
@@ -291,6 +297,7 @@ async fn google(key: Option<TestKey>) -> (Arc<Mutex<Google>>, Stub) {
         key,
         stub_url: String::new(),
         token_faults: Vec::new(),
+        sts_faults: Vec::new(),
         issued: 0,
         activities: activities(25),
         entries: entries(30),
@@ -511,13 +518,11 @@ async fn invalid_grant_names_the_credential_and_never_the_key() {
     );
 }
 
-#[tokio::test]
-async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
-    let (g, stub) = google(None).await;
-    let dir = tempfile::tempdir().unwrap();
-    // Workload identity federation: the subject token comes from a file (on AWS it is a
-    // signed GetCallerIdentity request built by google-cloud-auth; the exchange is the same).
-    let subject = dir.path().join("subject-token");
+/// `[google]` with an external account (workload identity federation: the subject token comes
+/// from a file; on AWS it is a signed GetCallerIdentity request built by google-cloud-auth,
+/// the exchange is the same) and keyless delegation.
+fn keyless_section(dir: &Path, stub: &Stub) -> String {
+    let subject = dir.join("subject-token");
     std::fs::write(&subject, "aws-signed-request").unwrap();
     let config = json!({
         "type": "external_account",
@@ -526,16 +531,23 @@ async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
         "token_url": format!("{}/sts", stub.url),
         "credential_source": {"file": subject.display().to_string()},
     });
-    let creds = dir.path().join("wif.json");
+    let creds = dir.join("wif.json");
     std::fs::write(&creds, config.to_string()).unwrap();
-    let section = format!(
+    format!(
         "key_file = \"{}\"\nservice_account = \"{SA}\"\nsubject = \"{ADMIN}\"\n\
          admin_scopes = [\"{REPORTS_SCOPE}\"]\ntoken_url = \"{url}/token\"\n\
          iamcredentials_base_url = \"{url}\"\nadmin_base_url = \"{url}\"\n\
          logging_base_url = \"{url}\"\n",
         creds.display(),
         url = stub.url
-    );
+    )
+}
+
+#[tokio::test]
+async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
+    let (g, stub) = google(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let section = keyless_section(dir.path(), &stub);
     workdir(
         dir.path(),
         &section,
@@ -567,5 +579,32 @@ async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
         paths.iter().filter(|p| p.ends_with(":signJwt")).count(),
         1,
         "{paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_exchange_is_tried_again_with_fresh_credentials() {
+    let (g, stub) = google(None).await;
+    g.lock().unwrap().sts_faults = vec![Reply::json(
+        400,
+        json!({"error": "invalid_grant", "error_description": "pool disabled"}),
+    )];
+    let dir = tempfile::tempdir().unwrap();
+    let section = keyless_section(dir.path(), &stub);
+    workdir(
+        dir.path(),
+        &section,
+        &format!("type = \"gcp_logging\"\nproject = \"{PROJECT}\""),
+    );
+    let google = clients(dir.path()).google.unwrap();
+    let err = google.logging.tokens.token().await.unwrap_err().to_string();
+    assert!(
+        err.contains("wif.json"),
+        "names the credentials file: {err}"
+    );
+    // google-cloud-auth would keep that error for good; picket's next request starts over.
+    assert_eq!(
+        google.logging.tokens.token().await.unwrap().expose(),
+        FEDERATED
     );
 }
