@@ -608,3 +608,59 @@ async fn a_refused_token_exchange_is_tried_again_with_fresh_credentials() {
         FEDERATED
     );
 }
+
+/// The real binary with Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`
+/// names the service-account key, `[google]` names no credential at all.
+#[tokio::test]
+async fn picket_run_reads_both_sources_with_application_default_credentials() {
+    let (g, stub) = google(Some(TestKey::generate())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = g
+        .lock()
+        .unwrap()
+        .key
+        .as_ref()
+        .unwrap()
+        .key_file(dir.path(), &format!("{}/token", stub.url));
+    workdir(
+        dir.path(),
+        &format!(
+            "subject = \"{ADMIN}\"\nadmin_scopes = [\"{REPORTS_SCOPE}\"]\n\
+             admin_base_url = \"{url}\"\nlogging_base_url = \"{url}\"\n",
+            url = stub.url
+        ),
+        &format!(
+            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
+             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
+        ),
+    );
+    let cwd = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["run", "--config", "picket.toml", "--once"])
+            .current_dir(&cwd)
+            .env("PICKET_LOG", "warn")
+            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file)
+            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "picket run --once: {stderr}");
+    assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");
+    let g = g.lock().unwrap();
+    assert_eq!(g.issued, 1);
+    assert!(
+        g.seen
+            .iter()
+            .filter(|(api, _)| api == "reports")
+            .all(|(_, t)| t == DELEGATED)
+    );
+    assert!(g.seen.iter().any(|(api, _)| api == "logging"));
+}
