@@ -130,6 +130,36 @@ impl CredentialsFile {
         }
     }
 
+    /// An external account that impersonates a service account: that service account's email
+    /// (from `service_account_impersonation_url`) and the file without the impersonation,
+    /// whose tokens are the federated identity's own.
+    fn federated(&self) -> Option<(String, CredentialsFile)> {
+        if self.kind != "external_account" {
+            return None;
+        }
+        let url = self.field("service_account_impersonation_url")?;
+        let email = url
+            .rsplit_once("/serviceAccounts/")?
+            .1
+            .split(':')
+            .next()
+            .filter(|e| !e.is_empty())?
+            .to_string();
+        let mut json = self.json.clone();
+        if let Some(o) = json.as_object_mut() {
+            o.remove("service_account_impersonation_url");
+            o.remove("service_account_impersonation");
+        }
+        Some((
+            email,
+            CredentialsFile {
+                path: self.path.clone(),
+                kind: self.kind.clone(),
+                json,
+            },
+        ))
+    }
+
     /// The file's `type` (`service_account`, `external_account`, ...).
     pub fn kind(&self) -> &str {
         &self.kind
@@ -241,6 +271,19 @@ impl Credentials {
             }
         };
         Ok(Arc::new(GoogleTokens::new(make, self.describe())?))
+    }
+
+    /// For keyless signing of an external account that impersonates a service account: the
+    /// service account and the federated identity's own credentials (the identity that holds
+    /// `roles/iam.serviceAccountTokenCreator` on it, as `terraform/modules/gcp_identity`
+    /// grants). `None` for any other credential.
+    fn federated(&self) -> Option<(String, Credentials)> {
+        match self {
+            Credentials::Adc { file: Some(f) } | Credentials::File(f) => f
+                .federated()
+                .map(|(email, file)| (email, Credentials::File(file))),
+            _ => None,
+        }
     }
 
     /// The service-account key file, when the credential is one.
@@ -497,20 +540,34 @@ pub fn api_with(
                     Arc::new(signer)
                 }
                 None => {
-                    let sa = g.service_account.clone().ok_or_else(|| {
-                        config_msg(
-                            "google.service_account",
-                            format!(
-                                "domain-wide delegation for subject {subject} with {} (no \
-                                 key) signs through IAM Credentials signJwt: set \
-                                 service_account to the service account's email",
-                                creds.describe()
-                            ),
-                        )
-                    })?;
+                    // An impersonating external account signs with the federated identity's
+                    // token (it holds Token Creator on the service account); anything else
+                    // with its own token.
+                    let federated = creds.federated();
+                    let sa = g
+                        .service_account
+                        .clone()
+                        .or_else(|| federated.as_ref().map(|(email, _)| email.clone()))
+                        .ok_or_else(|| {
+                            config_msg(
+                                "google.service_account",
+                                format!(
+                                    "domain-wide delegation for subject {subject} with {} (no \
+                                     key) signs through IAM Credentials signJwt: set \
+                                     service_account to the service account's email",
+                                    creds.describe()
+                                ),
+                            )
+                        })?;
+                    let source = match &federated {
+                        Some((_, fed)) => fed
+                            .tokens(&scopes(&g.scopes, CLOUD_PLATFORM_SCOPE))
+                            .map_err(|e| config_err(key, e))?,
+                        None => own.clone(),
+                    };
                     Arc::new(IamSignJwt::new(
                         http.clone(),
-                        own.clone(),
+                        source,
                         g.iamcredentials_base_url
                             .clone()
                             .unwrap_or_else(|| IAMCREDENTIALS_BASE_URL.into()),

@@ -110,12 +110,15 @@ struct Google {
     issued: usize,
     activities: Vec<Value>,
     entries: Vec<Value>,
+    /// The token Cloud Logging accepts from a keyless credential.
+    logging_token: &'static str,
     /// The bearer tokens the Reports and Logging APIs saw.
     seen: Vec<(String, String)>,
 }
 
 const DELEGATED: &str = "ya29.delegated-admin";
 const FEDERATED: &str = "ya29.federated-from-sts";
+const IMPERSONATED: &str = "ya29.service-account-impersonated";
 
 fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
     let mut g = g.lock().unwrap();
@@ -186,6 +189,15 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
                 }),
             )
         }
+        ("POST", p) if p == format!("/v1/projects/-/serviceAccounts/{SA}:generateAccessToken") => {
+            assert_eq!(bearer, FEDERATED, "impersonation by the federated identity");
+            let expire = (Utc::now() + chrono::Duration::hours(1))
+                .to_rfc3339_opts(SecondsFormat::Secs, true);
+            Reply::json(
+                200,
+                json!({"accessToken": IMPERSONATED, "expireTime": expire}),
+            )
+        }
         ("POST", p) if p == format!("/v1/projects/-/serviceAccounts/{SA}:signJwt") => {
             assert_eq!(
                 bearer, FEDERATED,
@@ -233,7 +245,7 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
                     assert_eq!(claims["scope"], LOGGING_SCOPE, "the narrowest scope");
                     true
                 }
-                None => bearer == FEDERATED,
+                None => bearer == g.logging_token,
             };
             if !ok {
                 return Reply::json(401, json!({"error": {"code": 401}}));
@@ -298,6 +310,7 @@ async fn google(key: Option<TestKey>) -> (Arc<Mutex<Google>>, Stub) {
         stub_url: String::new(),
         token_faults: Vec::new(),
         sts_faults: Vec::new(),
+        logging_token: FEDERATED,
         issued: 0,
         activities: activities(25),
         entries: entries(30),
@@ -521,7 +534,7 @@ async fn invalid_grant_names_the_credential_and_never_the_key() {
 /// `[google]` with an external account (workload identity federation: the subject token comes
 /// from a file; on AWS it is a signed GetCallerIdentity request built by google-cloud-auth,
 /// the exchange is the same) and keyless delegation.
-fn keyless_section(dir: &Path, stub: &Stub) -> String {
+fn keyless_section(dir: &Path, stub: &Stub, impersonate: bool) -> String {
     let subject = dir.join("subject-token");
     std::fs::write(&subject, "aws-signed-request").unwrap();
     let config = json!({
@@ -531,10 +544,22 @@ fn keyless_section(dir: &Path, stub: &Stub) -> String {
         "token_url": format!("{}/sts", stub.url),
         "credential_source": {"file": subject.display().to_string()},
     });
+    let mut config = config;
+    // As terraform/modules/gcp_identity's google_credentials_config: the federated identity
+    // impersonates the service account, whose email picket takes from the URL.
+    let service_account = if impersonate {
+        config["service_account_impersonation_url"] = json!(format!(
+            "{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
+            stub.url
+        ));
+        String::new()
+    } else {
+        format!("service_account = \"{SA}\"\n")
+    };
     let creds = dir.join("wif.json");
     std::fs::write(&creds, config.to_string()).unwrap();
     format!(
-        "key_file = \"{}\"\nservice_account = \"{SA}\"\nsubject = \"{ADMIN}\"\n\
+        "key_file = \"{}\"\n{service_account}subject = \"{ADMIN}\"\n\
          admin_scopes = [\"{REPORTS_SCOPE}\"]\ntoken_url = \"{url}/token\"\n\
          iamcredentials_base_url = \"{url}\"\nadmin_base_url = \"{url}\"\n\
          logging_base_url = \"{url}\"\n",
@@ -546,8 +571,9 @@ fn keyless_section(dir: &Path, stub: &Stub) -> String {
 #[tokio::test]
 async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
     let (g, stub) = google(None).await;
+    g.lock().unwrap().logging_token = IMPERSONATED;
     let dir = tempfile::tempdir().unwrap();
-    let section = keyless_section(dir.path(), &stub);
+    let section = keyless_section(dir.path(), &stub, true);
     workdir(
         dir.path(),
         &section,
@@ -556,7 +582,7 @@ async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
     let clients = clients(dir.path());
     let records = run_until_caught_up(dir.path(), &clients).await;
     assert_eq!(records, 25);
-    // The same credential reads Cloud Logging with the federated token itself.
+    // The same credential reads Cloud Logging as the impersonated service account.
     let logging = clients
         .google
         .as_ref()
@@ -565,7 +591,7 @@ async fn keyless_delegation_signs_through_iam_with_the_federated_token() {
         .tokens
         .token()
         .await;
-    assert_eq!(logging.unwrap().expose(), FEDERATED);
+    assert_eq!(logging.unwrap().expose(), IMPERSONATED);
     let g = g.lock().unwrap();
     assert!(
         g.seen
@@ -590,7 +616,7 @@ async fn a_refused_token_exchange_is_tried_again_with_fresh_credentials() {
         json!({"error": "invalid_grant", "error_description": "pool disabled"}),
     )];
     let dir = tempfile::tempdir().unwrap();
-    let section = keyless_section(dir.path(), &stub);
+    let section = keyless_section(dir.path(), &stub, false);
     workdir(
         dir.path(),
         &section,

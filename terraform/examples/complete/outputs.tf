@@ -37,3 +37,8 @@ output "google_dwd_scopes" {
   description = "Scopes to authorize for that client ID."
   value       = join(",", module.gcp_identity.domain_wide_delegation_scopes)
 }
+
+output "google_credentials_config" {
+  description = "Credential configuration for [google] key_file in the packaged picket.toml: `terraform output -raw google_credentials_config > google-credentials.json`, then infra/package-lambda.sh --google-credentials google-credentials.json."
+  value       = module.gcp_identity.google_credentials_config
+}

@@ -26,3 +26,18 @@ output "domain_wide_delegation_scopes" {
     "https://www.googleapis.com/auth/admin.directory.user",
   ]
 }
+
+output "google_credentials_config" {
+  description = "Workload identity federation credential configuration (an external_account file, no secret) for picket's AWS roles: package it with the Lambda functions (infra/package-lambda.sh --google-credentials) and name it in [google] key_file. The AWS credentials and region come from the function's environment."
+  value = jsonencode({
+    type                              = "external_account"
+    audience                          = "//iam.googleapis.com/${google_iam_workload_identity_pool_provider.aws.name}"
+    subject_token_type                = "urn:ietf:params:aws:token-type:aws4_request"
+    token_url                         = "https://sts.googleapis.com/v1/token"
+    service_account_impersonation_url = "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${google_service_account.picket.email}:generateAccessToken"
+    credential_source = {
+      environment_id                 = "aws1"
+      regional_cred_verification_url = "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
+    }
+  })
+}
