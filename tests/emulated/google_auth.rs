@@ -5,8 +5,10 @@
 //! `scope`, `aud`); the self-signed JWTs `google-cloud-auth` sends Cloud Logging for a
 //! service-account key (verified the same way); an external account (workload identity
 //! federation: a subject-token file traded at an STS stub) whose token authorises IAM
-//! Credentials `signJwt` for keyless delegation. Then the sources read their events with
-//! exactly the tokens the stub issued.
+//! Credentials `signJwt` for keyless delegation (and impersonates the service account for
+//! Cloud Logging); the metadata server of a Google Cloud host. Then the sources read their
+//! events with exactly the tokens the stub issued; two tests run the `picket` binary with
+//! Application Default Credentials.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -110,6 +112,8 @@ struct Google {
     issued: usize,
     activities: Vec<Value>,
     entries: Vec<Value>,
+    /// The token `signJwt` accepts.
+    signer_token: &'static str,
     /// The token Cloud Logging accepts from a keyless credential.
     logging_token: &'static str,
     /// The bearer tokens the Reports and Logging APIs saw.
@@ -119,6 +123,7 @@ struct Google {
 const DELEGATED: &str = "ya29.delegated-admin";
 const FEDERATED: &str = "ya29.federated-from-sts";
 const IMPERSONATED: &str = "ya29.service-account-impersonated";
+const METADATA: &str = "ya29.from-the-metadata-server";
 
 fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
     let mut g = g.lock().unwrap();
@@ -200,8 +205,8 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
         }
         ("POST", p) if p == format!("/v1/projects/-/serviceAccounts/{SA}:signJwt") => {
             assert_eq!(
-                bearer, FEDERATED,
-                "signJwt authorised by the federated token"
+                bearer, g.signer_token,
+                "signJwt authorised by the source token"
             );
             let payload = r.json()["payload"].as_str().unwrap().to_string();
             let jwt = format!(
@@ -210,6 +215,21 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
                 URL_SAFE_NO_PAD.encode(payload)
             );
             Reply::json(200, json!({"keyId": "k1", "signedJwt": jwt}))
+        }
+        ("GET", "/computeMetadata/v1/instance/service-accounts/default/token") => {
+            assert_eq!(r.header("metadata-flavor"), Some("Google"));
+            let scopes = param(&r.query, "scopes").unwrap_or_default();
+            // Logging asks for its narrow scope; signJwt's source for cloud-platform.
+            let token = if scopes.contains("logging.read") {
+                "ya29.from-the-metadata-server-logging"
+            } else {
+                assert!(scopes.contains("cloud-platform"), "{scopes}");
+                METADATA
+            };
+            Reply::json(
+                200,
+                json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            )
         }
         ("GET", p) if p.starts_with("/admin/reports/v1/activity/users/all/applications/") => {
             g.seen.push(("reports".into(), bearer.clone()));
@@ -311,6 +331,7 @@ async fn google(key: Option<TestKey>) -> (Arc<Mutex<Google>>, Stub) {
         token_faults: Vec::new(),
         sts_faults: Vec::new(),
         logging_token: FEDERATED,
+        signer_token: FEDERATED,
         issued: 0,
         activities: activities(25),
         entries: entries(30),
@@ -688,5 +709,60 @@ async fn picket_run_reads_both_sources_with_application_default_credentials() {
             .filter(|(api, _)| api == "reports")
             .all(|(_, t)| t == DELEGATED)
     );
+    assert!(g.seen.iter().any(|(api, _)| api == "logging"));
+}
+
+/// The real binary on a Google Cloud host: no credentials file anywhere, so
+/// `google-cloud-auth` asks the metadata server (`GCE_METADATA_HOST` points it at the stub),
+/// and delegation signs through `signJwt` with the metadata server's token.
+#[tokio::test]
+async fn picket_run_on_a_google_cloud_host_uses_the_metadata_server() {
+    let (g, stub) = google(None).await;
+    {
+        let mut g = g.lock().unwrap();
+        g.signer_token = METADATA;
+        g.logging_token = "ya29.from-the-metadata-server-logging";
+    }
+    let dir = tempfile::tempdir().unwrap();
+    workdir(
+        dir.path(),
+        &format!(
+            "credentials = \"adc\"\nservice_account = \"{SA}\"\nsubject = \"{ADMIN}\"\n\
+             admin_scopes = [\"{REPORTS_SCOPE}\"]\ntoken_url = \"{url}/token\"\n\
+             iamcredentials_base_url = \"{url}\"\nadmin_base_url = \"{url}\"\n\
+             logging_base_url = \"{url}\"\n",
+            url = stub.url
+        ),
+        &format!(
+            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
+             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
+        ),
+    );
+    let cwd = dir.path().to_path_buf();
+    let host = stub.url.trim_start_matches("http://").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["run", "--config", "picket.toml", "--once"])
+            .current_dir(&cwd)
+            .env("PICKET_LOG", "warn")
+            .env("GCE_METADATA_HOST", host)
+            .env("HOME", &cwd)
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("CLOUDSDK_CONFIG")
+            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "picket run --once: {stderr}");
+    assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");
+    let g = g.lock().unwrap();
+    assert_eq!(g.issued, 1);
     assert!(g.seen.iter().any(|(api, _)| api == "logging"));
 }
