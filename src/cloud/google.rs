@@ -504,6 +504,12 @@ pub fn api_with(
     http: &reqwest::Client,
     creds: &Credentials,
 ) -> Result<GoogleApi, GoogleConfigError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(config_msg(
+            "google",
+            "the Google clients are built within a Tokio runtime (google-cloud-auth)",
+        ));
+    }
     let key_of = |kind: Option<GoogleCredentials>| match kind {
         Some(GoogleCredentials::KeyFile) => "google.key_file",
         Some(GoogleCredentials::AccessToken) => "google.access_token",
