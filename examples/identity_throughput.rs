@@ -10,7 +10,9 @@
 //! Arguments: users (default 20,000), chunk size (default 4,096), state file (default a
 //! temporary one).
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -23,8 +25,44 @@ use picket::model::Activity;
 use picket::pipeline::Pipeline;
 use picket::state::{SqliteStore, StateStore};
 
+/// mimalloc, counting the bytes live on the Rust heap (the detectors' caches; SQLite
+/// allocates its page cache with its own allocator) and their peak.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+// SAFETY: every call is forwarded unchanged to mimalloc; only counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size() as isize);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded with the caller's pointer and layout.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size() as isize);
+        // SAFETY: forwarded with the caller's layout.
+        unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        grew(new_size as isize - layout.size() as isize);
+        // SAFETY: forwarded with the caller's pointer, layout and size.
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
 /// CPU time of this thread (user and system), nanoseconds.
 fn thread_cpu_ns() -> u64 {
@@ -66,6 +104,8 @@ fn main() -> Result<()> {
         Router::new(Vec::new()),
         Arc::new(Clock::event_time()),
     );
+    let live0 = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live0, Ordering::Relaxed);
     let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
     let mut found = 0;
     for c in events.chunks(chunk.max(1)) {
@@ -73,6 +113,11 @@ fn main() -> Result<()> {
     }
     let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9;
     let wall = wall0.elapsed().as_secs_f64();
+    let mb = |b: isize| (b - live0) as f64 / 1e6;
+    let (live, peak) = (
+        mb(LIVE.load(Ordering::Relaxed)),
+        mb(PEAK.load(Ordering::Relaxed)),
+    );
     let n = events.len() as f64;
     println!(
         "{users} users: {} events ({signins} sign-ins, {travel} located interactive), {found} findings; \
@@ -80,6 +125,11 @@ fn main() -> Result<()> {
         events.len(),
         n / cpu,
         n / wall
+    );
+    println!(
+        "  Rust heap grown by the run (the detectors' caches): {live:.0} MB at the end, \
+         {:.0} bytes per user; peak {peak:.0} MB",
+        live * 1e6 / users as f64
     );
     let conn = rusqlite::Connection::open(&path)?;
     let mut stmt = conn.prepare(

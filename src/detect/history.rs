@@ -135,27 +135,27 @@ where
         }
     }
 
-    /// Reads the identity's value from the store into the cache.
-    fn fetch(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<(), DetectError> {
+    /// Reads the identity's value from the store into the cache; returns its index there.
+    fn fetch(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<usize, DetectError> {
         let stored = cx
             .state
             .get(self.ns, key, cx.now)
             .map_err(|e| self.state_err(e))?;
         let entry = self.decode(stored, key)?;
-        self.insert(key, entry);
-        Ok(())
+        Ok(self.insert(key, entry))
     }
 
-    /// Caches `entry` for `key`, first evicting one clean entry when the cache is full.
-    fn insert(&mut self, key: &str, entry: Entry<T>) {
-        if let Some(e) = self.cache.get_mut(key) {
+    /// Caches `entry` for `key`, first evicting one clean entry when the cache is full;
+    /// returns its index.
+    fn insert(&mut self, key: &str, entry: Entry<T>) -> usize {
+        if let Some((i, _, e)) = self.cache.get_full_mut(key) {
             *e = entry;
-            return;
+            return i;
         }
         if self.cache.len() >= self.capacity {
             self.evict_one();
         }
-        self.cache.insert(key.into(), entry);
+        self.cache.insert_full(key.into(), entry).0
     }
 
     /// Clock sweep: clears the reference bit of recently used entries and evicts the first
@@ -185,31 +185,23 @@ where
         }
     }
 
-    /// The cached entry of `key`, marked as used.
-    fn entry_mut(&mut self, key: &str) -> Option<&mut Entry<T>> {
-        let e = self.cache.get_mut(key)?;
-        e.referenced = true;
-        Some(e)
-    }
-
     /// Makes sure the identity's value is cached and not past the expiry this cache wrote
     /// it with (the store treats such a value as absent, so the cache does too; a clean
     /// value read from the store is kept until a write says otherwise).
-    fn ensure_live(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<(), DetectError> {
-        match self.entry_mut(key) {
-            None => self.fetch(key, cx),
-            Some(e) if e.expires.is_some_and(|at| at <= cx.now) => {
-                if e.dirty {
-                    // Changed in this batch, so written with a later expiry at its flush.
-                    return Ok(());
-                }
-                e.value = T::default();
-                e.version = None;
-                e.expires = None;
-                Ok(())
-            }
-            Some(_) => Ok(()),
+    /// Returns the entry's index in the cache, marked as used.
+    fn ensure_live(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<usize, DetectError> {
+        let Some((i, _, e)) = self.cache.get_full_mut(key) else {
+            return self.fetch(key, cx);
+        };
+        e.referenced = true;
+        // A dirty entry was changed in this batch, so it is written with a later expiry at
+        // its flush.
+        if !e.dirty && e.expires.is_some_and(|at| at <= cx.now) {
+            e.value = T::default();
+            e.version = None;
+            e.expires = None;
         }
+        Ok(i)
     }
 
     /// Switches write-back on or off (flush first when switching it off).
@@ -231,9 +223,11 @@ where
 
     fn flush_dirty(&mut self, cx: &DetectContext<'_>) -> Result<(), DetectError> {
         let expires = Some(cx.now + self.ttl);
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
+        // In key order: consecutive writes land on neighbouring pages of the store's index.
+        dirty.sort_unstable();
         for key in &dirty {
-            let Some(entry) = self.cache.get_mut(key) else {
+            let Some((i, _, entry)) = self.cache.get_full_mut(key) else {
                 return Err(self.corrupt(key, "stay cached", "evicted before its flush".into()));
             };
             entry.dirty = false;
@@ -257,7 +251,7 @@ where
             }
             match outcome {
                 CasOutcome::Written(v) => {
-                    if let Some(entry) = self.cache.get_mut(key) {
+                    if let Some((_, entry)) = self.cache.get_index_mut(i) {
                         entry.version = Some(v);
                         entry.expires = expires;
                     }
@@ -286,21 +280,18 @@ where
         self.hand = 0;
     }
 
-    fn is_dirty(&self, key: &str) -> bool {
-        self.cache.get(key).is_some_and(|e| e.dirty)
-    }
-
     /// Reads the identity's value from the store (not the cache, which it refreshes): for
     /// decisions that write nothing, where a stale cache would never be corrected.
     pub fn read_fresh(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<&T, DetectError> {
         // An unflushed change of this batch is fresher than the store.
-        if !self.is_dirty(key) {
-            self.fetch(key, cx)?;
+        let i = match self.cache.get_full(key) {
+            Some((i, _, e)) if e.dirty => i,
+            _ => self.fetch(key, cx)?,
+        };
+        match self.cache.get_index(i) {
+            Some((_, e)) => Ok(&e.value),
+            None => Err(self.corrupt(key, "stay cached", "just read".into())),
         }
-        self.cache
-            .get(key)
-            .map(|e| &e.value)
-            .ok_or_else(|| self.corrupt(key, "stay cached", "just read".into()))
     }
 
     /// Applies `f` to the identity's value (default when absent) and stores the result when
@@ -330,8 +321,8 @@ where
         cx: &DetectContext<'_>,
         mut f: impl FnMut(&mut T) -> (R, bool),
     ) -> Result<R, DetectError> {
-        self.ensure_live(key, cx)?;
-        let Some(entry) = self.cache.get_mut(key) else {
+        let i = self.ensure_live(key, cx)?;
+        let Some((_, entry)) = self.cache.get_index_mut(i) else {
             return Err(self.corrupt(key, "stay cached", "evicted mid-update".into()));
         };
         let (result, changed) = f(&mut entry.value);
@@ -424,8 +415,10 @@ pub enum Observation {
     New,
 }
 
-/// How stale `Seen::last` may get before a sighting rewrites it.
-const LAST_SEEN_PRECISION_SECS: i64 = 24 * 3600;
+/// How stale `Seen::last` may get before a sighting rewrites it. `last` only orders the
+/// eviction of values when a profile is full, so a week's precision does: a known value seen
+/// again within a week of its recorded last sighting writes nothing.
+const LAST_SEEN_PRECISION_SECS: i64 = 7 * 24 * 3600;
 
 /// What an identity has been seen with, capped at a number of values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,11 +443,19 @@ impl SeenProfile {
     ) -> (Observation, bool) {
         let t = time.timestamp();
         if let Some(seen) = self.values.iter_mut().find(|s| s.key == value) {
-            // `last` only orders evictions, so a day's precision is enough: a known value seen
-            // again within a day of its last sighting writes nothing (most sign-ins).
-            let changed = t < seen.first || t > seen.last + LAST_SEEN_PRECISION_SECS;
-            seen.first = seen.first.min(t);
-            seen.last = seen.last.max(t);
+            // `last` only orders evictions, so a week's precision is enough: a known value
+            // seen again within a week of its last sighting writes nothing (most sign-ins).
+            // `last` moves only when it is rewritten, so what is cached is what is stored and
+            // the stored `last` is never more than the precision behind.
+            let earlier = t < seen.first;
+            let stale = t > seen.last.saturating_add(LAST_SEEN_PRECISION_SECS);
+            if earlier {
+                seen.first = t;
+            }
+            if stale {
+                seen.last = t;
+            }
+            let changed = earlier || stale;
             let since_changed = self.since.is_none_or(|s| t < s);
             if since_changed {
                 self.since = Some(t);
@@ -710,14 +711,17 @@ mod tests {
         let learn = Duration::days(14);
         assert_eq!(p.observe("DE", t(0), learn, 3).0, Observation::Learning);
         assert_eq!(p.observe("FR", t(24), learn, 3).0, Observation::Learning);
-        assert_eq!(p.observe("DE", t(48), learn, 3), (Observation::Known, true));
-        // Seen again within a day of the last sighting: nothing to write.
+        // Seen again within a week of the recorded sighting: nothing to write.
         assert_eq!(
-            p.observe("DE", t(50), learn, 3),
+            p.observe("DE", t(48), learn, 3),
             (Observation::Known, false)
         );
         assert_eq!(
-            p.observe("DE", t(48), learn, 3),
+            p.observe("DE", t(8 * 24), learn, 3),
+            (Observation::Known, true)
+        );
+        assert_eq!(
+            p.observe("DE", t(8 * 24 + 2), learn, 3),
             (Observation::Known, false)
         );
         assert_eq!(p.observe("US", t(15 * 24), learn, 3).0, Observation::New);
