@@ -266,11 +266,12 @@ impl SignIn {
                 .ip
                 .map(|ip| ip.to_string())
                 .or_else(|| event.src.raw.clone()),
-            user_agent: event
-                .src
-                .user_agent
-                .as_ref()
-                .map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            user_agent: event.src.user_agent.as_ref().map(|ua| {
+                match ua.char_indices().nth(MAX_USER_AGENT) {
+                    Some((end, _)) => ua[..end].to_string(),
+                    None => ua.clone(),
+                }
+            }),
             lat: geo.lat,
             lon: geo.lon,
             radius_km: geo.radius_km,
@@ -571,6 +572,38 @@ pub struct Assessment {
     pub speed_kmh: Option<f64>,
 }
 
+/// What [`assess`] reads of a location, borrowed.
+#[derive(Debug, Clone, Copy)]
+struct Place<'a> {
+    has_city: bool,
+    country: Option<&'a str>,
+    lat: f64,
+    lon: f64,
+    radius_km: Option<f64>,
+}
+
+impl<'a> Place<'a> {
+    fn of(g: &'a GeoLocation) -> Place<'a> {
+        Place {
+            has_city: g.city.is_some(),
+            country: g.country.as_deref(),
+            lat: g.lat,
+            lon: g.lon,
+            radius_km: g.radius_km,
+        }
+    }
+
+    fn of_signin(s: &'a SignIn) -> Place<'a> {
+        Place {
+            has_city: s.city.is_some(),
+            country: s.country.as_deref(),
+            lat: s.lat,
+            lon: s.lon,
+            radius_km: s.radius_km,
+        }
+    }
+}
+
 /// Compares two located sign-ins. `Some` when travelling between them is impossible.
 pub fn assess(
     a: (&GeoLocation, DateTime<Utc>),
@@ -578,14 +611,29 @@ pub fn assess(
     max_speed_kmh: f64,
     coarse_radius_km: f64,
 ) -> Option<Assessment> {
-    let coarse =
-        |g: &GeoLocation| g.city.is_none() || g.radius_km.unwrap_or(0.0) >= coarse_radius_km;
-    let (ga, gb) = (a.0, b.0);
-    if (coarse(ga) || coarse(gb))
-        && ga.country.is_some()
-        && ga.country.as_deref().map(str::to_ascii_uppercase)
-            == gb.country.as_deref().map(str::to_ascii_uppercase)
-    {
+    assess_places(
+        Place::of(a.0),
+        Place::of(b.0),
+        (b.1 - a.1).num_milliseconds(),
+        max_speed_kmh,
+        coarse_radius_km,
+    )
+}
+
+/// [`assess`] of two places `gap_ms` apart (either sign).
+fn assess_places(
+    ga: Place<'_>,
+    gb: Place<'_>,
+    gap_ms: i64,
+    max_speed_kmh: f64,
+    coarse_radius_km: f64,
+) -> Option<Assessment> {
+    let coarse = |g: &Place<'_>| !g.has_city || g.radius_km.unwrap_or(0.0) >= coarse_radius_km;
+    let same_country = match (ga.country, gb.country) {
+        (Some(x), Some(y)) => x.eq_ignore_ascii_case(y),
+        _ => false,
+    };
+    if (coarse(&ga) || coarse(&gb)) && same_country {
         return None;
     }
     let distance_km = great_circle_km(ga.lat, ga.lon, gb.lat, gb.lon);
@@ -594,7 +642,7 @@ pub fn assess(
     if adjusted_km.is_nan() || adjusted_km <= 0.0 {
         return None;
     }
-    let gap_seconds = ((b.1 - a.1).num_milliseconds().abs() as f64) / 1000.0;
+    let gap_seconds = (gap_ms.unsigned_abs() as f64) / 1000.0;
     if gap_seconds == 0.0 {
         return Some(Assessment {
             distance_km,
@@ -795,19 +843,21 @@ impl Detector for ImpossibleTravel {
             return Ok(Vec::new());
         };
         let key = event.actor.key.as_str();
-        let entry = SignIn::of(event, geo);
+        let time_ms = event.time.timestamp_millis();
+        let uid = event.uid.as_str();
         let retention_ms = config.history_retention_hours as i64 * 3_600_000;
         state.update(key, cx, |h| {
-            if h.entries.iter().any(|e| e.uid == entry.uid) {
+            if h.entries.iter().any(|e| e.uid == uid) {
                 return (Vec::new(), false);
             }
-            let pos = h.entries.partition_point(|e| {
-                (e.time_ms, e.uid.as_str()) < (entry.time_ms, entry.uid.as_str())
-            });
-            h.entries.insert(pos, entry.clone());
-            if let Some(cc) = &entry.country {
+            let pos = h
+                .entries
+                .partition_point(|e| (e.time_ms, e.uid.as_str()) < (time_ms, uid));
+            // Built here, once the sign-in is known to be new (most are, and it moves in).
+            h.entries.insert(pos, SignIn::of(event, geo));
+            if let Some(cc) = &geo.country {
                 h.countries
-                    .observe(cc, entry.time(), Duration::zero(), config.max_countries);
+                    .observe(cc, event.time, Duration::zero(), config.max_countries);
             }
             let mut pairs = Vec::new();
             if pos > 0 {
@@ -819,9 +869,10 @@ impl Detector for ImpossibleTravel {
             let mut findings = Vec::new();
             for (i, j) in pairs {
                 let (a, b) = (&h.entries[i], &h.entries[j]);
-                if let Some(x) = assess(
-                    (&a.geo(), a.time()),
-                    (&b.geo(), b.time()),
+                if let Some(x) = assess_places(
+                    Place::of_signin(a),
+                    Place::of_signin(b),
+                    b.time_ms - a.time_ms,
                     config.max_speed_kmh,
                     config.coarse_radius_km,
                 ) {

@@ -129,7 +129,12 @@ impl Detector for NewCountry {
         let learning = Duration::days(self.config.learning_days as i64);
         let cap = self.config.max_countries;
         let (obs, known) = self.state.update(&event.actor.key, cx, |p| {
-            let known: Vec<String> = p.values.iter().map(|s| s.key.clone()).collect();
+            // The countries known before this one, only needed (and copied) for a new one.
+            let known: Vec<String> = if p.values.iter().any(|s| s.key == country) {
+                Vec::new()
+            } else {
+                p.values.iter().map(|s| s.key.clone()).collect()
+            };
             let (obs, changed) = p.observe(&country, event.time, learning, cap);
             ((obs, known), changed)
         })?;
