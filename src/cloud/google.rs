@@ -704,6 +704,26 @@ mod tests {
     }
 
     #[test]
+    fn an_impersonating_external_account_names_its_service_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wif.json");
+        std::fs::write(
+            &path,
+            r#"{"type": "external_account", "audience": "//iam.googleapis.com/x",
+                "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+                "token_url": "https://sts.googleapis.com/v1/token",
+                "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
+                "credential_source": {"environment_id": "aws1"}}"#,
+        )
+        .unwrap();
+        let f = CredentialsFile::read(&path).unwrap();
+        let (email, own) = f.federated().unwrap();
+        assert_eq!(email, "sa@p.iam.gserviceaccount.com");
+        assert!(own.json.get("service_account_impersonation_url").is_none());
+        assert!(f.duplicate().federated().is_some());
+    }
+
+    #[test]
     fn default_admin_scopes_cover_reports_and_the_workspace_actions() {
         assert_eq!(
             default_admin_scopes(),

@@ -174,7 +174,15 @@ fn handle(g: &Mutex<Google>, r: &Request) -> Reply {
                 form(&r.body, "grant_type"),
                 Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange")
             );
-            assert_eq!(form(&r.body, "subject_token"), Some("aws-signed-request"));
+            // A file's token, or google-cloud-auth's serialized, signed AWS GetCallerIdentity.
+            let subject = form(&r.body, "subject_token").unwrap();
+            assert!(
+                subject == "aws-signed-request"
+                    || (subject.contains("GetCallerIdentity")
+                        && subject.contains("AWS4-HMAC-SHA256")
+                        && subject.contains("AKIDPICKETTEST")),
+                "{subject}"
+            );
             assert!(
                 form(&r.body, "audience").is_some_and(|a| a.contains("workloadIdentityPools")),
                 "{}",
@@ -765,4 +773,71 @@ async fn picket_run_on_a_google_cloud_host_uses_the_metadata_server() {
     let g = g.lock().unwrap();
     assert_eq!(g.issued, 1);
     assert!(g.seen.iter().any(|(api, _)| api == "logging"));
+}
+
+/// The real binary as the Lambda functions run it: `[google] key_file` is the
+/// `google_credentials_config` of terraform/modules/gcp_identity (AWS environment credentials
+/// signed into a GetCallerIdentity request, exchanged at STS, then service-account
+/// impersonation), the AWS credentials and region in the environment.
+#[tokio::test]
+async fn picket_run_with_aws_workload_identity_federation() {
+    let (g, stub) = google(None).await;
+    g.lock().unwrap().logging_token = IMPERSONATED;
+    let dir = tempfile::tempdir().unwrap();
+    let wif = json!({
+        "type": "external_account",
+        "audience": "//iam.googleapis.com/projects/123/locations/global/workloadIdentityPools/picket-aws/providers/aws",
+        "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+        "token_url": format!("{}/sts", stub.url),
+        "service_account_impersonation_url": format!(
+            "{}/v1/projects/-/serviceAccounts/{SA}:generateAccessToken",
+            stub.url
+        ),
+        "credential_source": {
+            "environment_id": "aws1",
+            "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15",
+        },
+    });
+    std::fs::write(dir.path().join("google-credentials.json"), wif.to_string()).unwrap();
+    workdir(
+        dir.path(),
+        &format!(
+            "key_file = \"google-credentials.json\"\nsubject = \"{ADMIN}\"\n\
+             admin_scopes = [\"{REPORTS_SCOPE}\"]\ntoken_url = \"{url}/token\"\n\
+             iamcredentials_base_url = \"{url}\"\nadmin_base_url = \"{url}\"\n\
+             logging_base_url = \"{url}\"\n",
+            url = stub.url
+        ),
+        &format!(
+            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
+             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
+        ),
+    );
+    let cwd = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
+            .args(["run", "--config", "picket.toml", "--once"])
+            .current_dir(&cwd)
+            .env("PICKET_LOG", "warn")
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
+            .env("AWS_ACCESS_KEY_ID", "AKIDPICKETTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_SESSION_TOKEN", "session")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "picket run --once: {stderr}");
+    assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");
+    let g = g.lock().unwrap();
+    assert_eq!(g.issued, 1);
+    let paths: Vec<String> = stub.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.iter().any(|p| p.ends_with(":generateAccessToken")));
+    assert!(paths.iter().any(|p| p.ends_with(":signJwt")));
 }
