@@ -310,6 +310,19 @@ impl Pipeline {
         let mut found = Vec::new();
         let mut failed: Option<DetectError> = None;
         let result = state.run_batch(&mut || {
+            if let Some(first) = events.first() {
+                self.clock.observe(first.time);
+                let cx = DetectContext {
+                    state: state.as_ref(),
+                    now: self.clock.now(),
+                };
+                for d in &mut self.detectors {
+                    if let Err(e) = d.prefetch(events, &cx) {
+                        failed = Some(e);
+                        return Err(abandoned());
+                    }
+                }
+            }
             for ev in events {
                 self.clock.observe(ev.time);
                 let cx = DetectContext {

@@ -204,6 +204,36 @@ where
         Ok(i)
     }
 
+    /// Loads the values of the identities in `keys` that are not cached with one multi-key
+    /// read ([`StateStore::get_many`](crate::state::StateStore::get_many)), so a batch's
+    /// misses cost one round-trip instead of one each. At most `capacity` identities are
+    /// loaded; the rest are read when used.
+    pub fn prefetch<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k str>,
+        cx: &DetectContext<'_>,
+    ) -> Result<(), DetectError> {
+        let mut missing: Vec<&str> = keys
+            .into_iter()
+            .filter(|k| !k.is_empty() && !self.cache.contains_key(*k))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        missing.truncate(self.capacity);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let stored = cx
+            .state
+            .get_many(self.ns, &missing, cx.now)
+            .map_err(|e| self.state_err(e))?;
+        for (key, v) in missing.into_iter().zip(stored) {
+            let entry = self.decode(v, key)?;
+            self.insert(key, entry);
+        }
+        Ok(())
+    }
+
     /// Switches write-back on or off (flush first when switching it off).
     pub fn set_write_back(&mut self, on: bool) {
         self.write_back = on;
@@ -667,6 +697,34 @@ mod tests {
         }
         touch(&mut w, "e", false);
         assert_eq!(w.cache.len(), 4, "one clean entry made room for e");
+    }
+
+    #[test]
+    fn prefetch_loads_what_the_store_holds_within_the_capacity() {
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: t(0),
+        };
+        store.put("ns", "a", b"[1]", None, t(0)).unwrap();
+        store.put("ns", "b", b"[2]", None, t(0)).unwrap();
+        let mut c: CachedState<Vec<u32>> = CachedState::new("test", "ns", 2, Duration::days(1));
+        c.set_write_back(true);
+        c.prefetch(["b", "a", "b", "", "c"], &cx).unwrap();
+        assert_eq!(c.cache.len(), 2, "capacity bounds a prefetch");
+        let a = c.update("a", &cx, |v| (v.clone(), false)).unwrap();
+        let b = c.update("b", &cx, |v| (v.clone(), false)).unwrap();
+        let none = c.update("c", &cx, |v| (v.clone(), false)).unwrap();
+        assert_eq!((a, b, none), (vec![1], vec![2], vec![]));
+        // A cached change is not replaced by a later prefetch.
+        c.update("a", &cx, |v| {
+            v.push(5);
+            ((), true)
+        })
+        .unwrap();
+        c.prefetch(["a"], &cx).unwrap();
+        c.flush(&cx).unwrap();
+        assert_eq!(store.get("ns", "a", t(0)).unwrap().unwrap().value, b"[1,5]");
     }
 
     #[test]

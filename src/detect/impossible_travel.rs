@@ -800,6 +800,20 @@ impl Detector for ImpossibleTravel {
         ID
     }
 
+    fn prefetch(
+        &mut self,
+        events: &[IdentityEvent],
+        cx: &DetectContext<'_>,
+    ) -> Result<(), DetectError> {
+        let keys = events
+            .iter()
+            .filter(|e| {
+                eligible_geo(e).is_some() || (e.activity == Activity::SignIn && e.auth.mfa_failed)
+            })
+            .map(|e| e.actor.key.as_str());
+        self.state.prefetch(keys, cx)
+    }
+
     fn set_write_back(&mut self, on: bool) {
         self.state.set_write_back(on);
     }

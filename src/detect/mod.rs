@@ -75,6 +75,16 @@ pub trait Detector: Send {
         cx: &DetectContext<'_>,
     ) -> Result<Vec<Finding>, DetectError>;
 
+    /// Called with a whole batch before its events: loads, in as few store round-trips as
+    /// the backend allows, the state the detector will read for them. Default: nothing.
+    fn prefetch(
+        &mut self,
+        _events: &[IdentityEvent],
+        _cx: &DetectContext<'_>,
+    ) -> Result<(), DetectError> {
+        Ok(())
+    }
+
     /// Switches write-back on or off: with it on, state changes stay in the detector's cache
     /// until [`Detector::flush`]. The pipeline turns it on when its store commits each batch
     /// all-or-nothing ([`StateStore::rolls_back_batches`]). Default: nothing to switch.

@@ -103,6 +103,19 @@ impl Detector for NewCountry {
         ID
     }
 
+    fn prefetch(
+        &mut self,
+        events: &[IdentityEvent],
+        cx: &DetectContext<'_>,
+    ) -> Result<(), DetectError> {
+        let interactive_only = self.config.interactive_only;
+        let keys = events
+            .iter()
+            .filter(|e| learnable(e, interactive_only) && value_of(e).is_some())
+            .map(|e| e.actor.key.as_str());
+        self.state.prefetch(keys, cx)
+    }
+
     fn set_write_back(&mut self, on: bool) {
         self.state.set_write_back(on);
     }

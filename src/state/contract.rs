@@ -23,6 +23,7 @@ pub fn run_contract(make: &dyn Fn() -> Box<dyn StateStore>) {
     counter_limit_is_never_exceeded(&*make());
     counter_windows_roll_over(&*make());
     list_is_sorted_prefix_bounded_and_skips_expired(&*make());
+    get_many_answers_like_get(&*make());
     model_based(make);
 }
 
@@ -204,6 +205,40 @@ fn counter_windows_roll_over(s: &dyn StateStore) {
     assert_eq!(
         s.incr_window("c", "k", 60, before_epoch, None).unwrap(),
         CounterOutcome::Counted(1)
+    );
+}
+
+fn get_many_answers_like_get(s: &dyn StateStore) {
+    assert_eq!(s.get_many("n", &[], at(0)).unwrap(), Vec::new());
+    // More keys than one statement of a batching backend reads, some absent, one expired,
+    // one in another namespace, one asked twice.
+    let keys: Vec<String> = (0..300).map(|i| format!("k{i:03}")).collect();
+    for (i, k) in keys.iter().enumerate() {
+        match i % 3 {
+            0 => {}
+            1 => {
+                s.put("n", k, k.as_bytes(), None, at(0)).unwrap();
+            }
+            _ => {
+                s.put("n", k, b"x", None, at(0)).unwrap();
+                s.put("n", k, k.as_bytes(), Some(at(10)), at(1)).unwrap();
+            }
+        }
+    }
+    s.put("other", "k000", b"elsewhere", None, at(0)).unwrap();
+    s.put("n", "gone", b"old", Some(at(5)), at(0)).unwrap();
+    let mut asked: Vec<&str> = keys.iter().map(String::as_str).rev().collect();
+    asked.extend(["gone", "k001", ""]);
+    for now in [at(2), at(10)] {
+        let want: Vec<Option<Versioned>> =
+            asked.iter().map(|k| s.get("n", k, now).unwrap()).collect();
+        assert_eq!(s.get_many("n", &asked, now).unwrap(), want, "at {now}");
+    }
+    let short = s.get_many("n", &["k001", "k002", "k003"], at(2)).unwrap();
+    assert_eq!(
+        short,
+        [Some(v(b"k001", 1)), Some(v(b"k002", 2)), None],
+        "in the order asked"
     );
 }
 

@@ -65,6 +65,26 @@ impl StateStore for MemoryStore {
             }))
     }
 
+    fn get_many(
+        &self,
+        ns: &str,
+        keys: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Versioned>>, StateError> {
+        let map = self.lock();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                map.get(&k(ns, key))
+                    .filter(|e| e.live(now))
+                    .map(|e| Versioned {
+                        value: e.value.clone(),
+                        version: e.version,
+                    })
+            })
+            .collect())
+    }
+
     fn put(
         &self,
         ns: &str,

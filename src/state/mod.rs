@@ -209,6 +209,18 @@ pub trait StateStore: Send + Sync {
     fn get(&self, ns: &str, key: &str, now: DateTime<Utc>)
     -> Result<Option<Versioned>, StateError>;
 
+    /// Reads several values of one namespace: one answer per key, in the order of `keys`
+    /// (a key given twice is answered twice). Backends that can read many rows in one
+    /// round-trip (SQLite) do; the default reads them one by one.
+    fn get_many(
+        &self,
+        ns: &str,
+        keys: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Versioned>>, StateError> {
+        keys.iter().map(|k| self.get(ns, k, now)).collect()
+    }
+
     /// Writes a value unconditionally; `expires` sets a TTL.
     fn put(
         &self,

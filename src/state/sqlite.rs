@@ -10,6 +10,7 @@
 //!
 //! To change the schema: bump [`SCHEMA_VERSION`] and add a step to `migrate`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -29,6 +30,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// WAL pages after which a commit checkpoints (64 MiB of 4 KiB pages).
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// Keys read by one statement of `get_many` (SQLite allows 32,766 parameters), and by the
+/// statement for a short remainder.
+const GET_MANY_CHUNK: usize = 128;
+const GET_MANY_SHORT: usize = 8;
 
 /// Every this many writes, expired rows (a bounded number) are deleted.
 const PURGE_EVERY_WRITES: u64 = 4096;
@@ -492,6 +498,63 @@ impl StateStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Versioned>, StateError> {
         self.with_conn(false, "reading", |c| read_live(c, ns, key, now))
+    }
+
+    fn get_many(
+        &self,
+        ns: &str,
+        keys: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Versioned>>, StateError> {
+        let (s, n) = split(now);
+        self.with_conn(false, "reading many", |c| {
+            let mut found: HashMap<&str, Versioned> = HashMap::with_capacity(keys.len());
+            let mut unique: Vec<&str> = keys.to_vec();
+            unique.sort_unstable();
+            unique.dedup();
+            for chunk in unique.chunks(GET_MANY_CHUNK) {
+                // Two statement shapes only (a short and a full chunk), so the statement cache
+                // keeps them: a chunk is padded by repeating its last key.
+                let width = if chunk.len() <= GET_MANY_SHORT {
+                    GET_MANY_SHORT
+                } else {
+                    GET_MANY_CHUNK
+                };
+                let mut sql = String::from(concat!(
+                    "SELECT key, value, version FROM kv WHERE ns = ?1 AND ",
+                    live!(""),
+                    " AND key IN (?5"
+                ));
+                for i in 1..width {
+                    sql.push_str(", ?");
+                    sql.push_str(&(i + 5).to_string());
+                }
+                sql.push(')');
+                let mut stmt = c.prepare_cached(&sql)?;
+                stmt.raw_bind_parameter(1, ns)?;
+                stmt.raw_bind_parameter(3, s)?;
+                stmt.raw_bind_parameter(4, n)?;
+                for i in 0..width {
+                    let key = chunk.get(i).or(chunk.last()).copied().unwrap_or_default();
+                    stmt.raw_bind_parameter(i + 5, key)?;
+                }
+                let mut rows = stmt.raw_query();
+                while let Some(row) = rows.next()? {
+                    let key: String = row.get(0)?;
+                    // The row's key is one of the chunk's, so it borrows from `keys`.
+                    if let Some(k) = chunk.iter().find(|k| **k == key) {
+                        found.insert(
+                            k,
+                            Versioned {
+                                value: row.get(1)?,
+                                version: version_from_sql(row.get(2)?),
+                            },
+                        );
+                    }
+                }
+            }
+            Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+        })
     }
 
     fn put(
