@@ -6,6 +6,8 @@
 //! Events per CPU-second of the benchmark thread.
 //!
 //! `cargo bench --no-default-features --bench replay` (`PICKET_BENCH_EVENTS`, default 200,000).
+//! Group `json` measures the floor under it: parsing the same lines into `serde_json::Value`
+//! trees, and only scanning them.
 //! The same workload for `picket replay --stats`: `examples/replay_mix.rs`.
 
 use std::path::Path;
@@ -73,6 +75,33 @@ fn replay(c: &mut Criterion<CpuTime>) {
     });
     group.finish();
     eprintln!("{n} records, {findings} findings per run");
+
+    // The floor under the figure above: parsing the same lines into the `serde_json::Value`
+    // tree every record becomes, and only scanning them (what any JSON reader must do).
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut group = c.benchmark_group("json");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("mix/serde_json::Value", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+                .count()
+        })
+    });
+    group.bench_function("mix/scan-only", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| serde_json::from_slice::<serde::de::IgnoredAny>(l).ok())
+                .count()
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {

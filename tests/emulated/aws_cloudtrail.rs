@@ -317,7 +317,9 @@ async fn faults_lose_nothing_double_nothing_and_two_requests_per_second_per_regi
     let faults = t.served.iter().filter(|s| s.2 != 200).count();
     assert!(faults >= 5, "faults injected: {faults}");
     // At most 2 requests in any second per region: the 1st and 3rd of any three are a
-    // second apart (the stub's arrival times; 20 ms of scheduling slack).
+    // second apart. These are the stub's arrival times, not the client's send times: on a
+    // loaded 2-core machine one request can sit tens of milliseconds longer than the next
+    // between the limiter and the socket, so 100 ms of slack.
     for region in REGIONS {
         let at: Vec<Instant> = stub
             .requests()
@@ -328,7 +330,7 @@ async fn faults_lose_nothing_double_nothing_and_two_requests_per_second_per_regi
         assert!(at.len() > 8, "{region}: {} requests", at.len());
         for w in at.windows(3) {
             assert!(
-                w[2] - w[0] >= Duration::from_millis(980),
+                w[2] - w[0] >= Duration::from_millis(900),
                 "{region}: 3 requests within {:?}",
                 w[2] - w[0]
             );

@@ -436,7 +436,8 @@ async fn audit_log_entries_are_read_once_within_the_project_rate() {
         .filter(|r| r.path == "/v2/entries:list")
         .map(|r| r.at)
         .collect();
-    let slack = Duration::from_millis(20);
+    // Arrival times, not send times: 50 ms of slack for scheduling on a loaded machine.
+    let slack = Duration::from_millis(50);
     for (i, t) in times.iter().enumerate() {
         let n = times[i..]
             .iter()
