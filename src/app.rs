@@ -206,7 +206,7 @@ async fn build_clients(
     #[cfg(feature = "gcp")]
     if google_wanted(config) {
         let api =
-            crate::cloud::google::api(&config.raw.google, &http).map_err(|e| AppError::Build {
+            crate::cloud::gcp::api(&config.raw.google, &http).map_err(|e| AppError::Build {
                 component: e.key,
                 message: e.message,
             })?;

@@ -1,7 +1,8 @@
 //! Cloud clients, built once per process and passed to whatever needs them: the one HTTP
 //! client ([`http`]), the AWS `SdkConfig` ([`aws`], feature `aws`), bearer tokens for Graph
-//! and Google ([`token`]; `azure` and `google` build them from `[azure]` and `[google]`), the one retry helper ([`retry`]) every HTTP caller uses, and
-//! per-key request rate limits ([`rate`]) for pollers.
+//! and Google ([`token`]; `azure` and `gcp` build them from `[azure]` and `[google]`), the
+//! one retry helper ([`retry`]) every HTTP caller uses, and per-key request rate limits
+//! ([`rate`]) for pollers.
 //!
 //! To add a cloud: one `<cloud>.rs` that builds its client from its config section, behind
 //! its feature, and a field in [`Clients`].
@@ -16,7 +17,7 @@ pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
 #[cfg(feature = "gcp")]
-pub mod google;
+pub mod gcp;
 
 /// Errors of client construction and of calls made through these clients.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! [`DelegatedToken`] (Google Workspace domain-wide delegation: a JWT with `sub` signed by a
 //! [`JwtSigner`] — the service-account key locally, or IAM Credentials `signJwt`
 //! ([`IamSignJwt`]) without a key — then the JWT-bearer grant), with feature `gcp`
-//! `cloud::google::GoogleTokens` (Google's own tokens from `google-cloud-auth`: Application
+//! `cloud::gcp::GoogleTokens` (Google's own tokens from `google-cloud-auth`: Application
 //! Default Credentials, key files, workload identity federation, the metadata server) and,
 //! with feature `azure`, `cloud::azure::EntraTokens` (Microsoft Entra through
 //! `azure_identity`). To add one: implement [`TokenProvider`].

@@ -389,7 +389,7 @@ fn clients(dir: &Path) -> Clients {
     let http = picket::cloud::http::client(Duration::from_secs(5)).unwrap();
     let mut c = Clients {
         http: Some(http.clone()),
-        google: Some(picket::cloud::google::api(&config.raw.google, &http).unwrap()),
+        google: Some(picket::cloud::gcp::api(&config.raw.google, &http).unwrap()),
         ..Clients::default()
     };
     c.rates.reports = RateLimiter::new(1000, Duration::from_secs(1));
