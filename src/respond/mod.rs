@@ -791,6 +791,50 @@ mod tests {
         }
     }
 
+    /// Every DynamoDB call the state store makes on its data path is allowed on the table to
+    /// each function role (table creation is Terraform's, or the emulator's in tests).
+    #[test]
+    fn every_role_may_make_every_call_of_the_dynamodb_store() {
+        let source = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/state/dynamodb.rs"),
+        )
+        .unwrap();
+        let provisioning = ["create_table", "describe_table", "update_time_to_live"];
+        let calls: std::collections::BTreeSet<String> =
+            regex::Regex::new(r"\.client\s*\.\s*([a-z_]+)\(")
+                .unwrap()
+                .captures_iter(&source)
+                .map(|c| c[1].to_string())
+                .filter(|c| !provisioning.contains(&c.as_str()))
+                .map(|c| {
+                    let pascal: String = c
+                        .split('_')
+                        .map(|w| w[..1].to_uppercase() + &w[1..])
+                        .collect();
+                    format!("dynamodb:{pascal}")
+                })
+                .collect();
+        assert!(calls.contains("dynamodb:BatchGetItem"), "{calls:?}");
+        for role in ["poll", "ingest", "respond"] {
+            let allowed: std::collections::BTreeSet<String> = policy(role)
+                .iter()
+                .filter(|st| st["Effect"] == "Allow")
+                .filter(|st| {
+                    strings(&st["Resource"])
+                        .iter()
+                        .any(|r| r == "{{table_arn}}")
+                })
+                .flat_map(|st| strings(&st["Action"]))
+                .collect();
+            for call in &calls {
+                assert!(
+                    allowed.contains(call),
+                    "the {role} role may not {call} on the state table"
+                );
+            }
+        }
+    }
+
     /// The poll and ingest roles read: every action they are allowed is a read, or touches only
     /// picket's own resources (its table, queues, logs, key); and none is a response action's
     /// permission other than a read.

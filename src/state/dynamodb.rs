@@ -65,7 +65,9 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use chrono::{DateTime, Utc};
 use tokio::runtime::Handle;
 
@@ -81,6 +83,11 @@ const COUNT: &str = "n";
 const VERSION: &str = "version";
 const EXPIRES_AT: &str = "expires_at";
 const EXPIRES_NS: &str = "expires_ns";
+
+/// Keys per `BatchGetItem` request (DynamoDB's limit).
+const BATCH_GET_MAX: usize = 100;
+/// `BatchGetItem` requests for one chunk of keys before unprocessed keys are an error.
+const UNPROCESSED_ROUNDS: u32 = 8;
 
 /// How often `put` retries when another writer inserts or deletes the key between its two steps.
 const PUT_ATTEMPTS: usize = 16;
@@ -376,6 +383,62 @@ pub(crate) fn retryable(source: &(dyn std::error::Error + Send + Sync + 'static)
 }
 
 impl Inner {
+    /// The items of `keys` (distinct) in namespace `ns`, by sort key: `BatchGetItem` of up to
+    /// [`BATCH_GET_MAX`] keys per request with consistent reads; keys DynamoDB leaves
+    /// unprocessed (throughput, response size) are asked again after a backoff.
+    async fn get_many(
+        &self,
+        ns: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, Item>, StateError> {
+        let backoff = crate::cloud::retry::RetryPolicy::default();
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_MAX) {
+            let mut pending: Vec<Item> = chunk.iter().map(|k| key_of(ns, k)).collect();
+            let mut round = 0u32;
+            while !pending.is_empty() {
+                if round >= UNPROCESSED_ROUNDS {
+                    return Err(backend(format!(
+                        "BatchGetItem on table {}: {} key(s) still unprocessed after {round} requests",
+                        self.table,
+                        pending.len()
+                    )));
+                }
+                if round > 0 {
+                    tokio::time::sleep(backoff.backoff(round)).await;
+                }
+                round += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| backend(format!("BatchGetItem request: {e}")))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", &self.table, e))?;
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in items {
+                    if let Some(AttributeValue::S(sk)) = item.get(SK) {
+                        found.insert(sk.clone(), item);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
+    }
+
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Item>, StateError> {
         let out = self
             .client
@@ -761,6 +824,23 @@ impl StateStore for DynamoStore {
             let item = s.get(&ns, &key).await?;
             live_value(&ns, &key, item.as_ref(), now_ns)
         })
+    }
+
+    /// One `BatchGetItem` per 100 distinct keys instead of a `GetItem` each.
+    fn get_many(
+        &self,
+        ns: &str,
+        keys: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<Versioned>>, StateError> {
+        let mut distinct: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let (ns_owned, now_ns) = (ns.to_string(), epoch_ns(now));
+        let items = self.run(|s| async move { s.get_many(&ns_owned, &distinct).await })?;
+        keys.iter()
+            .map(|k| live_value(ns, k, items.get(&sort_key(k)), now_ns))
+            .collect()
     }
 
     fn put(
