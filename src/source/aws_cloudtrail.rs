@@ -19,8 +19,6 @@
 
 use serde::Deserialize;
 
-use super::SourceError;
-
 /// Overlap below which CloudTrail's documented delivery delay loses events.
 pub const MIN_OVERLAP_SECS: u64 = 300;
 
@@ -141,26 +139,13 @@ impl AwsCloudtrailConfig {
         );
     }
 
-    /// Builds the source (feature `aws`).
-    #[cfg(not(feature = "aws"))]
-    pub fn build(
-        &self,
-        _state: std::sync::Arc<dyn crate::state::StateStore>,
-        _clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
-        Err(SourceError::Build {
-            source_name: self.name(),
-            message: "aws_cloudtrail needs the `aws` feature".into(),
-        })
-    }
-
     /// Builds the source over the state store and the process's AWS client settings.
     #[cfg(feature = "aws")]
     pub fn build(
         &self,
         state: std::sync::Arc<dyn crate::state::StateStore>,
         clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
+    ) -> Result<Box<dyn super::Source>, super::SourceError> {
         imp::build(self, state, clients)
     }
 }

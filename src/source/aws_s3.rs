@@ -28,7 +28,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[cfg(feature = "aws")]
 use super::{Source, SourceError};
+#[cfg(feature = "aws")]
 use crate::cloud::Clients;
 use crate::config::Checker;
 
@@ -674,28 +676,18 @@ impl AwsS3Config {
     }
 
     /// Builds the source from the process's AWS client settings.
+    #[cfg(feature = "aws")]
     pub fn build(&self, clients: &Clients) -> Result<Box<dyn Source>, SourceError> {
-        #[cfg(feature = "aws")]
-        {
-            let sdk = clients.aws.as_ref().ok_or_else(|| SourceError::Build {
-                source_name: format!("aws_s3:{}", self.queue_url),
-                message: "the [aws] client settings were not built".into(),
-            })?;
-            let sdk = crate::cloud::aws::with_overrides(
-                sdk,
-                self.region.as_deref(),
-                self.endpoint_url.as_deref(),
-            );
-            Ok(Box::new(AwsS3::new(self, &sdk)))
-        }
-        #[cfg(not(feature = "aws"))]
-        {
-            let _ = clients;
-            Err(SourceError::Build {
-                source_name: format!("aws_s3:{}", self.queue_url),
-                message: NEEDS_AWS.into(),
-            })
-        }
+        let sdk = clients.aws.as_ref().ok_or_else(|| SourceError::Build {
+            source_name: format!("aws_s3:{}", self.queue_url),
+            message: "the [aws] client settings were not built".into(),
+        })?;
+        let sdk = crate::cloud::aws::with_overrides(
+            sdk,
+            self.region.as_deref(),
+            self.endpoint_url.as_deref(),
+        );
+        Ok(Box::new(AwsS3::new(self, &sdk)))
     }
 }
 

@@ -13,8 +13,6 @@
 
 use serde::Deserialize;
 
-use super::SourceError;
-
 /// The Cloud Audit Logs.
 pub const LOG_TYPES: [&str; 4] = ["activity", "data_access", "system_event", "policy"];
 
@@ -121,26 +119,13 @@ impl GcpLoggingConfig {
         c.url(format!("{key}.base_url"), self.base_url.as_deref());
     }
 
-    /// Builds the source (feature `gcp`).
-    #[cfg(not(feature = "gcp"))]
-    pub fn build(
-        &self,
-        _state: std::sync::Arc<dyn crate::state::StateStore>,
-        _clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
-        Err(SourceError::Build {
-            source_name: "gcp_logging".into(),
-            message: "gcp_logging needs the `gcp` feature (this build has none)".into(),
-        })
-    }
-
     /// Builds the source over the state store and the process's Google clients.
     #[cfg(feature = "gcp")]
     pub fn build(
         &self,
         state: std::sync::Arc<dyn crate::state::StateStore>,
         clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
+    ) -> Result<Box<dyn super::Source>, super::SourceError> {
         imp::build(self, state, clients)
     }
 }

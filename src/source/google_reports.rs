@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::SourceError;
-
 /// The OAuth scope the Reports API needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/admin.reports.audit.readonly";
 /// Least overlap for `login`: Google documents hours of lag.
@@ -118,26 +116,13 @@ impl GoogleReportsConfig {
         c.url(format!("{key}.base_url"), self.base_url.as_deref());
     }
 
-    /// Builds the source (feature `gcp`).
-    #[cfg(not(feature = "gcp"))]
-    pub fn build(
-        &self,
-        _state: std::sync::Arc<dyn crate::state::StateStore>,
-        _clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
-        Err(SourceError::Build {
-            source_name: "google_reports".into(),
-            message: "google_reports needs the `gcp` feature (this build has none)".into(),
-        })
-    }
-
     /// Builds the source over the state store and the process's Google clients.
     #[cfg(feature = "gcp")]
     pub fn build(
         &self,
         state: std::sync::Arc<dyn crate::state::StateStore>,
         clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
+    ) -> Result<Box<dyn super::Source>, super::SourceError> {
         imp::build(self, state, clients)
     }
 }

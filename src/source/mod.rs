@@ -252,12 +252,40 @@ impl SourceConfig {
                 )
                 .with_batch_size(*batch_size),
             ),
+            #[cfg(feature = "aws")]
             SourceConfig::AwsS3(s) => s.build(clients)?,
+            #[cfg(feature = "aws")]
             SourceConfig::AwsCloudtrail(s) => s.build(state, clients)?,
+            #[cfg(feature = "azure")]
             SourceConfig::Msgraph(m) => m.build(state, clients)?,
+            #[cfg(feature = "gcp")]
             SourceConfig::GoogleReports(g) => g.build(state, clients)?,
+            #[cfg(feature = "gcp")]
             SourceConfig::GcpLogging(g) => g.build(state, clients)?,
+            // A cloud source in a build without its cloud's feature.
+            #[allow(unreachable_patterns)]
+            other => {
+                let _ = clients;
+                return Err(SourceError::Build {
+                    source_name: other.type_name().into(),
+                    message: format!(
+                        "{} needs the `{}` feature (this build has none)",
+                        other.type_name(),
+                        other.feature().unwrap_or("?")
+                    ),
+                });
+            }
         })
+    }
+
+    /// The cargo feature the source needs (`None`: always built).
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            SourceConfig::Files { .. } => None,
+            SourceConfig::AwsS3(_) | SourceConfig::AwsCloudtrail(_) => Some("aws"),
+            SourceConfig::Msgraph(_) => Some("azure"),
+            SourceConfig::GoogleReports(_) | SourceConfig::GcpLogging(_) => Some("gcp"),
+        }
     }
 }
 

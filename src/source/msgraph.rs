@@ -14,8 +14,6 @@
 
 use serde::Deserialize;
 
-use super::SourceError;
-
 /// Overlap below which late sign-in rows are known to be missed.
 pub const MIN_OVERLAP_SECS: u64 = 900;
 
@@ -141,26 +139,13 @@ impl MsgraphConfig {
         );
     }
 
-    /// Builds the source (feature `azure`).
-    #[cfg(not(feature = "azure"))]
-    pub fn build(
-        &self,
-        _state: std::sync::Arc<dyn crate::state::StateStore>,
-        _clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
-        Err(SourceError::Build {
-            source_name: "msgraph".into(),
-            message: "msgraph needs the `azure` feature (this build has none)".into(),
-        })
-    }
-
     /// Builds the source over the state store and the process's Entra app.
     #[cfg(feature = "azure")]
     pub fn build(
         &self,
         state: std::sync::Arc<dyn crate::state::StateStore>,
         clients: &crate::cloud::Clients,
-    ) -> Result<Box<dyn super::Source>, SourceError> {
+    ) -> Result<Box<dyn super::Source>, super::SourceError> {
         imp::build(self, state, clients)
     }
 }
