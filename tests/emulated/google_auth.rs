@@ -25,6 +25,7 @@ use picket::cloud::rate::RateLimiter;
 use picket::config::Config;
 use serde_json::{Value, json};
 
+use super::google_sources::catch_all_rules;
 use super::source_common::{finding_events, run_until_caught_up};
 use crate::util::stub::{Reply, Request, Stub};
 
@@ -357,22 +358,7 @@ async fn google(key: Option<TestKey>) -> (Arc<Mutex<Google>>, Stub) {
 /// A working folder whose `picket.toml` has `google` as its `[google]` section and one
 /// source, with catch-all rules (every event is a finding).
 fn workdir(dir: &Path, google: &str, source: &str) {
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("every_activity.yml"),
-        "title: Every activity\nid: 0c0ffee0-0000-4000-8000-000000000100\nstatus: test\n\
-         logsource: {product: gcp, service: google_workspace.login}\n\
-         detection:\n  sel:\n    id.uniqueQualifier|exists: true\n  condition: sel\nlevel: low\n",
-    )
-    .unwrap();
-    std::fs::write(
-        rules.join("every_entry.yml"),
-        "title: Every audit entry\nid: 0c0ffee0-0000-4000-8000-000000000200\nstatus: test\n\
-         logsource: {product: gcp, service: gcp.audit}\n\
-         detection:\n  sel:\n    insertId|exists: true\n  condition: sel\nlevel: low\n",
-    )
-    .unwrap();
+    catch_all_rules(dir);
     std::fs::write(
         dir.join("picket.toml"),
         format!(
@@ -664,6 +650,37 @@ async fn a_refused_token_exchange_is_tried_again_with_fresh_credentials() {
     );
 }
 
+/// The `[[sources]]` of the binary tests: Reports logins and the project's audit logs.
+fn both_sources() -> String {
+    format!(
+        "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
+         [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
+    )
+}
+
+/// Runs `picket run --config picket.toml --once` in `dir` with quiet logs, no AWS profile or
+/// instance metadata and no Google quota project from this machine; `env` sets the rest of
+/// the environment.
+async fn picket_run_once(
+    dir: &Path,
+    env: impl FnOnce(&mut std::process::Command) + Send + 'static,
+) -> std::process::Output {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_picket"));
+        c.args(["run", "--config", "picket.toml", "--once"])
+            .current_dir(&dir)
+            .env("PICKET_LOG", "warn")
+            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE");
+        env(&mut c);
+        c.output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// The real binary with Application Default Credentials: `GOOGLE_APPLICATION_CREDENTIALS`
 /// names the service-account key, `[google]` names no credential at all.
 #[tokio::test]
@@ -684,28 +701,14 @@ async fn picket_run_reads_both_sources_with_application_default_credentials() {
              admin_base_url = \"{url}\"\nlogging_base_url = \"{url}\"\n",
             url = stub.url
         ),
-        &format!(
-            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
-             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
-        ),
+        &both_sources(),
     );
-    let cwd = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["run", "--config", "picket.toml", "--once"])
-            .current_dir(&cwd)
-            .env("PICKET_LOG", "warn")
-            .env("GOOGLE_APPLICATION_CREDENTIALS", &key_file)
-            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
+    let out = picket_run_once(dir.path(), move |c| {
+        c.env("GOOGLE_APPLICATION_CREDENTIALS", &key_file);
+        c.env("AWS_ACCESS_KEY_ID", "testing");
+        c.env("AWS_SECRET_ACCESS_KEY", "testing");
     })
-    .await
-    .unwrap();
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "picket run --once: {stderr}");
     assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");
@@ -741,32 +744,19 @@ async fn picket_run_on_a_google_cloud_host_uses_the_metadata_server() {
              logging_base_url = \"{url}\"\n",
             url = stub.url
         ),
-        &format!(
-            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
-             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
-        ),
+        &both_sources(),
     );
-    let cwd = dir.path().to_path_buf();
     let host = stub.url.trim_start_matches("http://").to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["run", "--config", "picket.toml", "--once"])
-            .current_dir(&cwd)
-            .env("PICKET_LOG", "warn")
-            .env("GCE_METADATA_HOST", host)
-            .env("HOME", &cwd)
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .env_remove("CLOUDSDK_CONFIG")
-            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
+    let home = dir.path().to_path_buf();
+    let out = picket_run_once(dir.path(), move |c| {
+        c.env("GCE_METADATA_HOST", host);
+        c.env("HOME", home);
+        c.env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+        c.env_remove("CLOUDSDK_CONFIG");
+        c.env("AWS_ACCESS_KEY_ID", "testing");
+        c.env("AWS_SECRET_ACCESS_KEY", "testing");
     })
-    .await
-    .unwrap();
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "picket run --once: {stderr}");
     assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");
@@ -808,30 +798,16 @@ async fn picket_run_with_aws_workload_identity_federation() {
              logging_base_url = \"{url}\"\n",
             url = stub.url
         ),
-        &format!(
-            "type = \"google_reports\"\napplications = [\"login\"]\npage_size = 10\n\n\
-             [[sources]]\ntype = \"gcp_logging\"\nproject = \"{PROJECT}\"\npage_size = 10"
-        ),
+        &both_sources(),
     );
-    let cwd = dir.path().to_path_buf();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_picket"))
-            .args(["run", "--config", "picket.toml", "--once"])
-            .current_dir(&cwd)
-            .env("PICKET_LOG", "warn")
-            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
-            .env_remove("GOOGLE_CLOUD_QUOTA_PROJECT")
-            .env("AWS_ACCESS_KEY_ID", "AKIDPICKETTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_SESSION_TOKEN", "session")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
+    let out = picket_run_once(dir.path(), move |c| {
+        c.env_remove("GOOGLE_APPLICATION_CREDENTIALS");
+        c.env("AWS_ACCESS_KEY_ID", "AKIDPICKETTEST");
+        c.env("AWS_SECRET_ACCESS_KEY", "testing");
+        c.env("AWS_SESSION_TOKEN", "session");
+        c.env("AWS_REGION", "us-east-1");
     })
-    .await
-    .unwrap();
+    .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "picket run --once: {stderr}");
     assert_eq!(finding_events(dir.path()).len(), 25 + 30, "{stderr}");

@@ -258,9 +258,23 @@ fn clients(stub: &Stub, timeout: Duration, reports: RateLimiter, logging: RateLi
 
 fn workdir(source: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules");
-    std::fs::create_dir(&rules).unwrap();
-    // A Workspace logsource covers every Reports application: one rule for all of them.
+    catch_all_rules(dir.path());
+    std::fs::write(
+        dir.path().join("picket.toml"),
+        format!(
+            "[detect.rules]\nbuiltin = false\npaths = [\"rules\"]\n\n[[sources]]\n{source}\n\n\
+             [[notify]]\ntype = \"jsonl\"\npath = \"findings.jsonl\"\n"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// `dir/rules`: one rule matching every Workspace activity (a Workspace logsource covers
+/// every Reports application) and one matching every Cloud Audit Logs entry.
+pub(super) fn catch_all_rules(dir: &Path) {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(
         rules.join("every_activity.yml"),
         "title: Every activity\nid: 0c0ffee0-0000-4000-8000-000000000100\nstatus: test\n\
@@ -275,15 +289,6 @@ fn workdir(source: &str) -> tempfile::TempDir {
          detection:\n  sel:\n    insertId|exists: true\n  condition: sel\nlevel: low\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("picket.toml"),
-        format!(
-            "[detect.rules]\nbuiltin = false\npaths = [\"rules\"]\n\n[[sources]]\n{source}\n\n\
-             [[notify]]\ntype = \"jsonl\"\npath = \"findings.jsonl\"\n"
-        ),
-    )
-    .unwrap();
-    dir
 }
 
 fn fast() -> RateLimiter {
