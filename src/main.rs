@@ -543,7 +543,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         bail!("no readable input");
     }
     let mut merge = replay::Merge::new(spans, args.kind, limits, 10_000);
-    let progress = std::io::stderr().is_terminal() && total > 50_000;
+    let progress = std::io::stderr().is_terminal() && (total > 50_000 || total == 0);
     let mut totals = Totals::default();
     let mut reported = 0usize;
     let mut batch: Vec<RawRecord> = Vec::with_capacity(args.batch);
@@ -644,18 +644,18 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
 /// justify a terminal-UI dependency.
 fn progress_bar(done: u64, total: u64, secs: f64) -> String {
     const WIDTH: usize = 30;
-    let frac = if total == 0 {
-        1.0
-    } else {
-        (done as f64 / total as f64).min(1.0)
-    };
+    let rate = done as f64 / secs.max(1e-9);
+    if total == 0 {
+        // A single input file is not indexed: its size in records is unknown.
+        return format!("{done} records, {rate:.0} records/s ");
+    }
+    let frac = (done as f64 / total as f64).min(1.0);
     let filled = (frac * WIDTH as f64) as usize;
     format!(
-        "[{}{}] {:>3.0}% {done}/{total} records, {:.0} records/s ",
+        "[{}{}] {:>3.0}% {done}/{total} records, {rate:.0} records/s ",
         "#".repeat(filled),
         ".".repeat(WIDTH - filled),
         frac * 100.0,
-        done as f64 / secs.max(1e-9)
     )
 }
 

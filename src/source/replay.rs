@@ -1,7 +1,8 @@
 //! Event-time ordered reading of many files for `picket replay`.
 //!
 //! Files are indexed first (each file's earliest and latest event time), then read through a
-//! k-way merge: a file is opened only when the merge reaches its earliest event, and dropped
+//! k-way merge (a single file is not indexed: there is nothing to order it against, and the
+//! index pass would read and parse it twice): a file is opened only when the merge reaches its earliest event, and dropped
 //! when exhausted. Memory is bounded by the files that overlap in time, not by the number of
 //! events: CloudTrail's five-minute objects or a year of daily exports replay in flat memory.
 //! Within a file, records are sorted in windows of `reorder_window` records (a JSON Lines file
@@ -26,7 +27,7 @@ pub struct FileSpan {
     pub first: Option<DateTime<Utc>>,
     /// Latest event time.
     pub last: Option<DateTime<Utc>>,
-    /// Records seen while indexing.
+    /// Records seen while indexing (0 when the file was not indexed).
     pub records: u64,
 }
 
@@ -40,18 +41,27 @@ pub fn index(
     kind: Option<RecordKind>,
     limits: Limits,
 ) -> (Vec<FileSpan>, Vec<DecodeError>) {
-    let mut spans = Vec::new();
+    let mut files = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
         match decode::expand(p) {
-            Ok(files) => {
-                for f in files {
-                    match index_file(&f, kind, limits) {
-                        Ok(span) => spans.push(span),
-                        Err(e) => errors.push(e),
-                    }
-                }
-            }
+            Ok(found) => files.extend(found),
+            Err(e) => errors.push(e),
+        }
+    }
+    if let [only] = files.as_slice() {
+        let span = FileSpan {
+            path: only.clone(),
+            first: None,
+            last: None,
+            records: 0,
+        };
+        return (vec![span], errors);
+    }
+    let mut spans = Vec::new();
+    for f in files {
+        match index_file(&f, kind, limits) {
+            Ok(span) => spans.push(span),
             Err(e) => errors.push(e),
         }
     }
@@ -179,9 +189,8 @@ impl Merge {
         while batch.len() < self.reorder_window {
             match o.records.as_mut().and_then(Iterator::next) {
                 Some(Ok(mut rec)) => {
-                    if rec.kind.is_none() {
-                        rec.kind = kind;
-                    }
+                    // Recognised once here; the pipeline reuses it.
+                    rec.kind = kind.or(rec.kind).or_else(|| detect_kind(&rec.value));
                     let t = time_of(kind, &rec);
                     batch.push((t, rec));
                 }
@@ -285,6 +294,32 @@ mod tests {
             .map(|r| r.unwrap().value["eventID"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(ids, ["a1", "b2", "c3", "a4", "b5", "c6", "a7"]);
+    }
+
+    #[test]
+    fn a_single_file_is_not_indexed_and_still_replays_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one.jsonl");
+        std::fs::write(
+            &path,
+            format!("{}\n{}\n{}\n", ct("x3", 3), ct("x1", 1), ct("x2", 2)),
+        )
+        .unwrap();
+        let (spans, errors) = index(&[path], None, Limits::default());
+        assert!(errors.is_empty());
+        assert_eq!(
+            (spans.len(), spans[0].records, spans[0].first),
+            (1, 0, None)
+        );
+        let recs: Vec<RawRecord> = Merge::new(spans, None, Limits::default(), 100)
+            .map(Result::unwrap)
+            .collect();
+        let ids: Vec<&str> = recs
+            .iter()
+            .map(|r| r.value["eventID"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["x1", "x2", "x3"]);
+        assert!(recs.iter().all(|r| r.kind == Some(RecordKind::Cloudtrail)));
     }
 
     #[test]
