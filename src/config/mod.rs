@@ -211,7 +211,7 @@ impl Config {
 
 /// Deserializes one section, returning the full key path of the first problem in it.
 fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let inner = e.path().to_string();
         let path = if inner.is_empty() || inner == "." {
             name.to_string()
@@ -222,11 +222,50 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (St
         };
         // A message about an unknown field names it; point at it.
         let message = e.into_inner().to_string().trim_end().to_string();
-        let path = unknown_field(&message)
-            .map(|f| format!("{path}.{f}"))
-            .unwrap_or(path);
+        let at = if inner == "." { "" } else { inner.as_str() };
+        let key = unknown_field(&message).or_else(|| key_by_value(value_at(&value, at)?, &message));
+        let path = key.map(|f| format!("{path}.{f}")).unwrap_or(path);
         (path, message)
     })
+}
+
+/// The value at a path relative to `value` (`[0]`, `a.b[2]`).
+fn value_at<'v>(value: &'v toml::Value, path: &str) -> Option<&'v toml::Value> {
+    split_path(path)
+        .into_iter()
+        .try_fold(value, |v, seg| match (v, seg) {
+            (toml::Value::Table(t), Seg::Key(k)) => t.get(k),
+            (toml::Value::Array(a), Seg::Index(i)) => a.get(i),
+            _ => None,
+        })
+}
+
+/// The key of `table` whose value a type or value error names, when exactly one holds it.
+/// Internally tagged enums (`[state]`, `[[sources]]`, `[[notify]]`) hide the key at fault
+/// from the error's path; the message still shows the value (`invalid type: string "soon",
+/// expected u64`), as serde's `Unexpected` prints it.
+fn key_by_value<'t>(table: &'t toml::Value, message: &str) -> Option<&'t str> {
+    let toml::Value::Table(t) = table else {
+        return None;
+    };
+    let shown = |v: &toml::Value| match v {
+        toml::Value::String(s) => Some(format!("string {s:?}")),
+        toml::Value::Integer(i) => Some(format!("integer `{i}`")),
+        toml::Value::Float(f) => Some(format!("floating point `{f:?}`")),
+        toml::Value::Boolean(b) => Some(format!("boolean `{b}`")),
+        toml::Value::Array(_) => Some("sequence".to_string()),
+        toml::Value::Table(_) => Some("map".to_string()),
+        toml::Value::Datetime(_) => None,
+    };
+    let mut holding = t.iter().filter_map(|(k, v)| {
+        let shown = shown(v)?;
+        ["invalid type: ", "invalid value: "]
+            .iter()
+            .any(|p| message.starts_with(&format!("{p}{shown},")))
+            .then_some(k.as_str())
+    });
+    let first = holding.next()?;
+    holding.next().is_none().then_some(first)
 }
 
 pub(crate) fn unknown_field(message: &str) -> Option<&str> {
@@ -295,6 +334,38 @@ fn split_path(path: &str) -> Vec<Seg<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_type_inside_a_tagged_or_detector_table_names_its_key_and_line() {
+        let cases = [
+            ("[state]\nbackend = \"sqlite\"\npath = 5\n", "state.path", 3),
+            (
+                "[[sources]]\ntype = \"files\"\npath = \"x\"\ninterval_secs = \"soon\"\n",
+                "sources[0].interval_secs",
+                4,
+            ),
+            (
+                "[[notify]]\ntype = \"slack\"\nmin_severity = 3\n",
+                "notify[0].min_severity",
+                3,
+            ),
+            (
+                "[detect.impossible_travel]\nmax_speed_kmh = 900\ncoarse_radius_km = \"far\"\n",
+                "detect.impossible_travel.coarse_radius_km",
+                3,
+            ),
+        ];
+        for (text, key, line) in cases {
+            let errors = parse(text).unwrap_err();
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert_eq!(
+                (errors[0].key.as_str(), errors[0].line),
+                (key, Some(line)),
+                "{text}: {}",
+                errors[0].message
+            );
+        }
+    }
 
     fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         Config::parse(text, Path::new("picket.toml"), Path::new("/etc/picket"))

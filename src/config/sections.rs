@@ -358,10 +358,7 @@ impl RawConfig {
         for d in crate::detect::builtin::IdentityDetector::ALL {
             if let Err(e) = d.build(&self.detect) {
                 let key = if e.key == "(table)" {
-                    match super::unknown_field(&e.message) {
-                        Some(f) => format!("detect.{}.{f}", d.table()),
-                        None => format!("detect.{}", d.table()),
-                    }
+                    format!("detect.{}", d.table())
                 } else {
                     format!("detect.{}.{}", d.table(), e.key)
                 };

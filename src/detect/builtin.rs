@@ -70,17 +70,25 @@ impl IdentityDetector {
             table: &Option<toml::Table>,
             detector: &'static str,
         ) -> Result<T, DetectorConfigError> {
-            match table {
-                None => Ok(T::default()),
-                Some(t) => t
-                    .clone()
-                    .try_into()
-                    .map_err(|e: toml::de::Error| DetectorConfigError {
-                        detector,
-                        key: "(table)".into(),
-                        message: e.message().to_string(),
-                    }),
-            }
+            let Some(t) = table else {
+                return Ok(T::default());
+            };
+            serde_path_to_error::deserialize(toml::Value::Table(t.clone())).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string().trim_end().to_string();
+                // The key at fault: where deserialization stopped, or the unknown one named.
+                let key = match crate::config::unknown_field(&message) {
+                    Some(f) if path == "." => f.to_string(),
+                    Some(f) => format!("{path}.{f}"),
+                    None if path == "." => "(table)".to_string(),
+                    None => path,
+                };
+                DetectorConfigError {
+                    detector,
+                    key,
+                    message,
+                }
+            })
         }
         let id = self.id();
         Ok(match self {
