@@ -28,7 +28,7 @@ use picket::source::decode::{Limits, from_bytes};
 
 /// JSON Lines of `n` records cycling through the fixtures: what a source hands the decoder.
 fn corpus(kind: RecordKind, n: usize) -> Option<Arc<[u8]>> {
-    let records: Vec<serde_json::Value> = fixtures::records(|k| k == kind)
+    let records: Vec<picket::json::Value> = fixtures::records(|k| k == kind)
         .into_iter()
         .map(|(_, v)| v)
         .collect();
@@ -95,7 +95,7 @@ fn ingest(c: &mut Criterion<CpuTime>) {
     }
     group.finish();
 
-    // Where the time goes: the decoder alone (bytes -> serde_json::Value).
+    // Where the time goes: the decoder alone (bytes -> picket::json::Value).
     let mut group = c.benchmark_group("decode-only");
     group.sample_size(10);
     for kind in [RecordKind::Cloudtrail] {

@@ -6,8 +6,8 @@
 //! Events per CPU-second of the benchmark thread.
 //!
 //! `cargo bench --no-default-features --bench replay` (`PICKET_BENCH_EVENTS`, default 200,000).
-//! Group `json` measures the floor under it: parsing the same lines into `serde_json::Value`
-//! trees, and only scanning them.
+//! Group `json` measures the floor under it: parsing the same lines into raw record trees
+//! (`picket::json::Value`), into `serde_json::Value` trees, and only scanning them.
 //! The same workload for `picket replay --stats`: `examples/replay_mix.rs`.
 
 use std::path::Path;
@@ -76,8 +76,9 @@ fn replay(c: &mut Criterion<CpuTime>) {
     group.finish();
     eprintln!("{n} records, {findings} findings per run");
 
-    // The floor under the figure above: parsing the same lines into the `serde_json::Value`
-    // tree every record becomes, and only scanning them (what any JSON reader must do).
+    // The floor under the figure above: parsing the same lines into the raw record tree
+    // every record becomes (`picket::json::Value`, sonic-rs), into the `serde_json::Value`
+    // it was before, and only scanning them (what any JSON reader must do).
     let lines: Vec<&[u8]> = bytes
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
@@ -85,6 +86,14 @@ fn replay(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("json");
     group.sample_size(10);
     group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("mix/picket::json::Value", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .filter_map(|l| picket::json::parse(l).ok())
+                .count()
+        })
+    });
     group.bench_function("mix/serde_json::Value", |b| {
         b.iter(|| {
             lines

@@ -14,8 +14,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use picket::detect::pack;
 use picket::detect::sigma::record_view;
 use picket::detect::sigma::ruleset::{RuleSet, rule_files};
+use picket::json::Value;
 use picket::model::RecordKind;
-use serde_json::Value;
 
 #[path = "util/cpu_time.rs"]
 mod cpu_time;

@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 struct Record {
     id: String,
     kind: Option<RecordKind>,
-    raw: Value,
+    raw: picket::json::Value,
 }
 
 fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -56,6 +56,8 @@ fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn push(out: &mut Vec<Record>, id: String, raw: Value, forced: Option<RecordKind>) {
+    // A serde_json tree always converts.
+    let raw = picket::json::to_value(&raw).unwrap_or_default();
     let kind = forced.or_else(|| detect_kind(&raw));
     out.push(Record { id, kind, raw });
 }

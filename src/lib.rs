@@ -23,6 +23,7 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod enrich;
+pub mod json;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod model;

@@ -41,7 +41,7 @@ fn json_files(d: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// All fixture records with a label `folder/file#index`.
-pub fn fixture_records() -> Vec<(String, Value)> {
+pub fn fixture_records() -> Vec<(String, picket::json::Value)> {
     let base = root().join("tests/fixtures/sigma-records");
     let mut files = Vec::new();
     json_files(&base, &mut files);
@@ -56,7 +56,7 @@ pub fn fixture_records() -> Vec<(String, Value)> {
         records(v, &mut recs);
         let label = f.strip_prefix(&base).unwrap().display().to_string();
         for (i, r) in recs.into_iter().enumerate() {
-            out.push((format!("{label}#{i}"), r));
+            out.push((format!("{label}#{i}"), raw(&r)));
         }
     }
     out
@@ -152,9 +152,15 @@ fn read(rel: &str) -> Value {
     recs.remove(0)
 }
 
-fn matched_ids(set: &RuleSet, raw: &Value) -> Vec<String> {
-    let kind = picket::normalize::detect_kind(raw).expect("known shape");
-    set.matching(kind, record_view(kind, raw))
+/// A test's record as picket holds raw records.
+fn raw(v: &Value) -> picket::json::Value {
+    picket::json::to_value(v).unwrap()
+}
+
+fn matched_ids(set: &RuleSet, raw_record: &Value) -> Vec<String> {
+    let raw = raw(raw_record);
+    let kind = picket::normalize::detect_kind(&raw).expect("known shape");
+    set.matching(kind, record_view(kind, &raw))
         .into_iter()
         .map(|i| set.rules()[i].meta.id.clone())
         .collect()

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
+use picket::json::Value;
 use picket::model::RecordKind;
 use picket::normalize::detect_kind;
 use picket::source::decode::{Limits, from_bytes};
-use serde_json::Value;
 
 /// Every fixture record whose kind `keep` accepts.
 pub fn records(keep: impl Fn(RecordKind) -> bool) -> Vec<(RecordKind, Value)> {

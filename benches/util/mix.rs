@@ -8,8 +8,8 @@
 //! it to a file for `picket replay --stats`).
 
 use picket::detect::sigma::ruleset::RuleSet;
+use picket::json::{JsonValueMutTrait, JsonValueTrait, Value, json};
 use picket::model::RecordKind;
-use serde_json::{Value, json};
 
 #[path = "fixtures.rs"]
 mod fixtures;
@@ -83,7 +83,7 @@ fn set(v: &mut Value, path: &[&str], to: Value) {
         }
     }
     if let Some(obj) = cur.as_object_mut() {
-        obj.insert(path[path.len() - 1].to_string(), to);
+        obj.insert(path[path.len() - 1], to);
     }
 }
 
@@ -97,8 +97,8 @@ fn routine_variants(kind: RecordKind, r: &Value) -> Vec<Value> {
                 set(&mut v, &["eventName"], (*name).into());
                 set(&mut v, &["eventSource"], (*source).into());
                 if let Some(o) = v.as_object_mut() {
-                    o.remove("errorCode");
-                    o.remove("errorMessage");
+                    o.remove(&"errorCode");
+                    o.remove(&"errorMessage");
                 }
                 out.push(v);
             }
@@ -113,8 +113,8 @@ fn routine_variants(kind: RecordKind, r: &Value) -> Vec<Value> {
         RecordKind::GoogleReports => {
             for name in ROUTINE_GOOGLE {
                 let mut v = r.clone();
-                if let Some(Value::Array(events)) = v.get_mut("events") {
-                    for e in events {
+                if let Some(events) = v.get_mut("events").and_then(|e| e.as_array_mut()) {
+                    for e in events.iter_mut() {
                         set(e, &["name"], (*name).into());
                     }
                 }
@@ -210,46 +210,46 @@ pub fn json_lines(n: usize, seed: u64, rules: &RuleSet) -> Vec<u8> {
         let ip = format!("81.2.69.{}", 142 + u % 16);
         match kind {
             RecordKind::Cloudtrail => {
-                set(&mut r, &["eventID"], id.into());
-                set(&mut r, &["eventTime"], time.into());
-                if let Some(arn) = r.pointer("/userIdentity/arn").and_then(Value::as_str)
+                set(&mut r, &["eventID"], id.as_str().into());
+                set(&mut r, &["eventTime"], time.as_str().into());
+                if let Some(arn) = r.pointer(&["userIdentity", "arn"]).and_then(Value::as_str)
                     && let Some((head, _)) = arn.rsplit_once('/')
                 {
                     let arn = format!("{head}/{email}");
-                    set(&mut r, &["userIdentity", "arn"], arn.into());
-                    set(&mut r, &["userIdentity", "userName"], email.into());
+                    set(&mut r, &["userIdentity", "arn"], arn.as_str().into());
+                    set(&mut r, &["userIdentity", "userName"], email.as_str().into());
                 }
             }
             RecordKind::EntraSignin => {
-                set(&mut r, &["id"], id.into());
-                set(&mut r, &["createdDateTime"], time.into());
-                set(&mut r, &["userPrincipalName"], email.into());
+                set(&mut r, &["id"], id.as_str().into());
+                set(&mut r, &["createdDateTime"], time.as_str().into());
+                set(&mut r, &["userPrincipalName"], email.as_str().into());
                 set(
                     &mut r,
                     &["userId"],
-                    format!("00000000-0000-4000-8000-{u:012}").into(),
+                    format!("00000000-0000-4000-8000-{u:012}").as_str().into(),
                 );
-                set(&mut r, &["ipAddress"], ip.into());
+                set(&mut r, &["ipAddress"], ip.as_str().into());
             }
             RecordKind::EntraAudit => {
-                set(&mut r, &["id"], id.into());
-                set(&mut r, &["activityDateTime"], time.into());
+                set(&mut r, &["id"], id.as_str().into());
+                set(&mut r, &["activityDateTime"], time.as_str().into());
                 set(
                     &mut r,
                     &["initiatedBy", "user", "userPrincipalName"],
-                    email.into(),
+                    email.as_str().into(),
                 );
             }
             _ => {
-                set(&mut r, &["id", "uniqueQualifier"], id.into());
-                set(&mut r, &["id", "time"], time.into());
-                set(&mut r, &["actor", "email"], email.into());
+                set(&mut r, &["id", "uniqueQualifier"], id.as_str().into());
+                set(&mut r, &["id", "time"], time.as_str().into());
+                set(&mut r, &["actor", "email"], email.as_str().into());
                 set(
                     &mut r,
                     &["actor", "profileId"],
-                    format!("{}", 100_000 + u).into(),
+                    format!("{}", 100_000 + u).as_str().into(),
                 );
-                set(&mut r, &["ipAddress"], ip.into());
+                set(&mut r, &["ipAddress"], ip.as_str().into());
             }
         }
         // INVARIANT: a `Value` always serializes.

@@ -38,6 +38,14 @@ impl Answer {
             message: e.to_string(),
         })
     }
+
+    /// The body as a raw record tree ([`crate::json`]): pages of provider records.
+    pub fn records(&self, url: &str) -> Result<crate::json::Value, CloudError> {
+        crate::json::parse(self.body.as_bytes()).map_err(|message| CloudError::Decode {
+            url: url.to_string(),
+            message,
+        })
+    }
 }
 
 fn strip_query(url: &str) -> String {

@@ -624,7 +624,7 @@ mod tests {
             auth: AuthFacts::default(),
             oauth: None,
             uid: uid.into(),
-            raw: Value::Null,
+            raw: crate::json::Value::new(),
         }
     }
 

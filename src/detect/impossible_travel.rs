@@ -957,7 +957,7 @@ mod tests {
             },
             oauth: None,
             uid: uid.into(),
-            raw: Value::Null,
+            raw: crate::json::Value::new(),
         }
     }
 

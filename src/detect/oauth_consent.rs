@@ -488,7 +488,7 @@ mod tests {
                 ..OAuthGrant::default()
             }),
             uid: uid.into(),
-            raw: Value::Null,
+            raw: crate::json::Value::new(),
         }
     }
 

@@ -21,9 +21,9 @@ pub mod mmdb_writer;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::json::{Value, json};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ipnet::IpNet;
-use serde_json::{Value, json};
 
 use self::mmdb_writer::{MmdbWriter, asn_record, city_record};
 use super::history::great_circle_km;
@@ -75,7 +75,7 @@ pub fn bare_event(
         auth: AuthFacts::default(),
         oauth: None,
         uid: uid.to_string(),
-        raw: Value::Null,
+        raw: Value::new(),
     }
 }
 
@@ -583,7 +583,7 @@ impl Ctx {
                         "arn": format!("arn:aws:iam::{AWS_ACCOUNT}:user/{user}"), "accountId": AWS_ACCOUNT, "userName": user},
                     "eventTime": iso(t), "eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
                     "awsRegion": "us-east-1", "sourceIPAddress": ip.to_string(), "userAgent": UA,
-                    "errorMessage": if ok { Value::Null } else { json!("Failed authentication") },
+                    "errorMessage": if ok { Value::new() } else { json!("Failed authentication") },
                     "requestParameters": null,
                     "responseElements": {"ConsoleLogin": if ok { "Success" } else { "Failure" }},
                     "additionalEventData": {"LoginTo": "https://console.aws.amazon.com/console/home", "MobileVersion": "No", "MFAUsed": if ok || mfa_failed { "Yes" } else { "No" }},
@@ -1099,6 +1099,7 @@ fn attack(cx: &mut Ctx, u: &User, located: &[(i64, String, f64, f64, f64, &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::JsonValueTrait;
     use crate::detect::account_takeover::AccountTakeoverConfig;
     use crate::detect::first_seen_asn::FirstSeenAsnConfig;
     use crate::detect::impossible_travel::ImpossibleTravelConfig;
@@ -1433,7 +1434,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join(name))
                 .unwrap()
                 .lines()
-                .filter(|l| serde_json::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+                .filter(|l| sonic_rs::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
                 .count()
         };
         let total = lines("cloudtrail.jsonl")

@@ -151,7 +151,7 @@ mod tests {
             auth: AuthFacts::default(),
             oauth: None,
             uid: "e1".into(),
-            raw: serde_json::Value::Null,
+            raw: crate::json::Value::new(),
         }
     }
 

@@ -18,6 +18,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::json::JsonValueTrait;
+
 use super::{LambdaError, metrics};
 use crate::cloud::Clients;
 use crate::model::RecordKind;
@@ -149,15 +151,15 @@ impl Ingest {
             message,
             retryable: false,
         };
-        let v: Value = serde_json::from_str(body)
+        let v = crate::json::parse(body.as_bytes())
             .map_err(|e| poison(format!("message {id}: body is not JSON: {e}")))?;
         if v.get("detail-type")
-            .and_then(Value::as_str)
+            .and_then(|t| t.as_str())
             .is_some_and(|t| CLOUDTRAIL_DETAIL_TYPES.contains(&t))
         {
             let source = format!(
                 "eventbridge:{}",
-                v.get("id").and_then(Value::as_str).unwrap_or(id)
+                v.get("id").and_then(|i| i.as_str()).unwrap_or(id)
             );
             return Ok(vec![RawRecord {
                 value: v,

@@ -361,7 +361,7 @@ pub struct IdentityEvent {
     pub uid: String,
     /// The raw record the event came from (rules match on it).
     #[serde(skip)]
-    pub raw: serde_json::Value,
+    pub raw: crate::json::Value,
 }
 
 impl IdentityEvent {

@@ -23,7 +23,7 @@
 //!
 //! To classify one more operation: add it (lowercase) to the table in [`activity`].
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -164,7 +164,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth: AuthFacts::default(),
         oauth: None,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
@@ -173,22 +173,25 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
 fn claims(r: &Value) -> Value {
     for p in ["identity.claims", "claims", "Claims_d", "Claims"] {
         match get(r, p) {
-            Some(v @ Value::Object(_)) => return v.clone(),
-            Some(Value::String(s)) => {
-                if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(s) {
+            Some(v) if v.is_object() => return v.clone(),
+            Some(v) => {
+                if let Some(s) = v.as_str()
+                    && let Ok(v) = sonic_rs::from_str::<Value>(s)
+                    && v.is_object()
+                {
                     return v;
                 }
             }
-            _ => {}
+            None => {}
         }
     }
-    Value::Null
+    Value::new()
 }
 
 /// `httpRequest` logged as a JSON string (activity log alert payload).
 fn http_request_ip(r: &Value) -> Option<String> {
     let s = str_at(r, "httpRequest")?;
-    let v: Value = serde_json::from_str(s).ok()?;
+    let v: Value = sonic_rs::from_str(s).ok()?;
     str_at(&v, "clientIpAddress").map(str::to_owned)
 }
 
@@ -196,7 +199,7 @@ fn http_request_ip(r: &Value) -> Option<String> {
 fn claim<'a>(claims: &'a Value, uri: &str, short: &str) -> Option<&'a str> {
     claims
         .as_object()
-        .and_then(|o| o.get(uri).or_else(|| o.get(short)))
+        .and_then(|o| o.get(&uri).or_else(|| o.get(&short)))
         .and_then(Value::as_str)
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -289,7 +292,7 @@ pub(crate) fn activity(operation: &str) -> Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonValueMutTrait, json};
 
     fn one(v: Value) -> IdentityEvent {
         let mut out = normalize(v).expect("normalizes");
@@ -411,8 +414,8 @@ mod tests {
             activity("MICROSOFT.KEYVAULT/VAULTS/SECRETS/WRITE"),
             Activity::ApiCall
         );
-        let mut r = export("a/b/write", "Success", Value::Null);
-        r.as_object_mut().map(|o| o.remove("operationName"));
+        let mut r = export("a/b/write", "Success", Value::new());
+        r.as_object_mut().map(|o| o.remove(&"operationName"));
         assert_eq!(
             normalize(r.clone()),
             Err(NormalizeError::Missing {

@@ -15,7 +15,7 @@
 //!
 //! To add a category: a match arm in [`normalize`].
 
-use serde_json::{Map, Value};
+use crate::json::{JsonValueTrait, Object, Value};
 
 use super::NormalizeError;
 use super::util::{is_nil_guid, req_str, req_time, require_object, str_at, string_at, text_at};
@@ -34,7 +34,7 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     };
     let category = req_str(&raw, "category", kind_guess)?;
     let props = match raw.get("properties") {
-        Some(p @ Value::Object(_)) => p,
+        Some(p) if p.is_object() => p,
         Some(other) => {
             return Err(NormalizeError::Invalid {
                 kind: kind_guess,
@@ -155,7 +155,7 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     const KIND: RecordKind = RecordKind::AzureMonitorAudit;
     let time = req_time(&raw, "ActivityDateTime", KIND)
         .or_else(|_| req_time(&raw, "TimeGenerated", KIND))?;
-    let mut audit = Map::new();
+    let mut audit = Object::new();
     for (column, field) in [
         ("Id", "id"),
         ("ActivityDisplayName", "activityDisplayName"),
@@ -166,7 +166,7 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
         ("CorrelationId", "correlationId"),
     ] {
         if let Some(v) = raw.get(column) {
-            audit.insert(field.to_owned(), v.clone());
+            audit.insert(field, v.clone());
         }
     }
     for (column, field, static_field) in [
@@ -179,20 +179,26 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
         ),
     ] {
         let value = match raw.get(column) {
-            Some(Value::String(s)) if !s.trim().is_empty() => {
-                serde_json::from_str(s).map_err(|e| NormalizeError::Invalid {
+            Some(v) if v.as_str().is_some_and(|s| !s.trim().is_empty()) => {
+                let s = v.as_str().unwrap_or_default();
+                sonic_rs::from_str::<Value>(s).map_err(|_| NormalizeError::Invalid {
                     kind: KIND,
                     field: static_field,
-                    message: format!("not JSON: {e}"),
+                    message: format!(
+                        "not JSON: {}",
+                        serde_json::from_str::<serde::de::IgnoredAny>(s)
+                            .err()
+                            .map_or_else(|| "refused".to_string(), |e| e.to_string())
+                    ),
                 })?
             }
             Some(v) => v.clone(),
             None => continue,
         };
-        audit.insert(field.to_owned(), value);
+        audit.insert(field, value);
     }
     // Field names in errors are the row's columns: rename them back.
-    let audit = Value::Object(audit);
+    let audit = Value::from(audit);
     let mut event = entra_audit::build(&audit, &LA_AUDIT_INNER, Some(time))
         .map_err(|e| rename_field(e, column_of))?;
     if event.src.user_agent.is_none() {
@@ -226,8 +232,8 @@ fn column_of(field: &'static str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::{JsonValueMutTrait, json};
     use crate::model::{Activity, PrincipalType};
-    use serde_json::json;
 
     fn signin(category: &str) -> Value {
         json!({
@@ -277,7 +283,7 @@ mod tests {
         );
         assert_eq!(e.targets[0].name.as_deref(), Some("eve@contoso.com"));
         let mut bad = v.clone();
-        bad["properties"].as_object_mut().map(|o| o.remove("id"));
+        bad["properties"].as_object_mut().map(|o| o.remove(&"id"));
         assert_eq!(
             normalize(bad),
             Err(NormalizeError::Missing {
@@ -324,7 +330,7 @@ mod tests {
                 ..
             })
         ));
-        bad.as_object_mut().map(|o| o.remove("Id"));
+        bad.as_object_mut().map(|o| o.remove(&"Id"));
         bad["InitiatedBy"] = json!(null);
         assert_eq!(
             normalize(bad),

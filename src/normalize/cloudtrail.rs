@@ -11,7 +11,7 @@
 //!
 //! To classify one more API: add its `eventName` to the table in [`activity`].
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -48,32 +48,29 @@ fn unwrap_envelope(mut envelope: Value) -> Result<Value, NormalizeError> {
     }
     let envelope_id = string_at(&envelope, "id");
     let envelope_time = string_at(&envelope, "time");
-    let detail = envelope
+    let mut detail = envelope
         .as_object_mut()
-        .and_then(|o| o.remove("detail"))
+        .and_then(|o| o.remove(&"detail"))
         .ok_or(NormalizeError::Missing {
             kind: KIND,
             field: "detail",
         })?;
-    let mut detail = match detail {
-        Value::Object(o) => o,
-        _ => {
-            return Err(NormalizeError::Invalid {
-                kind: KIND,
-                field: "detail",
-                message: "expected a JSON object".to_owned(),
-            });
-        }
+    let Some(obj) = detail.as_object_mut() else {
+        return Err(NormalizeError::Invalid {
+            kind: KIND,
+            field: "detail",
+            message: "expected a JSON object".to_owned(),
+        });
     };
     // EventBridge copies the whole record into `detail`; should a producer drop the id or
     // time there, the envelope's own are the best stand-in.
-    if let (false, Some(id)) = (detail.contains_key("eventID"), envelope_id) {
-        detail.insert("eventID".to_owned(), Value::String(id));
+    if let (false, Some(id)) = (obj.contains_key(&"eventID"), envelope_id) {
+        obj.insert("eventID", id.as_str());
     }
-    if let (false, Some(t)) = (detail.contains_key("eventTime"), envelope_time) {
-        detail.insert("eventTime".to_owned(), Value::String(t));
+    if let (false, Some(t)) = (obj.contains_key(&"eventTime"), envelope_time) {
+        obj.insert("eventTime", t.as_str());
     }
-    Ok(Value::Object(detail))
+    Ok(detail)
 }
 
 fn from_record(r: &Value) -> Result<IdentityEvent, NormalizeError> {
@@ -118,7 +115,7 @@ fn from_record(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth: None,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
@@ -267,7 +264,7 @@ fn targets(r: &Value) -> Vec<Target> {
 fn get_array<'a>(r: &'a Value, path: &str) -> &'a [Value] {
     super::util::get(r, path)
         .and_then(Value::as_array)
-        .map(Vec::as_slice)
+        .map(|a| &a[..])
         .unwrap_or_default()
 }
 
@@ -320,7 +317,7 @@ pub(crate) fn activity(event_name: &str) -> Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonContainerTrait, JsonValueMutTrait, json};
 
     fn one(raw: Value) -> IdentityEvent {
         let mut v = normalize(raw).expect("normalizes");
@@ -428,7 +425,9 @@ mod tests {
             "additionalEventData": {"MFAUsed": mfa}
         });
         if let (Some(o), Some(x)) = (r.as_object_mut(), extra.as_object()) {
-            o.extend(x.clone());
+            for (k, v) in x.iter() {
+                o.insert(k, v.clone());
+            }
         }
         r
     }
@@ -524,7 +523,7 @@ mod tests {
     #[test]
     fn missing_and_wrong_fields_are_named() {
         let mut r = record(json!({"type": "IAMUser"}));
-        r.as_object_mut().map(|o| o.remove("eventID"));
+        r.as_object_mut().map(|o| o.remove(&"eventID"));
         assert_eq!(
             normalize(r.clone()),
             Err(NormalizeError::Missing {

@@ -11,8 +11,8 @@
 //!
 //! To classify one more activity: add its display name to [`activity`].
 
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::NormalizeError;
 use super::util::{
@@ -69,7 +69,7 @@ pub(crate) fn build(
     let action = req_str(a, f.action, f.kind)?.to_owned();
     let targets_raw = get(a, "targetResources")
         .and_then(Value::as_array)
-        .map(Vec::as_slice)
+        .map(|a| &a[..])
         .unwrap_or_default();
     let activity = activity(&action, targets_raw);
 
@@ -109,7 +109,7 @@ pub(crate) fn build(
         auth: AuthFacts::default(),
         oauth,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
@@ -223,7 +223,7 @@ fn modified_props(targets: &[Value]) -> impl Iterator<Item = &Value> {
     targets.iter().flat_map(|t| {
         get(t, "modifiedProperties")
             .and_then(Value::as_array)
-            .map(Vec::as_slice)
+            .map(|a| &a[..])
             .unwrap_or_default()
     })
 }
@@ -365,7 +365,7 @@ pub(crate) fn parse_permissions(value: &str) -> (Vec<String>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonValueMutTrait, json};
 
     fn one(v: Value) -> IdentityEvent {
         let mut out = normalize(v).expect("normalizes");
@@ -527,7 +527,7 @@ mod tests {
     #[test]
     fn missing_fields_are_named() {
         let mut v = consent(vec![]);
-        v.as_object_mut().map(|o| o.remove("activityDisplayName"));
+        v.as_object_mut().map(|o| o.remove(&"activityDisplayName"));
         assert_eq!(
             normalize(v),
             Err(NormalizeError::Missing {

@@ -14,8 +14,8 @@
 //!
 //! To read one more field: add it to [`build`] and a fixture showing it.
 
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
 use super::NormalizeError;
 use super::util::{
@@ -181,7 +181,7 @@ pub(crate) fn build(
         },
         oauth: None,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
@@ -213,7 +213,7 @@ const MFA_FAILURE_CODES: &[&str] = &["500121", "50158"];
 pub(crate) fn mfa(s: &Value, status: Status) -> (Option<bool>, bool) {
     let steps = get(s, "authenticationDetails")
         .and_then(Value::as_array)
-        .map(Vec::as_slice)
+        .map(|a| &a[..])
         .unwrap_or_default();
     let is_second_factor = |step: &Value| {
         let requirement = str_at(step, "authenticationStepRequirement").unwrap_or_default();
@@ -248,7 +248,7 @@ pub(crate) fn mfa(s: &Value, status: Status) -> (Option<bool>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonValueMutTrait, json};
 
     fn base() -> Value {
         json!({
@@ -354,7 +354,7 @@ mod tests {
     #[test]
     fn missing_fields_are_named() {
         let mut v = base();
-        v.as_object_mut().map(|o| o.remove("createdDateTime"));
+        v.as_object_mut().map(|o| o.remove(&"createdDateTime"));
         assert_eq!(
             normalize(v),
             Err(NormalizeError::Missing {

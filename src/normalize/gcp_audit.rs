@@ -14,7 +14,7 @@
 //!
 //! To classify one more method: add it to [`activity`].
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -32,7 +32,7 @@ const AUDIT_LOG_TYPE: &str = "type.googleapis.com/google.cloud.audit.AuditLog";
 pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
     let p = match raw.get("protoPayload") {
-        Some(p @ Value::Object(_)) => p,
+        Some(p) if p.is_object() => p,
         Some(other) => {
             return Err(NormalizeError::Invalid {
                 kind: KIND,
@@ -218,7 +218,7 @@ pub(crate) fn activity(method: &str, p: &Value) -> Activity {
     if short.eq_ignore_ascii_case("SetIamPolicy") {
         let deltas = get(p, "serviceData.policyDelta.bindingDeltas")
             .and_then(Value::as_array)
-            .map(Vec::as_slice)
+            .map(|a| &a[..])
             .unwrap_or_default();
         if deltas.is_empty() || deltas.iter().any(|d| str_at(d, "action") == Some("ADD")) {
             return Activity::PrivilegeGrant;
@@ -260,7 +260,7 @@ fn param_list(ev: &Value, name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonValueMutTrait, json};
 
     fn entry(method: &str, ip: &str) -> Value {
         json!({"insertId": "i-1", "timestamp": "2024-01-01T00:00:00.123456Z",
@@ -329,7 +329,7 @@ mod tests {
         let mut v = entry("m", "1.2.3.4");
         v["protoPayload"]
             .as_object_mut()
-            .map(|o| o.remove("methodName"));
+            .map(|o| o.remove(&"methodName"));
         assert_eq!(
             normalize(v.clone()),
             Err(NormalizeError::Missing {
@@ -346,7 +346,7 @@ mod tests {
                 ..
             })
         ));
-        v.as_object_mut().map(|o| o.remove("protoPayload"));
+        v.as_object_mut().map(|o| o.remove(&"protoPayload"));
         assert_eq!(
             normalize(v),
             Err(NormalizeError::Missing {

@@ -11,7 +11,7 @@
 //!
 //! To classify one more event: add its (application, name) to [`activity`].
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value, ValueRef};
 
 use super::NormalizeError;
 use super::util::{
@@ -32,8 +32,8 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     let qualifier = req_id(&raw, "id.uniqueQualifier", KIND)?;
     // `events` is taken out so each event's `raw` is the rest of the activity plus that one
     // event, without copying every other event into it.
-    let events = match raw.as_object_mut().and_then(|o| o.remove("events")) {
-        Some(Value::Array(a)) => a,
+    let events = match raw.as_object_mut().and_then(|o| o.remove(&"events")) {
+        Some(v) if v.is_array() => v.into_array().unwrap_or_default(),
         Some(other) => {
             return Err(NormalizeError::Invalid {
                 kind: KIND,
@@ -56,9 +56,9 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     let several = events.len() > 1;
     let mut out = Vec::with_capacity(events.len());
     for (index, ev) in events.into_iter().enumerate() {
-        let name = match ev.get("name") {
-            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
-            Some(Value::String(_)) | None | Some(Value::Null) => {
+        let name = match ev.get("name").map(Value::as_ref) {
+            Some(ValueRef::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+            Some(ValueRef::String(_)) | None | Some(ValueRef::Null) => {
                 return Err(NormalizeError::Missing {
                     kind: KIND,
                     field: "events[].name",
@@ -68,7 +68,10 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 return Err(NormalizeError::Invalid {
                     kind: KIND,
                     field: "events[].name",
-                    message: format!("expected a string, found {}", super::util::type_name(other)),
+                    message: format!(
+                        "expected a string, found {}",
+                        super::util::ref_type_name(&other)
+                    ),
                 });
             }
         };
@@ -118,7 +121,7 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         }
         let mut one = raw.clone();
         if let Some(o) = one.as_object_mut() {
-            o.insert("events".to_owned(), Value::Array(vec![ev]));
+            o.insert("events", Value::from(vec![ev]));
         }
         out.push(IdentityEvent {
             time,
@@ -261,7 +264,7 @@ fn param_bool(ev: &Value, name: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonContainerTrait, json};
 
     fn activity_with(app: &str, events: Value) -> Value {
         json!({"kind": "admin#reports#activity",
@@ -287,7 +290,7 @@ mod tests {
             (out[0].uid.as_str(), out[1].uid.as_str()),
             ("-4321#0", "-4321#1")
         );
-        assert_eq!(out[0].raw["events"].as_array().map(Vec::len), Some(1));
+        assert_eq!(out[0].raw["events"].as_array().map(|a| a.len()), Some(1));
         assert_eq!(out[1].raw["events"][0]["name"], "login_verification");
         let e = &out[0];
         assert_eq!(

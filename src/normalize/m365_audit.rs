@@ -33,7 +33,7 @@
 
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value, json};
 
 use super::NormalizeError;
 use super::entra_audit;
@@ -83,17 +83,20 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
 fn unwrap(mut wrapper: Value) -> Result<Value, NormalizeError> {
     let data = wrapper
         .as_object_mut()
-        .and_then(|o| o.remove("AuditData"))
-        .unwrap_or(Value::Null);
-    let inner = match data {
-        Value::String(s) => {
-            serde_json::from_str::<Value>(&s).map_err(|e| NormalizeError::Invalid {
-                kind: KIND,
-                field: "AuditData",
-                message: format!("not JSON: {e}"),
-            })?
-        }
-        other => other,
+        .and_then(|o| o.remove(&"AuditData"))
+        .unwrap_or_default();
+    let inner = match data.as_str() {
+        Some(s) => sonic_rs::from_str::<Value>(s).map_err(|_| NormalizeError::Invalid {
+            kind: KIND,
+            field: "AuditData",
+            message: format!(
+                "not JSON: {}",
+                serde_json::from_str::<serde::de::IgnoredAny>(s)
+                    .err()
+                    .map_or_else(|| "refused".to_string(), |e| e.to_string())
+            ),
+        })?,
+        None => data,
     };
     if inner.is_object() {
         Ok(inner)
@@ -126,12 +129,15 @@ fn la_column(field: &'static str) -> &'static str {
 /// An `OfficeActivity` row as the UAL record it came from: renamed columns (a UAL name already
 /// present wins), list columns parsed from their JSON strings.
 fn from_log_analytics(row: &Value) -> Value {
-    let mut out = row.as_object().cloned().unwrap_or_default();
+    let mut out = row.clone();
+    let Some(obj) = out.as_object_mut() else {
+        return Value::new_object();
+    };
     for (column, ual) in LA_RENAMES {
-        if !out.contains_key(*ual)
+        if !obj.contains_key(ual)
             && let Some(v) = row.get(*column)
         {
-            out.insert((*ual).to_owned(), v.clone());
+            obj.insert(*ual, v.clone());
         }
     }
     for list in [
@@ -140,13 +146,14 @@ fn from_log_analytics(row: &Value) -> Value {
         "ModifiedProperties",
         "OperationProperties",
     ] {
-        if let Some(Value::String(s)) = out.get(list)
-            && let Ok(v @ Value::Array(_)) = serde_json::from_str::<Value>(s)
+        if let Some(s) = obj.get(&list).and_then(Value::as_str)
+            && let Ok(v) = sonic_rs::from_str::<Value>(s)
+            && v.is_array()
         {
-            out.insert(list.to_owned(), v);
+            obj.insert(list, v);
         }
     }
-    Value::Object(out)
+    out
 }
 
 /// The `Value` of the `{Name, Value}` entry named `name` in the list at `list`.
@@ -259,7 +266,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
@@ -428,7 +435,9 @@ mod tests {
                                    {"Name": "RequestType", "Value": request}]
         });
         if let (Some(o), Some(x)) = (r.as_object_mut(), extra.as_object()) {
-            o.extend(x.clone());
+            for (k, v) in x.iter() {
+                o.insert(k, v.clone());
+            }
         }
         r
     }
@@ -490,7 +499,7 @@ mod tests {
         );
         assert_eq!(e.raw, row);
         let mut bad = row;
-        bad.as_object_mut().map(|o| o.remove("OfficeId"));
+        bad.as_object_mut().map(|o| o.remove(&"OfficeId"));
         assert_eq!(
             normalize(bad),
             Err(NormalizeError::Missing {
@@ -582,7 +591,7 @@ mod tests {
             })
         ));
         let mut missing = inner;
-        missing.as_object_mut().map(|o| o.remove("Id"));
+        missing.as_object_mut().map(|o| o.remove(&"Id"));
         assert_eq!(
             normalize(missing),
             Err(NormalizeError::Missing {

@@ -5,7 +5,7 @@
 //! `pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>`, a line in
 //! [`normalize`] and in [`detect_kind`], and golden files under `tests/golden/normalize/`.
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 
 use crate::model::{IdentityEvent, RecordKind};
 
@@ -65,23 +65,23 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
 /// Recognises a record's kind from its shape, or `None` when it is none picket knows.
 pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     let obj = raw.as_object()?;
-    if obj.contains_key("eventVersion") && obj.contains_key("eventSource") {
+    if obj.contains_key(&"eventVersion") && obj.contains_key(&"eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
-    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
+    if let Some(dt) = obj.get(&"detail-type").and_then(Value::as_str)
         && dt.ends_with("via CloudTrail")
     {
         return Some(RecordKind::Cloudtrail);
     }
-    if obj.get("kind").and_then(Value::as_str) == Some("admin#reports#activity") {
+    if obj.get(&"kind").and_then(Value::as_str) == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);
     }
-    if obj.contains_key("protoPayload") && obj.contains_key("logName") {
+    if obj.contains_key(&"protoPayload") && obj.contains_key(&"logName") {
         return Some(RecordKind::GcpAudit);
     }
     if let (Some(category), true) = (
-        obj.get("category").and_then(Value::as_str),
-        obj.contains_key("properties"),
+        obj.get(&"category").and_then(Value::as_str),
+        obj.contains_key(&"properties"),
     ) {
         return match category {
             "SignInLogs"
@@ -100,12 +100,12 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Azure activity log: a Log Analytics `AzureActivity` row, the REST `eventData` / alert
     // payload, or an export record without `properties`.
-    if obj.contains_key("OperationNameValue")
-        || (obj.contains_key("eventDataId") && obj.contains_key("operationName"))
-        || (obj.contains_key("operationName")
-            && obj.contains_key("time")
+    if obj.contains_key(&"OperationNameValue")
+        || (obj.contains_key(&"eventDataId") && obj.contains_key(&"operationName"))
+        || (obj.contains_key(&"operationName")
+            && obj.contains_key(&"time")
             && obj
-                .get("resourceId")
+                .get(&"resourceId")
                 .and_then(Value::as_str)
                 .is_some_and(|id| !id.to_ascii_lowercase().contains("microsoft.aadiam")))
     {
@@ -113,30 +113,31 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
     // Analytics `OfficeActivity` row.
-    if (obj.contains_key("CreationTime")
-        && obj.contains_key("Operation")
-        && (obj.contains_key("Workload") || obj.contains_key("RecordType")))
-        || (obj.contains_key("AuditData")
-            && (obj.contains_key("Operations") || obj.contains_key("UserIds")))
-        || (obj.contains_key("OfficeWorkload") && obj.contains_key("Operation"))
+    if (obj.contains_key(&"CreationTime")
+        && obj.contains_key(&"Operation")
+        && (obj.contains_key(&"Workload") || obj.contains_key(&"RecordType")))
+        || (obj.contains_key(&"AuditData")
+            && (obj.contains_key(&"Operations") || obj.contains_key(&"UserIds")))
+        || (obj.contains_key(&"OfficeWorkload") && obj.contains_key(&"Operation"))
     {
         return Some(RecordKind::M365Audit);
     }
-    if obj.contains_key("uuid") && obj.contains_key("published") && obj.contains_key("eventType") {
+    if obj.contains_key(&"uuid") && obj.contains_key(&"published") && obj.contains_key(&"eventType")
+    {
         return Some(RecordKind::Okta);
     }
     // A Log Analytics `AuditLogs` row (Sentinel export; the OTRF datasets): PascalCase columns.
-    if obj.contains_key("ActivityDisplayName")
-        && obj.contains_key("ActivityDateTime")
-        && obj.contains_key("InitiatedBy")
+    if obj.contains_key(&"ActivityDisplayName")
+        && obj.contains_key(&"ActivityDateTime")
+        && obj.contains_key(&"InitiatedBy")
     {
         return Some(RecordKind::AzureMonitorAudit);
     }
-    if obj.contains_key("activityDisplayName") && obj.contains_key("activityDateTime") {
+    if obj.contains_key(&"activityDisplayName") && obj.contains_key(&"activityDateTime") {
         return Some(RecordKind::EntraAudit);
     }
-    if obj.contains_key("createdDateTime")
-        && (obj.contains_key("userPrincipalName") || obj.contains_key("appId"))
+    if obj.contains_key(&"createdDateTime")
+        && (obj.contains_key(&"userPrincipalName") || obj.contains_key(&"appId"))
     {
         return Some(RecordKind::EntraSignin);
     }
@@ -172,6 +173,11 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
+
+    /// A test's serde_json tree as picket holds raw records.
+    fn raw(v: &Value) -> crate::json::Value {
+        crate::json::to_value(v).expect("a serde_json tree converts")
+    }
 
     /// The fixture folders this module owns, with the provider their records belong to.
     const PROVIDERS: &[(&str, crate::model::Provider)] = &[
@@ -234,9 +240,9 @@ mod tests {
     fn normalize_file(path: &Path) -> Vec<IdentityEvent> {
         let mut events = Vec::new();
         for (i, record) in load_records(path).into_iter().enumerate() {
-            let kind = detect_kind(&record)
+            let kind = detect_kind(&raw(&record))
                 .unwrap_or_else(|| panic!("{}: record {i}: shape not detected", path.display()));
-            match normalize(kind, record) {
+            match normalize(kind, raw(&record)) {
                 Ok(evs) => events.extend(evs),
                 Err(e) => panic!("{}: record {i}: {e}", path.display()),
             }
@@ -307,14 +313,14 @@ mod tests {
             assert!(!files.is_empty(), "{dir} is empty");
             for file in files {
                 for record in load_records(&file) {
-                    assert_eq!(detect_kind(&record), None, "{}", file.display());
+                    assert_eq!(detect_kind(&raw(&record)), None, "{}", file.display());
                 }
             }
         }
         // The non-audit GCP entries fail loudly if forced through the audit normalizer.
         for file in fixture_files(&root().join("tests/fixtures/gcp/unsupported")) {
             for record in load_records(&file) {
-                let err = gcp_audit::normalize(record).expect_err("not an audit entry");
+                let err = gcp_audit::normalize(raw(&record)).expect_err("not an audit entry");
                 assert!(matches!(
                     err,
                     NormalizeError::Missing {
@@ -395,7 +401,7 @@ mod tests {
             (json!([]), None),
         ];
         for (v, want) in cases {
-            assert_eq!(detect_kind(&v), want, "{v}");
+            assert_eq!(detect_kind(&raw(&v)), want, "{v}");
         }
     }
 
@@ -692,7 +698,7 @@ mod tests {
         Ok(())
     }
 
-    type NormalizeFn = fn(Value) -> Result<Vec<IdentityEvent>, NormalizeError>;
+    type NormalizeFn = fn(crate::json::Value) -> Result<Vec<IdentityEvent>, NormalizeError>;
 
     /// Every normalizer with the fixture folders holding its records.
     const NORMALIZERS: &[(&str, NormalizeFn, &[RecordKind])] = &[
@@ -746,7 +752,7 @@ mod tests {
                 out.extend(
                     load_records(&file)
                         .into_iter()
-                        .filter(|r| detect_kind(r).is_some_and(|k| kinds.contains(&k))),
+                        .filter(|r| detect_kind(&raw(r)).is_some_and(|k| kinds.contains(&k))),
                 );
             }
         }
@@ -773,7 +779,7 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(config());
         for (name, f, _) in NORMALIZERS {
             runner
-                .run(&arb_json(), |v| check(f(v)))
+                .run(&arb_json(), |v| check(f(raw(&v))))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
@@ -798,7 +804,7 @@ mod tests {
                             op,
                         );
                     }
-                    check(f(record))
+                    check(f(raw(&record)))
                 })
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
@@ -809,8 +815,8 @@ mod tests {
         let mut runner = proptest::test_runner::TestRunner::new(config());
         runner
             .run(&arb_json(), |v| {
-                if let Some(kind) = detect_kind(&v) {
-                    check(normalize(kind, v))?;
+                if let Some(kind) = detect_kind(&raw(&v)) {
+                    check(normalize(kind, raw(&v)))?;
                 }
                 Ok(())
             })

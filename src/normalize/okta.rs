@@ -17,7 +17,7 @@
 //!
 //! To classify one more event type: add it to [`activity`].
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -89,14 +89,14 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth,
         uid,
-        raw: Value::Null,
+        raw: Value::new(),
     })
 }
 
 fn targets_raw(r: &Value) -> &[Value] {
     get(r, "target")
         .and_then(Value::as_array)
-        .map(Vec::as_slice)
+        .map(|a| &a[..])
         .unwrap_or_default()
 }
 
@@ -240,7 +240,7 @@ pub(crate) fn activity(event_type: &str) -> Activity {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::{JsonValueMutTrait, json};
 
     fn one(v: Value) -> IdentityEvent {
         let mut out = normalize(v).expect("normalizes");
@@ -329,7 +329,7 @@ mod tests {
         unknown["actor"] = json!({"id": "unknown", "type": "User", "alternateId": "jdoe"});
         let ev = one(unknown);
         assert_eq!((ev.actor.uid, ev.actor.key.as_str()), (None, "unknown"));
-        e.as_object_mut().map(|o| o.remove("uuid"));
+        e.as_object_mut().map(|o| o.remove(&"uuid"));
         assert_eq!(
             normalize(e),
             Err(NormalizeError::Missing {

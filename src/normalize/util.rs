@@ -1,4 +1,4 @@
-//! Shared helpers of the normalizers: getters on dotted `serde_json::Value` paths, required
+//! Shared helpers of the normalizers: getters on dotted raw-record paths, required
 //! field extraction with typed errors, time and IP parsing, the identity key and the
 //! activity -> OCSF class table.
 //!
@@ -7,8 +7,8 @@
 
 use std::net::IpAddr;
 
+use crate::json::{JsonValueTrait, Value, ValueRef};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::Value;
 
 use super::NormalizeError;
 use crate::model::{Activity, Endpoint, EventClass, RecordKind, Status};
@@ -16,8 +16,12 @@ use crate::model::{Activity, Endpoint, EventClass, RecordKind, Status};
 /// The value at a dotted path (`userIdentity.sessionContext.sessionIssuer.arn`); object keys
 /// only. `None` when any step is missing or not an object.
 pub(crate) fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.')
-        .try_fold(v, |cur, key| cur.as_object()?.get(key))
+    path.split('.').try_fold(
+        v,
+        |cur, key| {
+            if cur.is_object() { cur.get(key) } else { None }
+        },
+    )
 }
 
 /// A non-empty string at `path`; `None` for absent, null, empty or non-string values.
@@ -36,19 +40,19 @@ pub(crate) fn string_at(v: &Value, path: &str) -> Option<String> {
 /// A scalar at `path` as text: strings as they are, numbers and booleans printed. Some
 /// providers log ids and codes as either.
 pub(crate) fn text_at(v: &Value, path: &str) -> Option<String> {
-    match get(v, path)? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+    match get(v, path)?.as_ref() {
+        ValueRef::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        ValueRef::Number(n) => Some(n.to_string()),
+        ValueRef::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
 /// A boolean at `path`, accepting `true`/`false` and the strings `"true"`/`"false"` (any case).
 pub(crate) fn bool_at(v: &Value, path: &str) -> Option<bool> {
-    match get(v, path)? {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) => parse_bool(s),
+    match get(v, path)?.as_ref() {
+        ValueRef::Bool(b) => Some(b),
+        ValueRef::String(s) => parse_bool(s),
         _ => None,
     }
 }
@@ -82,10 +86,10 @@ pub(crate) fn req_str<'a>(
     path: &'static str,
     kind: RecordKind,
 ) -> Result<&'a str, NormalizeError> {
-    match get(v, path) {
-        None | Some(Value::Null) => Err(NormalizeError::Missing { kind, field: path }),
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim()),
-        Some(Value::String(_)) => Err(NormalizeError::Invalid {
+    match get(v, path).map(Value::as_ref) {
+        None | Some(ValueRef::Null) => Err(NormalizeError::Missing { kind, field: path }),
+        Some(ValueRef::String(s)) if !s.trim().is_empty() => Ok(s.trim()),
+        Some(ValueRef::String(_)) => Err(NormalizeError::Invalid {
             kind,
             field: path,
             message: "empty string".to_owned(),
@@ -93,7 +97,7 @@ pub(crate) fn req_str<'a>(
         Some(other) => Err(NormalizeError::Invalid {
             kind,
             field: path,
-            message: format!("expected a string, found {}", type_name(other)),
+            message: format!("expected a string, found {}", ref_type_name(&other)),
         }),
     }
 }
@@ -104,8 +108,8 @@ pub(crate) fn req_id(
     path: &'static str,
     kind: RecordKind,
 ) -> Result<String, NormalizeError> {
-    match get(v, path) {
-        Some(Value::Number(n)) => Ok(n.to_string()),
+    match get(v, path).map(Value::as_ref) {
+        Some(ValueRef::Number(n)) => Ok(n.to_string()),
         _ => req_str(v, path, kind).map(str::to_owned),
     }
 }
@@ -228,20 +232,24 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
 
 /// The JSON type name of a value, for error messages.
 pub(crate) fn type_name(v: &Value) -> &'static str {
+    ref_type_name(&v.as_ref())
+}
+
+pub(crate) fn ref_type_name(v: &ValueRef<'_>) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        ValueRef::Null => "null",
+        ValueRef::Bool(_) => "a boolean",
+        ValueRef::Number(_) => "a number",
+        ValueRef::String(_) => "a string",
+        ValueRef::Array(_) => "an array",
+        ValueRef::Object(_) => "an object",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     #[test]
     fn paths_and_getters() {

@@ -166,6 +166,7 @@ mod imp {
     use crate::cloud::CloudError;
     use crate::cloud::rate::RateLimiter;
     use crate::cloud::retry::{Attempt, RetryPolicy, retry};
+    use crate::json::JsonValueTrait;
     use crate::model::RecordKind;
     use crate::source::window::{Feed, Page, Stream, Windowed};
     use crate::source::{Source, SourceError};
@@ -357,7 +358,7 @@ mod imp {
                 let Some(text) = ev.cloud_trail_event() else {
                     continue;
                 };
-                match serde_json::from_str(text) {
+                match crate::json::parse(text.as_bytes()) {
                     Ok(v) => rows.push(v),
                     Err(e) => tracing::warn!(
                         operation = %self.operation(),

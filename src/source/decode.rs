@@ -13,9 +13,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::json::{JsonValueMutTrait, JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
-use serde_json::Value;
 
 use crate::model::RecordKind;
 
@@ -232,8 +232,6 @@ pub struct Records {
     pending: VecDeque<(Value, Option<usize>)>,
     /// The first line, read while choosing the mode.
     first_line: Option<Vec<u8>>,
-    /// Records carry only what [`record_time`] and kind detection read ([`Records::times_only`]).
-    times_only: bool,
 }
 
 impl Records {
@@ -247,25 +245,11 @@ impl Records {
             buf: Vec::new(),
             pending: VecDeque::new(),
             first_line: None,
-            times_only: false,
         }
     }
 
-    /// Decodes each record's top level only, with nested objects and arrays left out (as
-    /// `null`) except those [`record_time`] reads into: enough for
-    /// [`crate::normalize::detect_kind`] and [`record_time`] at a fraction of the cost of the
-    /// whole tree. Replay indexes its files (their time spans) this way.
-    pub fn times_only(mut self) -> Records {
-        self.times_only = true;
-        self
-    }
-
-    fn parse(&self, bytes: &[u8]) -> Result<Value, serde_json::Error> {
-        if self.times_only {
-            serde_json::from_slice::<probe::Top>(bytes).map(Value::from)
-        } else {
-            serde_json::from_slice::<Value>(bytes)
-        }
+    fn parse(&self, bytes: &[u8]) -> Result<Value, String> {
+        crate::json::parse(bytes)
     }
 
     /// The input's name.
@@ -375,34 +359,33 @@ impl Records {
     /// the document is broken (truncated, corrupt), the records of its array that come before
     /// the damage are still kept.
     fn split_document(&mut self, doc: &[u8]) -> Option<(String, usize)> {
-        if self.times_only {
-            self.split_as::<probe::Top>(doc)
-        } else {
-            self.split_as::<Value>(doc)
+        // The usual document is one value (`{"Records":[...]}`): parsed at once.
+        if let Ok(v) = sonic_rs::from_slice::<Value>(doc) {
+            let mut records = Vec::new();
+            unwrap_container(v, &mut records);
+            self.pending.extend(records.into_iter().map(|r| (r, None)));
+            return None;
         }
-    }
-
-    /// [`Records::split_document`] with values decoded as `T`.
-    fn split_as<T>(&mut self, doc: &[u8]) -> Option<(String, usize)>
-    where
-        T: serde::de::DeserializeOwned,
-        Value: From<T>,
-    {
-        let mut stream = serde_json::Deserializer::from_slice(doc).into_iter::<T>();
+        // Several values in a row, or damage: serde_json's stream finds where each value
+        // ends (without building it) and where the damage starts.
+        let mut stream = serde_json::Deserializer::from_slice(doc).into_iter::<IgnoredAny>();
         let mut offset = 0;
         while let Some(v) = stream.next() {
-            match v.map(Value::from) {
+            let end = stream.byte_offset();
+            match v
+                .map_err(|e| e.to_string())
+                .and_then(|_| crate::json::parse(&doc[offset..end]))
+            {
                 Ok(v) => {
                     let mut records = Vec::new();
                     unwrap_container(v, &mut records);
                     self.pending.extend(records.into_iter().map(|r| (r, None)));
-                    offset = stream.byte_offset();
+                    offset = end;
                 }
-                Err(e) => {
+                Err(msg) => {
                     let salvaged = salvage_array(&doc[offset..]);
                     let n = salvaged.len();
                     self.pending.extend(salvaged.into_iter().map(|r| (r, None)));
-                    let msg = e.to_string();
                     let message = if n > 0 {
                         format!("{msg} (the {n} record(s) before it were kept)")
                     } else {
@@ -480,7 +463,7 @@ impl Records {
         let parsed = if t.contains(&0) {
             Err(None)
         } else {
-            self.parse(t).map_err(|e| Some(e.to_string()))
+            self.parse(t).map_err(Some)
         };
         let parsed = parsed.map_err(|message| match message {
             None => DecodeError::Binary {
@@ -538,161 +521,28 @@ impl Iterator for Records {
     }
 }
 
-/// The shallow decoding of [`Records::times_only`]: a record keeps every top-level key, its
-/// scalars, and the whole of the members [`record_time`] reads into ([`TIME_PARENTS`]); other
-/// objects and arrays are skipped without being built and stand as `null`. The members that
-/// hold records in containers ([`CONTAINERS`]) are decoded record by record the same way, so
-/// [`unwrap_container`] finds them.
-mod probe {
-    use std::fmt;
-
-    use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-    use serde_json::{Map, Value};
-
-    /// Members that [`super::record_time`] reads inside of.
-    const TIME_PARENTS: &[&str] = &["detail", "id", "AuditData"];
-    /// Members that hold the records of a container (see [`super::unwrap_container`]).
-    const CONTAINERS: &[&str] = &["Records", "value", "items", "entries"];
-
-    /// A top-level value: a record, a container of records or an array of records.
-    pub(super) struct Top(Value);
-    /// A member value that is not looked into: scalars kept, structures skipped.
-    struct Scalar(Value);
-
-    impl From<Top> for Value {
-        fn from(t: Top) -> Value {
-            t.0
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Top {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Top, D::Error> {
-            d.deserialize_any(TopVisitor)
-        }
-    }
-
-    struct TopVisitor;
-
-    impl<'de> Visitor<'de> for TopVisitor {
-        type Value = Top;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON value")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
-            let mut out = Map::new();
-            while let Some(key) = map.next_key::<String>()? {
-                let value = if TIME_PARENTS.contains(&key.as_str()) {
-                    map.next_value::<Value>()?
-                } else if CONTAINERS.contains(&key.as_str()) {
-                    map.next_value::<Top>()?.0
-                } else {
-                    map.next_value::<Scalar>()?.0
-                };
-                out.insert(key, value);
-            }
-            Ok(Top(Value::Object(out)))
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
-            let mut out = Vec::new();
-            while let Some(item) = seq.next_element::<Top>()? {
-                out.push(item.0);
-            }
-            Ok(Top(Value::Array(out)))
-        }
-
-        fn visit_bool<E>(self, v: bool) -> Result<Top, E> {
-            Ok(Top(Value::Bool(v)))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Top, E> {
-            Ok(Top(Value::from(v)))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Top, E> {
-            Ok(Top(Value::from(v)))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Top, E> {
-            Ok(Top(Value::from(v)))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Top, E> {
-            Ok(Top(Value::String(v.to_owned())))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Top, E> {
-            Ok(Top(Value::String(v)))
-        }
-        fn visit_unit<E>(self) -> Result<Top, E> {
-            Ok(Top(Value::Null))
-        }
-    }
-
-    impl<'de> Deserialize<'de> for Scalar {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-            d.deserialize_any(ScalarVisitor)
-        }
-    }
-
-    struct ScalarVisitor;
-
-    impl<'de> Visitor<'de> for ScalarVisitor {
-        type Value = Scalar;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON value")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(Scalar(Value::Null))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Scalar(Value::Null))
-        }
-        fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
-            Ok(Scalar(Value::Bool(v)))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
-            Ok(Scalar(Value::from(v)))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
-            Ok(Scalar(Value::from(v)))
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
-            Ok(Scalar(Value::from(v)))
-        }
-        fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-            Ok(Scalar(Value::String(v.to_owned())))
-        }
-        fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
-            Ok(Scalar(Value::String(v)))
-        }
-        fn visit_unit<E>(self) -> Result<Scalar, E> {
-            Ok(Scalar(Value::Null))
-        }
-    }
-}
-
 const LINE_TOO_LONG: &str = "line longer than the limit";
 
 /// Splits the containers providers wrap records in.
-fn unwrap_container(v: Value, out: &mut Vec<Value>) {
-    match v {
-        Value::Array(items) => out.extend(items),
-        Value::Object(mut map) => {
-            for key in ["Records", "value", "items", "entries"] {
-                if matches!(map.get(key), Some(Value::Array(_)))
-                    && !looks_like_record(&map)
-                    && let Some(Value::Array(items)) = map.remove(key)
-                {
-                    out.extend(items);
-                    return;
-                }
-            }
-            out.push(Value::Object(map));
-        }
-        other => out.push(other),
+fn unwrap_container(mut v: Value, out: &mut Vec<Value>) {
+    if v.is_array() {
+        out.extend(v.into_array().unwrap_or_default());
+        return;
     }
+    if v.is_object() && !looks_like_record(&v) {
+        for key in ["Records", "value", "items", "entries"] {
+            if v.get(key).is_some_and(Value::is_array) {
+                let items = v
+                    .as_object_mut()
+                    .and_then(|o| o.remove(&key))
+                    .and_then(Value::into_array)
+                    .unwrap_or_default();
+                out.extend(items);
+                return;
+            }
+        }
+    }
+    out.push(v);
 }
 
 /// Reads the complete elements of the record array at the start of a broken document (a plain
@@ -735,23 +585,25 @@ fn salvage_array(doc: &[u8]) -> Vec<Value> {
         if pos >= doc.len() || doc[pos] == b']' {
             return out;
         }
-        let mut it = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<Value>();
-        match it.next() {
-            Some(Ok(v)) => {
-                pos += it.byte_offset();
-                out.push(v);
-            }
-            _ => return out,
+        let mut it = serde_json::Deserializer::from_slice(&doc[pos..]).into_iter::<IgnoredAny>();
+        let Some(Ok(_)) = it.next() else {
+            return out;
+        };
+        let end = pos + it.byte_offset();
+        match sonic_rs::from_slice::<Value>(&doc[pos..end]) {
+            Ok(v) => out.push(v),
+            Err(_) => return out,
         }
+        pos = end;
     }
 }
 
 /// A page object (`{"value":[...], "@odata.nextLink":...}`) has no record fields of its own.
-fn looks_like_record(map: &serde_json::Map<String, Value>) -> bool {
-    map.contains_key("eventVersion")
-        || map.contains_key("protoPayload")
-        || map.contains_key("activityDisplayName")
-        || map.get("kind").and_then(Value::as_str) == Some("admin#reports#activity")
+fn looks_like_record(v: &Value) -> bool {
+    v.get("eventVersion").is_some()
+        || v.get("protoPayload").is_some()
+        || v.get("activityDisplayName").is_some()
+        || v.get("kind").and_then(Value::as_str) == Some("admin#reports#activity")
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -1008,34 +860,29 @@ mod tests {
 
     #[test]
     fn record_time_per_kind() {
-        let ct = serde_json::json!({"eventTime": "2024-01-02T03:04:05Z"});
+        let ct = crate::json::json!({"eventTime": "2024-01-02T03:04:05Z"});
         assert_eq!(
             record_time(RecordKind::Cloudtrail, &ct).map(|t| t.to_rfc3339()),
             Some("2024-01-02T03:04:05+00:00".to_string())
         );
-        let reports = serde_json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
+        let reports = crate::json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
         assert!(record_time(RecordKind::GoogleReports, &reports).is_some());
         assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
-        let ual = serde_json::json!({"CreationTime": "2023-07-23T06:25:34", "Operation": "x"});
+        let ual = crate::json::json!({"CreationTime": "2023-07-23T06:25:34", "Operation": "x"});
         assert_eq!(
             record_time(RecordKind::M365Audit, &ual).map(|t| t.to_rfc3339()),
             Some("2023-07-23T06:25:34+00:00".to_owned())
         );
-        let okta = serde_json::json!({"published": "2026-02-01T09:00:00.123Z"});
+        let okta = crate::json::json!({"published": "2026-02-01T09:00:00.123Z"});
         assert!(record_time(RecordKind::Okta, &okta).is_some());
-        let act = serde_json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
+        let act = crate::json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
         assert!(record_time(RecordKind::AzureActivity, &act).is_some());
     }
 
-    /// What replay's index reads of each record of a file: its kind and time.
-    fn kinds_and_times(path: &Path, times_only: bool) -> Vec<(Option<RecordKind>, Option<String>)> {
-        let records = open_file(path, Limits::default()).unwrap();
-        let records = if times_only {
-            records.times_only()
-        } else {
-            records
-        };
-        records
+    /// The kind and time of each record of a file, as replay's index reads them.
+    fn kinds_and_times(path: &Path) -> Vec<(Option<RecordKind>, Option<String>)> {
+        open_file(path, Limits::default())
+            .unwrap()
             .map(|r| {
                 let r = r.unwrap();
                 let kind = crate::normalize::detect_kind(&r.value);
@@ -1046,21 +893,7 @@ mod tests {
     }
 
     #[test]
-    fn times_only_reads_the_same_kinds_and_times_as_the_whole_record() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let mut files = 0;
-        for f in expand(&root).unwrap() {
-            let name = f.to_string_lossy();
-            if f.components().any(|c| c.as_os_str() == "sigma-cloud")
-                || !(name.ends_with(".json") || name.ends_with(".jsonl"))
-            {
-                continue;
-            }
-            let whole = kinds_and_times(&f, false);
-            assert_eq!(kinds_and_times(&f, true), whole, "{}", f.display());
-            files += usize::from(whole.iter().any(|(k, t)| k.is_some() && t.is_some()));
-        }
-        assert!(files > 30, "{files} fixture files with dated records");
+    fn containers_envelopes_and_wrappers_give_dated_records() {
         // Containers, EventBridge envelopes and wrapped UAL records, on one line or several.
         let tmp = tempfile::tempdir().unwrap();
         let inputs = [
@@ -1072,9 +905,8 @@ mod tests {
         for (i, text) in inputs.iter().enumerate() {
             let f = tmp.path().join(format!("{i}.json"));
             std::fs::write(&f, text).unwrap();
-            let whole = kinds_and_times(&f, false);
-            assert!(whole[0].1.is_some(), "{text}");
-            assert_eq!(kinds_and_times(&f, true), whole, "{text}");
+            let read = kinds_and_times(&f);
+            assert!(read[0].0.is_some() && read[0].1.is_some(), "{text}");
         }
     }
 }
@@ -1099,16 +931,8 @@ mod fuzz {
             max_document_bytes: 1 << 20,
             max_line_bytes: 1 << 16,
         };
-        // Every item must be produced without panicking, in both decodings; the stream must end.
+        // Every item must be produced without panicking; the stream must end.
         let mut n = 0;
-        for item in from_bytes(bytes.clone(), "fuzz", limits)
-            .times_only()
-            .take(100_000)
-        {
-            if let Err(e) = item {
-                assert!(e.to_string().starts_with("fuzz"), "{e}");
-            }
-        }
         for item in from_bytes(bytes, "fuzz", limits).take(100_000) {
             if let Err(e) = item {
                 // Every error names its input.

@@ -450,6 +450,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::json::JsonValueTrait;
     use crate::state::MemoryStore;
 
     fn source(root: &Path, state: Arc<dyn StateStore>) -> Files {

@@ -142,8 +142,9 @@ mod imp {
     use crate::cloud::CloudError;
     use crate::cloud::rate::RateLimiter;
     use crate::cloud::token::Api;
+    use crate::json::JsonValueTrait;
     use crate::model::RecordKind;
-    use crate::source::window::{Feed, Page, Stream, Windowed};
+    use crate::source::window::{Feed, Page, Stream, Windowed, take_rows};
     use crate::source::{Source, SourceError};
     use crate::state::StateStore;
 
@@ -218,16 +219,12 @@ mod imp {
                     Some((&self.limits, &self.cfg.project)),
                 )
                 .await?;
-            let mut v = answer.json(&url)?;
-            let rows = match v.get_mut("entries").map(serde_json::Value::take) {
-                Some(serde_json::Value::Array(rows)) => rows,
-                None | Some(serde_json::Value::Null) => Vec::new(),
-                Some(_) => {
-                    return Err(CloudError::Decode {
-                        url,
-                        message: "`entries` is not an array".into(),
-                    });
-                }
+            let mut v = answer.records(&url)?;
+            let Some(rows) = take_rows(&mut v, "entries", true) else {
+                return Err(CloudError::Decode {
+                    url,
+                    message: "`entries` is not an array".into(),
+                });
             };
             let next = v
                 .get("nextPageToken")

@@ -138,8 +138,9 @@ mod imp {
     use crate::cloud::CloudError;
     use crate::cloud::rate::RateLimiter;
     use crate::cloud::token::{Api, urlencode};
+    use crate::json::JsonValueTrait;
     use crate::model::RecordKind;
-    use crate::source::window::{Feed, Page, Stream, Windowed};
+    use crate::source::window::{Feed, Page, Stream, Windowed, take_rows};
     use crate::source::{Source, SourceError};
     use crate::state::StateStore;
 
@@ -237,17 +238,13 @@ mod imp {
                     Some((&self.limits, &self.key)),
                 )
                 .await?;
-            let mut v = answer.json(&self.api.url(&path))?;
-            let rows = match v.get_mut("items").map(serde_json::Value::take) {
-                Some(serde_json::Value::Array(rows)) => rows,
-                // No activity in the range: Google leaves `items` out.
-                None | Some(serde_json::Value::Null) => Vec::new(),
-                Some(_) => {
-                    return Err(CloudError::Decode {
-                        url: self.api.url(&path),
-                        message: "`items` is not an array".into(),
-                    });
-                }
+            let mut v = answer.records(&self.api.url(&path))?;
+            // No activity in the range: Google leaves `items` out.
+            let Some(rows) = take_rows(&mut v, "items", true) else {
+                return Err(CloudError::Decode {
+                    url: self.api.url(&path),
+                    message: "`items` is not an array".into(),
+                });
             };
             let next = v
                 .get("nextPageToken")

@@ -161,8 +161,9 @@ mod imp {
     use crate::cloud::CloudError;
     use crate::cloud::rate::RateLimiter;
     use crate::cloud::token::{Api, urlencode};
+    use crate::json::JsonValueTrait;
     use crate::model::RecordKind;
-    use crate::source::window::{Feed, Page, Stream, Windowed};
+    use crate::source::window::{Feed, Page, Stream, Windowed, take_rows};
     use crate::source::{Source, SourceError};
     use crate::state::StateStore;
 
@@ -246,15 +247,12 @@ mod imp {
             let shown = self
                 .api
                 .url(&format!("/auditLogs/{}", self.endpoint.as_str()));
-            let mut v = answer.json(&shown)?;
-            let rows = match v.get_mut("value").map(serde_json::Value::take) {
-                Some(serde_json::Value::Array(rows)) => rows,
-                _ => {
-                    return Err(CloudError::Decode {
-                        url: shown,
-                        message: "no `value` array".into(),
-                    });
-                }
+            let mut v = answer.records(&shown)?;
+            let Some(rows) = take_rows(&mut v, "value", false) else {
+                return Err(CloudError::Decode {
+                    url: shown,
+                    message: "no `value` array".into(),
+                });
             };
             let next = v
                 .get("@odata.nextLink")

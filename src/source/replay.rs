@@ -80,7 +80,7 @@ fn index_file(
         last: None,
         records: 0,
     };
-    for item in decode::open_file(path, limits)?.times_only() {
+    for item in decode::open_file(path, limits)? {
         let Ok(rec) = item else { continue };
         span.records += 1;
         if let Some(t) = time_of(kind, &rec) {
@@ -261,6 +261,7 @@ impl Iterator for Merge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::JsonValueTrait;
 
     fn ct(id: &str, minute: u32) -> String {
         format!(

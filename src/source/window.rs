@@ -28,9 +28,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::json::{JsonValueMutTrait, JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::{Batch, CURSOR_NS, Origin, RawRecord, Source, SourceError, Token};
 use crate::cloud::CloudError;
@@ -50,6 +50,18 @@ pub struct Page {
     pub rows: Vec<Value>,
     /// The continuation (`@odata.nextLink`, a page token), `None` on the last page.
     pub next: Option<String>,
+}
+
+/// The rows under `key` of a page, taken out of it: `Some(rows)`, or `None` when `key` holds
+/// something else than an array (or is absent or null, unless `absent_is_empty`).
+pub fn take_rows(page: &mut Value, key: &str, absent_is_empty: bool) -> Option<Vec<Value>> {
+    let v = page.as_object_mut().and_then(|o| o.remove(&key));
+    match v {
+        Some(v) if v.is_array() => v.into_array().map(|a| a.into_iter().collect()),
+        None => absent_is_empty.then(Vec::new),
+        Some(v) if v.is_null() => absent_is_empty.then(Vec::new),
+        Some(_) => None,
+    }
 }
 
 /// One paged query API: the first page of rows at or after a time, and the page a
@@ -332,7 +344,7 @@ impl Source for Windowed {
 mod tests {
     use std::sync::Mutex;
 
-    use serde_json::json;
+    use crate::json::{JsonValueTrait, json};
 
     use super::*;
     use crate::state::MemoryStore;

@@ -10,9 +10,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use crate::json::{JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::SigmaDetector;
 use super::ruleset::{RuleError, RuleSet, documents};
@@ -235,7 +235,7 @@ pub fn test_cases(set: &RuleSet) -> Vec<CaseResult> {
             .collect();
         let parsed = std::fs::read_to_string(&cpath)
             .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<CasesFile>(&t).map_err(|e| e.to_string()));
+            .and_then(|t| sonic_rs::from_str::<CasesFile>(&t).map_err(|e| e.to_string()));
         let cases = match parsed {
             Ok(c) => c.cases,
             Err(e) => {

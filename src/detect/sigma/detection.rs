@@ -8,8 +8,8 @@
 
 use std::net::IpAddr;
 
+use crate::json::{JsonNumberTrait, JsonValueTrait, Value, ValueRef};
 use ipnet::IpNet;
-use serde_json::Value;
 use serde_norway::Value as Yaml;
 
 use super::condition::{self, Cond};
@@ -519,17 +519,17 @@ impl Detection {
 
 /// Calls `f` on every scalar leaf of a record until it returns true.
 fn any_leaf(v: &Value, f: &mut dyn FnMut(&Value) -> bool) -> bool {
-    match v {
-        Value::Object(o) => o.values().any(|x| any_leaf(x, f)),
-        Value::Array(a) => a.iter().any(|x| any_leaf(x, f)),
-        other => f(other),
+    match v.as_ref() {
+        ValueRef::Object(o) => o.iter().any(|(_, x)| any_leaf(x, f)),
+        ValueRef::Array(a) => a.iter().any(|x| any_leaf(x, f)),
+        _ => f(v),
     }
 }
 
 fn as_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
+    match v.as_ref() {
+        ValueRef::Number(n) => n.as_f64(),
+        ValueRef::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
@@ -537,9 +537,9 @@ fn as_f64(v: &Value) -> Option<f64> {
 impl VMatch {
     fn on(&self, v: &Value, k: usize, raw: &Value) -> bool {
         match self {
-            VMatch::Str(p) => match (v, p.exact_number()) {
+            VMatch::Str(p) => match (v.as_ref(), p.exact_number()) {
                 // Numbers compare numerically with an exact numeric literal: no allocation.
-                (Value::Number(n), Some(want)) => n.as_f64() == Some(want),
+                (ValueRef::Number(n), Some(want)) => n.as_f64() == Some(want),
                 _ => string_form(v).is_some_and(|s| p.is_match(&s)),
             },
             VMatch::Null => v.is_null(),
@@ -650,7 +650,7 @@ impl FieldMatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     /// Every field maps to itself for every kind.
     struct Raw;

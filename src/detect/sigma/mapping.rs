@@ -362,7 +362,7 @@ impl Resolver for MappingResolver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     const M: &str = r#"
 logsource: {product: azure, service: signinlogs}

@@ -29,6 +29,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::json::{JsonValueTrait, Value as Raw};
+
 use crate::detect::{DetectContext, DetectError, Detector};
 use crate::model::{Attack, Evidence, Finding, IdentityEvent, RecordKind, Severity, finding_uid};
 use crate::state::{CasOutcome, StateStore};
@@ -46,7 +48,7 @@ pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
 /// The record rules see: a CloudTrail record inside an EventBridge envelope, and a Unified
 /// Audit Log record inside a `Search-UnifiedAuditLog` wrapper (`AuditData` as an object), are
 /// unwrapped. (Normalized events already hold the inner record as `raw`.)
-pub fn record_view(kind: RecordKind, raw: &Value) -> &Value {
+pub fn record_view(kind: RecordKind, raw: &Raw) -> &Raw {
     if kind == RecordKind::Cloudtrail
         && raw.get("detail-type").is_some()
         && let Some(detail) = raw.get("detail")
@@ -55,7 +57,8 @@ pub fn record_view(kind: RecordKind, raw: &Value) -> &Value {
     }
     if kind == RecordKind::M365Audit
         && raw.get("CreationTime").is_none()
-        && let Some(data @ Value::Object(_)) = raw.get("AuditData")
+        && let Some(data) = raw.get("AuditData")
+        && data.is_object()
     {
         return data;
     }
@@ -374,6 +377,7 @@ impl Detector for SigmaDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::{Value, json};
     use crate::model::{Actor, EventClass};
     use crate::state::MemoryStore;
     use mapping::Mappings;
@@ -431,7 +435,7 @@ mod tests {
         assert_eq!(f.identity.as_deref(), Some("alice@corp.example"));
         assert_eq!(f.attacks[0].technique, "T1098.001");
         assert_eq!(f.evidence[0].uid, "e1");
-        assert_eq!(f.data["rule_author"], json!("someone"));
+        assert_eq!(f.data["rule_author"], serde_json::json!("someone"));
         assert!(
             d.on_event(&event(ct("GetUser", "a", "e2"), 0), &cx)
                 .unwrap()

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use crate::json::{JsonContainerTrait, JsonValueTrait, Object, Value, ValueRef};
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +118,8 @@ fn split_segments(text: &str) -> Vec<&str> {
 }
 
 /// Object member by exact key, else by ASCII case-insensitive key.
-pub(crate) fn member<'v>(obj: &'v serde_json::Map<String, Value>, key: &str) -> Option<&'v Value> {
-    obj.get(key).or_else(|| {
+pub(crate) fn member<'v>(obj: &'v Object, key: &str) -> Option<&'v Value> {
+    obj.get(&key).or_else(|| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
@@ -131,17 +131,17 @@ fn walk<'v>(v: &'v Value, steps: &[Step], f: &mut dyn FnMut(&'v Value) -> bool) 
         if f(v) {
             return true;
         }
-        if let Value::Array(items) = v {
+        if let Some(items) = v.as_array() {
             return items.iter().any(|item| walk(item, steps, f));
         }
         return false;
     };
-    match v {
-        Value::Array(items) => items.iter().any(|item| walk(item, steps, f)),
-        Value::Object(obj) => match step {
+    match v.as_ref() {
+        ValueRef::Array(items) => items.iter().any(|item| walk(item, steps, f)),
+        ValueRef::Object(obj) => match step {
             Step::Key(k) => member(obj, k).is_some_and(|next| walk(next, rest, f)),
             Step::Where { array, key, name } => {
-                let Some(Value::Array(items)) = member(obj, array) else {
+                let Some(items) = member(obj, array).and_then(Value::as_array) else {
                     return false;
                 };
                 items.iter().any(|item| {
@@ -162,20 +162,20 @@ fn walk<'v>(v: &'v Value, steps: &[Step], f: &mut dyn FnMut(&'v Value) -> bool) 
 /// numbers and booleans in their JSON spelling, objects and arrays as compact JSON. `None`
 /// for null.
 pub fn string_form(v: &Value) -> Option<Cow<'_, str>> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Bool(true) => Some(Cow::Borrowed("true")),
-        Value::Bool(false) => Some(Cow::Borrowed("false")),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        other => Some(Cow::Owned(other.to_string())),
+    match v.as_ref() {
+        ValueRef::Null => None,
+        ValueRef::String(s) => Some(Cow::Borrowed(s)),
+        ValueRef::Bool(true) => Some(Cow::Borrowed("true")),
+        ValueRef::Bool(false) => Some(Cow::Borrowed("false")),
+        ValueRef::Number(n) => Some(Cow::Owned(n.to_string())),
+        ValueRef::Array(_) | ValueRef::Object(_) => Some(Cow::Owned(v.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::json::json;
 
     fn collect(path: &str, v: &Value) -> Vec<String> {
         let p = FieldPath::parse(path).unwrap();

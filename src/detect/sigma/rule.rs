@@ -73,7 +73,7 @@ pub struct Rule {
 impl Rule {
     /// Whether the rule matches a raw record of `kind` (false for kinds it does not cover).
     /// A CloudTrail record in an EventBridge envelope is unwrapped first.
-    pub fn matches(&self, kind: RecordKind, raw: &serde_json::Value) -> bool {
+    pub fn matches(&self, kind: RecordKind, raw: &crate::json::Value) -> bool {
         self.kinds.contains(&kind) && self.detection.matches(kind, super::record_view(kind, raw))
     }
 }

@@ -13,8 +13,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::json::Value;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::detection::{FieldMatch, N_KINDS, kind_idx};
 use super::mapping::{MappingResolver, Mappings, Resolved};
@@ -686,7 +686,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(set.index_stats(RecordKind::Cloudtrail), (3, 1));
         let ct = |name: &str, ty: &str| {
-            serde_json::json!({"eventVersion": "1.08", "eventSource": "x", "eventName": name,
+            crate::json::json!({"eventVersion": "1.08", "eventSource": "x", "eventName": name,
                 "userIdentity": {"type": ty}, "requestParameters": {"enable": false}})
         };
         let ids = |v: &Value| -> Vec<&str> {
