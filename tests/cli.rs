@@ -139,6 +139,13 @@ fn replay_reports_bad_records_and_keeps_going() {
     .unwrap();
     std::fs::write(dir.path().join("binary.json"), b"\x00\x01\x02garbage").unwrap();
     std::fs::write(dir.path().join("empty.json"), b"").unwrap();
+    // Nested far beyond any stack: refused with a reason, not a crash.
+    let deep = format!(
+        "{{\"eventVersion\":\"1.08\",\"eventSource\":\"s\",\"requestParameters\":{}{}}}\n",
+        "[".repeat(200_000),
+        "]".repeat(200_000)
+    );
+    std::fs::write(dir.path().join("deep.jsonl"), deep).unwrap();
     let o = picket(&[
         "replay",
         "--stats",
@@ -157,8 +164,12 @@ fn replay_reports_bad_records_and_keeps_going() {
         "{err}"
     );
     assert!(err.contains("binary.json (record 0): binary data"), "{err}");
+    assert!(
+        err.contains("deep.jsonl:1 (record 0): invalid JSON: nested deeper than 64 levels"),
+        "{err}"
+    );
     assert!(err.contains("records:    9"), "{err}");
-    assert!(err.contains("rejected:   3"), "{err}");
+    assert!(err.contains("rejected:   4"), "{err}");
 }
 
 #[test]

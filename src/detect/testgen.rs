@@ -1099,13 +1099,13 @@ fn attack(cx: &mut Ctx, u: &User, located: &[(i64, String, f64, f64, f64, &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::JsonValueTrait;
     use crate::detect::account_takeover::AccountTakeoverConfig;
     use crate::detect::first_seen_asn::FirstSeenAsnConfig;
     use crate::detect::impossible_travel::ImpossibleTravelConfig;
     use crate::detect::new_country::NewCountryConfig;
     use crate::detect::oauth_consent::OauthConsentConfig;
     use crate::detect::{DetectContext, Detector};
+    use crate::json::JsonValueTrait;
     use crate::model::Finding;
     use crate::state::{MemoryStore, StateStore};
 
@@ -1434,7 +1434,7 @@ mod tests {
             std::fs::read_to_string(dir.path().join(name))
                 .unwrap()
                 .lines()
-                .filter(|l| sonic_rs::from_str::<Value>(l).is_ok_and(|v| v.is_object()))
+                .filter(|l| crate::json::parse(l.as_bytes()).is_ok_and(|v| v.is_object()))
                 .count()
         };
         let total = lines("cloudtrail.jsonl")

@@ -176,7 +176,7 @@ fn claims(r: &Value) -> Value {
             Some(v) if v.is_object() => return v.clone(),
             Some(v) => {
                 if let Some(s) = v.as_str()
-                    && let Ok(v) = sonic_rs::from_str::<Value>(s)
+                    && let Ok(v) = crate::json::parse(s.as_bytes())
                     && v.is_object()
                 {
                     return v;
@@ -191,7 +191,7 @@ fn claims(r: &Value) -> Value {
 /// `httpRequest` logged as a JSON string (activity log alert payload).
 fn http_request_ip(r: &Value) -> Option<String> {
     let s = str_at(r, "httpRequest")?;
-    let v: Value = sonic_rs::from_str(s).ok()?;
+    let v = crate::json::parse(s.as_bytes()).ok()?;
     str_at(&v, "clientIpAddress").map(str::to_owned)
 }
 

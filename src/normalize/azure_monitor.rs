@@ -181,15 +181,10 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
         let value = match raw.get(column) {
             Some(v) if v.as_str().is_some_and(|s| !s.trim().is_empty()) => {
                 let s = v.as_str().unwrap_or_default();
-                sonic_rs::from_str::<Value>(s).map_err(|_| NormalizeError::Invalid {
+                crate::json::parse(s.as_bytes()).map_err(|e| NormalizeError::Invalid {
                     kind: KIND,
                     field: static_field,
-                    message: format!(
-                        "not JSON: {}",
-                        serde_json::from_str::<serde::de::IgnoredAny>(s)
-                            .err()
-                            .map_or_else(|| "refused".to_string(), |e| e.to_string())
-                    ),
+                    message: format!("not JSON: {e}"),
                 })?
             }
             Some(v) => v.clone(),

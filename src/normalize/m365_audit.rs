@@ -86,15 +86,10 @@ fn unwrap(mut wrapper: Value) -> Result<Value, NormalizeError> {
         .and_then(|o| o.remove(&"AuditData"))
         .unwrap_or_default();
     let inner = match data.as_str() {
-        Some(s) => sonic_rs::from_str::<Value>(s).map_err(|_| NormalizeError::Invalid {
+        Some(s) => crate::json::parse(s.as_bytes()).map_err(|e| NormalizeError::Invalid {
             kind: KIND,
             field: "AuditData",
-            message: format!(
-                "not JSON: {}",
-                serde_json::from_str::<serde::de::IgnoredAny>(s)
-                    .err()
-                    .map_or_else(|| "refused".to_string(), |e| e.to_string())
-            ),
+            message: format!("not JSON: {e}"),
         })?,
         None => data,
     };
@@ -147,7 +142,7 @@ fn from_log_analytics(row: &Value) -> Value {
         "OperationProperties",
     ] {
         if let Some(s) = obj.get(&list).and_then(Value::as_str)
-            && let Ok(v) = sonic_rs::from_str::<Value>(s)
+            && let Ok(v) = crate::json::parse(s.as_bytes())
             && v.is_array()
         {
             obj.insert(list, v);

@@ -360,7 +360,9 @@ impl Records {
     /// the damage are still kept.
     fn split_document(&mut self, doc: &[u8]) -> Option<(String, usize)> {
         // The usual document is one value (`{"Records":[...]}`): parsed at once.
-        if let Ok(v) = sonic_rs::from_slice::<Value>(doc) {
+        if !crate::json::too_deep(doc)
+            && let Ok(v) = sonic_rs::from_slice::<Value>(doc)
+        {
             let mut records = Vec::new();
             unwrap_container(v, &mut records);
             self.pending.extend(records.into_iter().map(|r| (r, None)));
@@ -590,7 +592,7 @@ fn salvage_array(doc: &[u8]) -> Vec<Value> {
             return out;
         };
         let end = pos + it.byte_offset();
-        match sonic_rs::from_slice::<Value>(&doc[pos..end]) {
+        match crate::json::parse(&doc[pos..end]) {
             Ok(v) => out.push(v),
             Err(_) => return out,
         }

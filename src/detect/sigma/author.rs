@@ -235,7 +235,12 @@ pub fn test_cases(set: &RuleSet) -> Vec<CaseResult> {
             .collect();
         let parsed = std::fs::read_to_string(&cpath)
             .map_err(|e| e.to_string())
-            .and_then(|t| sonic_rs::from_str::<CasesFile>(&t).map_err(|e| e.to_string()));
+            .and_then(|t| {
+                if crate::json::too_deep(t.as_bytes()) {
+                    return Err("nested deeper than 64 levels".to_string());
+                }
+                sonic_rs::from_str::<CasesFile>(&t).map_err(|e| e.to_string())
+            });
         let cases = match parsed {
             Ok(c) => c.cases,
             Err(e) => {
