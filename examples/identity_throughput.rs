@@ -1,14 +1,16 @@
 //! The identity detectors over a generated month on an SQLite state file, as the
-//! `identity` bench runs them (enriched events, `Pipeline::detect` in chunks of 4,096), with
-//! the figures the bench does not print: sign-ins, CPU and wall time, state rows and bytes
-//! per namespace, file size.
+//! `identity` bench and `picket replay` run them (enriched events in batches of 4,096,
+//! `Pipeline::detect_stream` with one state transaction per 262,144 events), with the
+//! figures the bench does not print: sign-ins, CPU and wall time, state rows and bytes per
+//! namespace, file size.
 //!
 //! ```sh
 //! cargo run --release --no-default-features --features testgen --example identity_throughput -- 20000
 //! ```
 //!
-//! Arguments: users (default 20,000), chunk size (default 4,096), state file (default a
-//! temporary one).
+//! Arguments: users (default 20,000), events per batch (default replay's `--batch`), events
+//! per state transaction (default replay's `--commit-every`; 0: one per batch, as
+//! `picket run` commits), state file (default a temporary one).
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Arc;
@@ -22,19 +24,16 @@ use picket::config::DetectSection;
 use picket::detect::builtin::identity_detectors;
 use picket::detect::testgen::{Month, enricher};
 use picket::model::Activity;
-use picket::pipeline::Pipeline;
+use picket::pipeline::{Pipeline, REPLAY_BATCH_RECORDS, REPLAY_COMMIT_EVENTS};
 use picket::state::{SqliteStore, StateStore};
 
 /// mimalloc, counting the bytes live on the Rust heap (the detectors' caches; SQLite
-/// allocates its page cache with its own allocator) and their peak.
+/// allocates its page cache with its own allocator).
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
-static PEAK: AtomicIsize = AtomicIsize::new(0);
-
 fn grew(by: isize) {
-    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(now, Ordering::Relaxed);
+    LIVE.fetch_add(by, Ordering::Relaxed);
 }
 
 // SAFETY: every call is forwarded unchanged to mimalloc; only counters are added.
@@ -75,7 +74,12 @@ fn thread_cpu_ns() -> u64 {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let users: usize = args.next().map_or(Ok(20_000), |s| s.parse())?;
-    let chunk: usize = args.next().map_or(Ok(4096), |s| s.parse())?;
+    let chunk: usize = args
+        .next()
+        .map_or(Ok(REPLAY_BATCH_RECORDS), |s| s.parse())?;
+    let commit: usize = args
+        .next()
+        .map_or(Ok(REPLAY_COMMIT_EVENTS), |s| s.parse())?;
     let dir = tempfile::tempdir()?;
     let path = args
         .next()
@@ -104,32 +108,37 @@ fn main() -> Result<()> {
         Router::new(Vec::new()),
         Arc::new(Clock::event_time()),
     );
-    let live0 = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live0, Ordering::Relaxed);
+    let n_events = events.len();
     let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
     let mut found = 0;
-    for c in events.chunks(chunk.max(1)) {
-        found += p.detect(c)?.len();
+    if commit == 0 {
+        for b in events.chunks(chunk.max(1)) {
+            found += p.detect(b)?.len();
+        }
+    } else {
+        let mut batches = events.chunks(chunk.max(1));
+        while let Some(d) = p.detect_stream(&mut || batches.next(), commit)? {
+            found += d.findings.len();
+        }
     }
     let cpu = (thread_cpu_ns() - cpu0) as f64 / 1e9;
     let wall = wall0.elapsed().as_secs_f64();
-    let mb = |b: isize| (b - live0) as f64 / 1e6;
-    let (live, peak) = (
-        mb(LIVE.load(Ordering::Relaxed)),
-        mb(PEAK.load(Ordering::Relaxed)),
-    );
-    let n = events.len() as f64;
+    // The detectors' caches: what dropping the pipeline frees.
+    let before = LIVE.load(Ordering::Relaxed);
+    drop(p);
+    let caches = (before - LIVE.load(Ordering::Relaxed)) as f64;
+    let n = n_events as f64;
     println!(
-        "{users} users: {} events ({signins} sign-ins, {travel} located interactive), {found} findings; \
+        "{users} users, batches of {chunk}, commit every {commit} events: {n_events} events \
+         ({signins} sign-ins, {travel} located interactive), {found} findings; \
          {cpu:.2} s CPU, {wall:.2} s wall; {:.0} events/CPU-s, {:.0} events/s wall",
-        events.len(),
         n / cpu,
         n / wall
     );
     println!(
-        "  Rust heap grown by the run (the detectors' caches): {live:.0} MB at the end, \
-         {:.0} bytes per user; peak {peak:.0} MB",
-        live * 1e6 / users as f64
+        "  Rust heap of the detectors' caches at the end: {:.0} MB, {:.0} bytes per user",
+        caches / 1e6,
+        caches / users as f64
     );
     let conn = rusqlite::Connection::open(&path)?;
     let mut stmt = conn.prepare(

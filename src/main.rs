@@ -1,5 +1,6 @@
 //! `picket`: the command line. Parsing and printing only; the work is in the library.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -176,9 +177,14 @@ struct ReplayArgs {
     /// Extra Sigma rule folders.
     #[arg(long = "rules")]
     rules: Vec<PathBuf>,
-    /// Records per pipeline batch.
-    #[arg(long, default_value_t = 4096)]
+    /// Records per pipeline batch (what is held in memory at once).
+    #[arg(long, default_value_t = picket::pipeline::REPLAY_BATCH_RECORDS)]
     batch: usize,
+    /// Events per state transaction: detector state is written once per this many events
+    /// (several batches), so a larger value writes less; findings are emitted after their
+    /// transaction.
+    #[arg(long, default_value_t = picket::pipeline::REPLAY_COMMIT_EVENTS)]
+    commit_every: usize,
     /// Only events at or after this time (RFC 3339 or YYYY-MM-DD); for `s3://` inputs, also
     /// the first day listed (default there: 24 hours before --until).
     #[arg(long, value_parser = parse_time)]
@@ -532,10 +538,9 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     let merge = replay::Merge::new(spans, args.kind, limits, 10_000);
     let progress = std::io::stderr().is_terminal() && (total > 50_000 || total == 0);
     let mut totals = Totals::default();
-    let mut reported = 0usize;
     // Reading and parsing run on a thread of their own, a couple of batches ahead of the
     // pipeline: on two cores a replay takes little more than the longer of the two.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
     let range = TimeRange {
         since: args.since,
         until: args.until,
@@ -546,40 +551,50 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
         .name("replay-reader".into())
         .spawn(move || read_ahead(merge, range, batch_size, &tx))
         .context("starting the reader thread")?;
-    while let Some(chunk) = rx.recv().await {
-        out_of_range += chunk.out_of_range;
-        for e in &chunk.errors {
-            decode_errors += 1;
-            if reported < MAX_REPORTED_REJECTS {
-                eprintln!("rejected: {}", alert::escape::terminal(&e.to_string()));
-                reported += 1;
+    let reported = Cell::new(0usize);
+    let mut read = 0u64;
+    // The next batch of records from the reader (its decode errors reported); `None` at the
+    // end. A blocking receive: the detection it feeds runs inside a state transaction, which
+    // is synchronous, and the reader is a thread of its own.
+    let mut next_batch = || -> Option<Vec<RawRecord>> {
+        loop {
+            let chunk = rx.recv().ok()?;
+            out_of_range += chunk.out_of_range;
+            for e in &chunk.errors {
+                decode_errors += 1;
+                if reported.get() < MAX_REPORTED_REJECTS {
+                    eprintln!("rejected: {}", alert::escape::terminal(&e.to_string()));
+                    reported.set(reported.get() + 1);
+                }
             }
+            if chunk.records.is_empty() {
+                continue;
+            }
+            read += chunk.records.len() as u64;
+            if progress {
+                eprint!(
+                    "\r{}",
+                    progress_bar(read, total, started.elapsed().as_secs_f64())
+                );
+            }
+            return Some(chunk.records);
         }
-        if chunk.records.is_empty() {
-            continue;
-        }
-        let report = pipeline.process(chunk.records).await?;
+    };
+    while let Some(report) = pipeline
+        .process_stream(&mut next_batch, args.commit_every)
+        .await?
+    {
         for r in &report.rejected {
-            if reported < MAX_REPORTED_REJECTS {
+            if reported.get() < MAX_REPORTED_REJECTS {
                 eprintln!(
                     "rejected: {}: {}",
                     alert::escape::terminal(&r.origin.to_string()),
                     r.error
                 );
-                reported += 1;
+                reported.set(reported.get() + 1);
             }
         }
         totals.add(&report);
-        if progress {
-            eprint!(
-                "\r{}",
-                progress_bar(
-                    totals.records as u64,
-                    total,
-                    started.elapsed().as_secs_f64()
-                )
-            );
-        }
     }
     if progress {
         eprintln!();
@@ -588,6 +603,7 @@ async fn replay_cmd(args: ReplayArgs) -> Result<ExitCode> {
     let peak_open_files = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+    let reported = reported.get();
     let rejected = totals.rejected + decode_errors;
     if reported < rejected {
         eprintln!(
@@ -690,7 +706,7 @@ fn read_ahead(
     mut merge: replay::Merge,
     range: TimeRange,
     batch: usize,
-    tx: &tokio::sync::mpsc::Sender<Chunk>,
+    tx: &std::sync::mpsc::SyncSender<Chunk>,
 ) -> usize {
     let mut done = false;
     while !done {
@@ -709,7 +725,7 @@ fn read_ahead(
                 }
             }
         }
-        if tx.blocking_send(chunk).is_err() {
+        if tx.send(chunk).is_err() {
             break;
         }
     }

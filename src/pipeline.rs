@@ -18,6 +18,10 @@
 //! batch and write each changed identity once ([`Detector::flush`]) in the batch's
 //! transaction. A failed batch rolls back and the detectors forget their caches; a conflict
 //! (another worker changed an identity since it was read) runs the batch again on fresh state.
+//! `picket replay` ([`Pipeline::process_stream`]) lets one transaction span many record
+//! batches (`--commit-every` events, fewer when a detector's cache fills with held-back
+//! changes), so an identity seen in many batches is written once; the same all-or-nothing
+//! holds for the whole transaction, and its findings are emitted after it committed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +49,14 @@ pub const RESPONDED_NS: &str = "finding-responded";
 pub const PENDING_NS: &str = "finding-pending";
 /// How long an emitted finding is remembered for dedup.
 pub const FINDING_TTL_DAYS: i64 = 90;
+/// Records per pipeline batch of `picket replay` (`--batch`): what is held in memory at once
+/// (a record and its event take a few KB).
+pub const REPLAY_BATCH_RECORDS: usize = 4096;
+/// Events per state transaction of `picket replay` (`--commit-every`,
+/// [`Pipeline::process_stream`]): an identity changed in a transaction is written once, so
+/// larger transactions write less; the state is not held twice, so memory does not grow
+/// with them.
+pub const REPLAY_COMMIT_EVENTS: usize = 262_144;
 /// How often a batch runs when other workers keep changing the state it read.
 const CONFLICT_ATTEMPTS: usize = 4;
 /// How deep findings may feed correlating detectors (finding -> finding -> ...).
@@ -121,6 +133,27 @@ pub struct StagedWrite {
     pub key: String,
     /// Value.
     pub value: Vec<u8>,
+}
+
+/// What [`Pipeline::detect_stream`] detected in one transaction.
+#[derive(Debug)]
+pub struct Detected<B> {
+    /// New findings (committed as pending with the detectors' state).
+    pub findings: Vec<Finding>,
+    /// Events detected.
+    pub events: usize,
+    /// The batches, when [`Pipeline::keep_events`] is on.
+    pub batches: Vec<B>,
+}
+
+impl<B> Default for Detected<B> {
+    fn default() -> Self {
+        Detected {
+            findings: Vec::new(),
+            events: 0,
+            batches: Vec::new(),
+        }
+    }
 }
 
 /// The assembled chain of stages.
@@ -220,42 +253,8 @@ impl Pipeline {
         records: Vec<RawRecord>,
         staged: &[StagedWrite],
     ) -> Result<BatchReport, PipelineError> {
-        let mut report = BatchReport {
-            records: records.len(),
-            ..BatchReport::default()
-        };
-        let mut events = Vec::with_capacity(records.len());
-        for rec in records {
-            let kind = match rec.kind.or_else(|| normalize::detect_kind(&rec.value)) {
-                Some(k) => k,
-                None => {
-                    tracing::debug!(origin = %rec.origin, "record of unknown shape rejected");
-                    report.rejected.push(Rejected {
-                        origin: rec.origin,
-                        error: NormalizeError::UnknownShape,
-                    });
-                    continue;
-                }
-            };
-            match normalize::normalize(kind, rec.value) {
-                Ok(evs) => {
-                    *report.by_kind.entry(kind).or_default() += evs.len();
-                    events.extend(evs);
-                }
-                Err(error) => {
-                    tracing::debug!(origin = %rec.origin, %error, "record rejected");
-                    report.rejected.push(Rejected {
-                        origin: rec.origin,
-                        error,
-                    });
-                }
-            }
-        }
-        for ev in &mut events {
-            self.enricher.enrich(ev);
-        }
-        // Event-time order within the batch; stable, so equal times keep delivery order.
-        events.sort_by_key(|e| e.time);
+        let mut report = BatchReport::default();
+        let events = normalize_batch(&self.enricher, records, &mut report);
         report.events = events.len();
 
         let found = self.detect_staged(&events, staged)?;
@@ -310,52 +309,154 @@ impl Pipeline {
         let mut found = Vec::new();
         let mut failed: Option<DetectError> = None;
         let result = state.run_batch(&mut || {
-            if let Some(first) = events.first() {
-                self.clock.observe(first.time);
-                let cx = DetectContext {
-                    state: state.as_ref(),
-                    now: self.clock.now(),
-                };
-                for d in &mut self.detectors {
-                    if let Err(e) = d.prefetch(events, &cx) {
-                        failed = Some(e);
-                        return Err(abandoned());
-                    }
-                }
+            if let Err(e) = self.detect_events(state.as_ref(), events, &mut found) {
+                failed = Some(e);
+                return Err(abandoned());
             }
-            for ev in events {
-                self.clock.observe(ev.time);
-                let cx = DetectContext {
-                    state: state.as_ref(),
-                    now: self.clock.now(),
+            self.finish_batch(state.as_ref(), &found, staged, &mut failed)
+        });
+        self.after_batch(failed, result)?;
+        Ok(found)
+    }
+
+    /// `picket replay`'s detection: batches of events from `next` (each in event-time order)
+    /// run through the detectors in one state transaction, until `events_per_commit` events
+    /// were detected, a detector's cache is full of held-back changes
+    /// ([`Detector::wants_flush`]) or `next` has no more; then the detectors' state and the findings (as
+    /// pending) commit together, as in [`Pipeline::detect`]. A batch's events are dropped once
+    /// detected, so memory holds one batch while the transaction spans many: each identity
+    /// changed in the transaction is written once, however many of its batches it was in.
+    /// Returns the findings, the events detected and, with [`Pipeline::keep_events`], the
+    /// batches; `None` when `next` had no batch.
+    ///
+    /// A conflict (another process changed an identity this one holds cached) cannot run the
+    /// batches again, as [`Pipeline::detect`] does: they are gone. It fails the call with the
+    /// retryable [`DetectError::Conflict`] and nothing of the transaction stays; use
+    /// [`Pipeline::detect`] where other workers write the same state.
+    pub fn detect_stream<B: AsRef<[IdentityEvent]>>(
+        &mut self,
+        next: &mut dyn FnMut() -> Option<B>,
+        events_per_commit: usize,
+    ) -> Result<Option<Detected<B>>, PipelineError> {
+        let state = Arc::clone(&self.state);
+        let mut out = Detected::default();
+        let mut batches = 0usize;
+        let mut failed: Option<DetectError> = None;
+        let result = state.run_batch(&mut || {
+            while out.events < events_per_commit.max(1) {
+                let Some(events) = next() else {
+                    break;
                 };
-                match detect_one(&mut self.detectors, ev, &cx) {
-                    Ok(mut f) => found.append(&mut f),
-                    Err(e) => {
-                        failed = Some(e);
-                        return Err(abandoned());
-                    }
-                }
-            }
-            let now = self.clock.now();
-            let cx = DetectContext {
-                state: state.as_ref(),
-                now,
-            };
-            for d in &mut self.detectors {
-                if let Err(e) = d.flush(&cx) {
+                batches += 1;
+                out.events += events.as_ref().len();
+                if let Err(e) =
+                    self.detect_events(state.as_ref(), events.as_ref(), &mut out.findings)
+                {
                     failed = Some(e);
                     return Err(abandoned());
                 }
+                if self.keep_events {
+                    out.batches.push(events);
+                }
+                if self.detectors.iter().any(|d| d.wants_flush()) {
+                    // Held-back changes fill a cache: commit now to keep memory bounded.
+                    break;
+                }
             }
-            for f in &found {
-                put_pending(state.as_ref(), f, now)?;
-            }
-            for w in staged {
-                state.put(w.ns, &w.key, &w.value, None, now)?;
-            }
-            Ok(())
+            self.finish_batch(state.as_ref(), &out.findings, &[], &mut failed)
         });
+        self.after_batch(failed, result)?;
+        Ok((batches > 0).then_some(out))
+    }
+
+    /// [`Pipeline::process`] over many record batches with one state transaction per
+    /// `events_per_commit` events ([`Pipeline::detect_stream`]): `picket replay`'s path.
+    /// Findings are emitted after their transaction committed. Returns the report of the
+    /// batches of one transaction; `None` when `next` had no batch.
+    pub async fn process_stream(
+        &mut self,
+        next: &mut dyn FnMut() -> Option<Vec<RawRecord>>,
+        events_per_commit: usize,
+    ) -> Result<Option<BatchReport>, PipelineError> {
+        let mut report = BatchReport::default();
+        let enricher = Arc::clone(&self.enricher);
+        let detected = {
+            let mut events =
+                || next().map(|records| normalize_batch(&enricher, records, &mut report));
+            self.detect_stream(&mut events, events_per_commit)?
+        };
+        let Some(detected) = detected else {
+            return Ok(None);
+        };
+        report.events = detected.events;
+        self.emit(detected.findings, &mut report).await?;
+        self.router.flush().await;
+        report.kept_events = detected.batches.into_iter().flatten().collect();
+        Ok(Some(report))
+    }
+
+    /// Every event of `events` through every detector (after their prefetch), in order; the
+    /// findings are appended to `found`.
+    fn detect_events(
+        &mut self,
+        state: &dyn StateStore,
+        events: &[IdentityEvent],
+        found: &mut Vec<Finding>,
+    ) -> Result<(), DetectError> {
+        if let Some(first) = events.first() {
+            self.clock.observe(first.time);
+            let cx = DetectContext {
+                state,
+                now: self.clock.now(),
+            };
+            for d in &mut self.detectors {
+                d.prefetch(events, &cx)?;
+            }
+        }
+        for ev in events {
+            self.clock.observe(ev.time);
+            let cx = DetectContext {
+                state,
+                now: self.clock.now(),
+            };
+            found.append(&mut detect_one(&mut self.detectors, ev, &cx)?);
+        }
+        Ok(())
+    }
+
+    /// The end of a detection transaction: the detectors flush their held-back changes, then
+    /// every finding goes to the pending ledger and every `staged` write is made.
+    fn finish_batch(
+        &mut self,
+        state: &dyn StateStore,
+        found: &[Finding],
+        staged: &[StagedWrite],
+        failed: &mut Option<DetectError>,
+    ) -> Result<(), StateError> {
+        let now = self.clock.now();
+        let cx = DetectContext { state, now };
+        for d in &mut self.detectors {
+            if let Err(e) = d.flush(&cx) {
+                *failed = Some(e);
+                return Err(abandoned());
+            }
+        }
+        for f in found {
+            put_pending(state, f, now)?;
+        }
+        for w in staged {
+            state.put(w.ns, &w.key, &w.value, None, now)?;
+        }
+        Ok(())
+    }
+
+    /// After a detection transaction: when anything failed, the store rolled it back, so the
+    /// detectors forget their caches (a re-run starts from what the store holds).
+    fn after_batch(
+        &mut self,
+        failed: Option<DetectError>,
+        result: Result<(), StateError>,
+    ) -> Result<(), PipelineError> {
         if failed.is_some() || result.is_err() {
             for d in &mut self.detectors {
                 d.discard();
@@ -365,7 +466,7 @@ impl Pipeline {
             return Err(e.into());
         }
         result?;
-        Ok(found)
+        Ok(())
     }
 
     /// The stages after detection, for findings of one batch: drop those already in the
@@ -461,6 +562,48 @@ impl Pipeline {
         }
         Ok(report)
     }
+}
+
+/// Normalizes and enriches a batch of records, in event-time order (stable, so equal times
+/// keep delivery order); counts events by kind and rejected records in `report`.
+fn normalize_batch(
+    enricher: &Enricher,
+    records: Vec<RawRecord>,
+    report: &mut BatchReport,
+) -> Vec<IdentityEvent> {
+    report.records += records.len();
+    let mut events = Vec::with_capacity(records.len());
+    for rec in records {
+        let kind = match rec.kind.or_else(|| normalize::detect_kind(&rec.value)) {
+            Some(k) => k,
+            None => {
+                tracing::debug!(origin = %rec.origin, "record of unknown shape rejected");
+                report.rejected.push(Rejected {
+                    origin: rec.origin,
+                    error: NormalizeError::UnknownShape,
+                });
+                continue;
+            }
+        };
+        match normalize::normalize(kind, rec.value) {
+            Ok(evs) => {
+                *report.by_kind.entry(kind).or_default() += evs.len();
+                events.extend(evs);
+            }
+            Err(error) => {
+                tracing::debug!(origin = %rec.origin, %error, "record rejected");
+                report.rejected.push(Rejected {
+                    origin: rec.origin,
+                    error,
+                });
+            }
+        }
+    }
+    for ev in &mut events {
+        enricher.enrich(ev);
+    }
+    events.sort_by_key(|e| e.time);
+    events
 }
 
 /// Writes `f` to the pending ledger: detected, to be notified and recorded by
@@ -679,9 +822,31 @@ mod tests {
         for chunk in events.chunks(97) {
             small_cache.extend(evicting.detect(chunk).unwrap());
         }
+        // Replay's path: one transaction over many batches finds the same; with a cache of 7
+        // identities, transactions end early whenever held-back changes fill it.
+        let stream = |file: &str, detect: &DetectSection| {
+            let mut w = worker_with(file, detect);
+            let mut chunks = events.chunks(97);
+            let (mut found, mut commits) = (Vec::new(), 0);
+            while let Some(d) = w.detect_stream(&mut || chunks.next(), 1000).unwrap() {
+                found.extend(d.findings);
+                commits += 1;
+            }
+            (uids(found), commits)
+        };
+        let (streamed, commits) = stream("stream.db", &DetectSection::default());
+        let (streamed_small, commits_small) = stream("stream-small.db", &small);
         let alone = uids(alone);
         assert_eq!(uids(shared), alone);
         assert_eq!(uids(small_cache), alone);
+        assert_eq!(streamed, alone);
+        assert_eq!(streamed_small, alone);
+        assert_eq!(
+            commits,
+            events.len().div_ceil(97 * 11),
+            "1,000 events: 11 batches"
+        );
+        assert!(commits_small > commits, "{commits_small} vs {commits}");
     }
 
     #[tokio::test]

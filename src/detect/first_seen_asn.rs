@@ -107,6 +107,10 @@ impl Detector for FirstSeenAsn {
         self.state.discard();
     }
 
+    fn wants_flush(&self) -> bool {
+        self.state.is_full_of_changes()
+    }
+
     fn on_event(
         &mut self,
         event: &IdentityEvent,

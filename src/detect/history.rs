@@ -45,6 +45,70 @@ pub struct DetectorConfigError {
     pub message: String,
 }
 
+/// An identity key in a cache: inline when it fits (most emails), so that a lookup compares
+/// it in the map's own memory instead of following a pointer to it (that pointer chase was
+/// most of the caches' lookup time, several lookups per event).
+#[derive(Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; KEY_INLINE] },
+    Heap(Box<str>),
+}
+
+/// Longest key kept inline (with its length byte, 32 bytes).
+const KEY_INLINE: usize = 31;
+
+impl Key {
+    fn new(s: &str) -> Key {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= KEY_INLINE => {
+                let mut bytes = [0u8; KEY_INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Key::Inline { len, bytes }
+            }
+            _ => Key::Heap(s.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or_default(),
+            Key::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // `new` copied a whole `str`, so this is its UTF-8 (never the empty fallback).
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+/// Hashes as the `str` does, so a map of keys is searched with a `&str`.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl indexmap::Equivalent<Key> for str {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.as_bytes() == key.as_bytes()
+    }
+}
+
 /// One cached value.
 #[derive(Debug)]
 struct Entry<T> {
@@ -74,7 +138,7 @@ pub struct CachedState<T> {
     ns: &'static str,
     capacity: usize,
     ttl: Duration,
-    cache: IndexMap<Box<str>, Entry<T>>,
+    cache: IndexMap<Key, Entry<T>, foldhash::fast::RandomState>,
     /// Clock hand: the next index the eviction sweep looks at.
     hand: usize,
     /// Write-back: identities changed since the last flush.
@@ -96,7 +160,7 @@ where
             ns,
             capacity: capacity.max(1),
             ttl,
-            cache: IndexMap::new(),
+            cache: IndexMap::default(),
             hand: 0,
             dirty: Vec::new(),
             write_back: false,
@@ -155,7 +219,7 @@ where
         if self.cache.len() >= self.capacity {
             self.evict_one();
         }
-        self.cache.insert_full(key.into(), entry).0
+        self.cache.insert_full(Key::new(key), entry).0
     }
 
     /// Clock sweep: clears the reference bit of recently used entries and evicts the first
@@ -257,7 +321,7 @@ where
         // In key order: consecutive writes land on neighbouring pages of the store's index.
         dirty.sort_unstable();
         for key in &dirty {
-            let Some((i, _, entry)) = self.cache.get_full_mut(key) else {
+            let Some((i, _, entry)) = self.cache.get_full_mut(&**key) else {
                 return Err(self.corrupt(key, "stay cached", "evicted before its flush".into()));
             };
             entry.dirty = false;
@@ -301,6 +365,12 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Whether the changes waiting for [`CachedState::flush`] fill the capacity (they are
+    /// never evicted, so the cache grows past its capacity until they are flushed).
+    pub fn is_full_of_changes(&self) -> bool {
+        self.dirty.len() >= self.capacity
     }
 
     /// Forgets every cached value and unflushed change.
@@ -666,7 +736,7 @@ mod tests {
             .unwrap();
         };
         let cached = |c: &CachedState<Vec<u32>>| {
-            let mut keys: Vec<&str> = c.cache.keys().map(|k| &**k).collect();
+            let mut keys: Vec<&str> = c.cache.keys().map(Key::as_str).collect();
             keys.sort_unstable();
             keys.join(",")
         };

@@ -826,6 +826,10 @@ impl Detector for ImpossibleTravel {
         self.state.discard();
     }
 
+    fn wants_flush(&self) -> bool {
+        self.state.is_full_of_changes()
+    }
+
     fn on_event(
         &mut self,
         event: &IdentityEvent,
@@ -861,12 +865,17 @@ impl Detector for ImpossibleTravel {
         let uid = event.uid.as_str();
         let retention_ms = config.history_retention_hours as i64 * 3_600_000;
         state.update(key, cx, |h| {
-            if h.entries.iter().any(|e| e.uid == uid) {
-                return (Vec::new(), false);
-            }
             let pos = h
                 .entries
                 .partition_point(|e| (e.time_ms, e.uid.as_str()) < (time_ms, uid));
+            // The same sign-in again (the history is sorted by time and id, so it would sit
+            // right here): a binary search instead of comparing every id.
+            if h.entries
+                .get(pos)
+                .is_some_and(|e| e.time_ms == time_ms && e.uid == uid)
+            {
+                return (Vec::new(), false);
+            }
             // Built here, once the sign-in is known to be new (most are, and it moves in).
             h.entries.insert(pos, SignIn::of(event, geo));
             if let Some(cc) = &geo.country {

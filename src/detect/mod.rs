@@ -101,6 +101,14 @@ pub trait Detector: Send {
     /// does not).
     fn discard(&mut self) {}
 
+    /// Whether the changes held back since the last flush fill the detector's cache, so the
+    /// transaction should end soon ([`Pipeline::detect_stream`](crate::pipeline::Pipeline::detect_stream)
+    /// ends it after the batch): held-back changes are never evicted, so this is what bounds
+    /// the cache's memory in a transaction of many batches. Default: never.
+    fn wants_flush(&self) -> bool {
+        false
+    }
+
     /// Looks at a finding another detector produced (correlation). Default: nothing.
     fn on_finding(
         &mut self,

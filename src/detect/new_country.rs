@@ -111,7 +111,10 @@ impl Detector for NewCountry {
         let interactive_only = self.config.interactive_only;
         let keys = events
             .iter()
-            .filter(|e| learnable(e, interactive_only) && value_of(e).is_some())
+            .filter(|e| {
+                learnable(e, interactive_only)
+                    && e.src.geo.as_ref().is_some_and(|g| g.country.is_some())
+            })
             .map(|e| e.actor.key.as_str());
         self.state.prefetch(keys, cx)
     }
@@ -126,6 +129,10 @@ impl Detector for NewCountry {
 
     fn discard(&mut self) {
         self.state.discard();
+    }
+
+    fn wants_flush(&self) -> bool {
+        self.state.is_full_of_changes()
     }
 
     fn on_event(

@@ -289,6 +289,10 @@ impl Detector for OauthConsent {
         self.marks.discard();
     }
 
+    fn wants_flush(&self) -> bool {
+        self.marks.is_full_of_changes()
+    }
+
     fn on_event(
         &mut self,
         event: &IdentityEvent,
