@@ -1,7 +1,8 @@
 //! The identity detectors (impossible travel, OAuth consent, account takeover, new country,
 //! first-seen ASN) with every other stage excluded: generated months of sign-ins and consents
-//! for many users, already normalized and enriched, through `Pipeline::detect` on a fresh
-//! SQLite state file per sample. Events per CPU-second.
+//! for many users, already normalized and enriched, through `Pipeline::detect_stream` as
+//! `picket replay` runs them (batches of 4,096, one state transaction per 262,144 events) on a
+//! fresh SQLite state file per sample. Events per CPU-second.
 //!
 //! `cargo bench --no-default-features --features testgen --bench identity`
 //! (`PICKET_BENCH_USERS`, default 20,000 users ≈ 1M events).
@@ -14,7 +15,7 @@ use picket::clock::Clock;
 use picket::config::DetectSection;
 use picket::detect::builtin::identity_detectors;
 use picket::detect::testgen::{Month, enricher};
-use picket::pipeline::Pipeline;
+use picket::pipeline::{Pipeline, REPLAY_BATCH_RECORDS, REPLAY_COMMIT_EVENTS};
 use picket::state::SqliteStore;
 
 #[path = "util/cpu_time.rs"]
@@ -55,8 +56,11 @@ fn identity(c: &mut Criterion<CpuTime>) {
             },
             |mut p| {
                 let mut found = 0;
-                for chunk in events.chunks(4096) {
-                    found += p.detect(chunk).map(|f| f.len()).unwrap_or(0);
+                let mut batches = events.chunks(REPLAY_BATCH_RECORDS);
+                while let Ok(Some(d)) =
+                    p.detect_stream(&mut || batches.next(), REPLAY_COMMIT_EVENTS)
+                {
+                    found += d.findings.len();
                 }
                 found
             },

@@ -267,6 +267,10 @@ impl SignIn {
                 .map(|ip| ip.to_string())
                 .or_else(|| event.src.raw.clone()),
             user_agent: event.src.user_agent.as_ref().map(|ua| {
+                // No more bytes than the limit in characters: nothing to cut (most agents).
+                if ua.len() <= MAX_USER_AGENT {
+                    return ua.clone();
+                }
                 match ua.char_indices().nth(MAX_USER_AGENT) {
                     Some((end, _)) => ua[..end].to_string(),
                     None => ua.clone(),
@@ -865,9 +869,10 @@ impl Detector for ImpossibleTravel {
         let uid = event.uid.as_str();
         let retention_ms = config.history_retention_hours as i64 * 3_600_000;
         state.update(key, cx, |h| {
-            let pos = h
-                .entries
-                .partition_point(|e| (e.time_ms, e.uid.as_str()) < (time_ms, uid));
+            // Time first: ids are compared only between sign-ins of the same millisecond.
+            let pos = h.entries.partition_point(|e| {
+                e.time_ms < time_ms || (e.time_ms == time_ms && e.uid.as_str() < uid)
+            });
             // The same sign-in again (the history is sorted by time and id, so it would sit
             // right here): a binary search instead of comparing every id.
             if h.entries
