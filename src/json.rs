@@ -42,11 +42,13 @@ fn message(bytes: &[u8], fallback: &str) -> String {
 }
 
 /// Whether arrays and objects nest deeper than [`MAX_DEPTH`] (brackets in strings do not
-/// count). Most records have fewer brackets in all than the limit, which one pass of counting
-/// shows without following strings.
+/// count). Most records have fewer opening brackets in all than the limit, which a SIMD
+/// search shows without following strings.
 pub fn too_deep(bytes: &[u8]) -> bool {
-    let openers = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
-    if openers <= MAX_DEPTH {
+    if memchr::memchr2_iter(b'[', b'{', bytes)
+        .nth(MAX_DEPTH)
+        .is_none()
+    {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
