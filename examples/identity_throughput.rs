@@ -85,7 +85,12 @@ fn main() -> Result<()> {
         .next()
         .map_or_else(|| dir.path().join("state.db"), std::path::PathBuf::from);
     let enr = enricher(users).context("synthetic geo databases")?;
-    let (mut events, _) = Month::generate(users, 7).events(&enr);
+    // In slices of 20,000 users: a month's raw records take about 5 KB per event.
+    let mut events = Vec::new();
+    for first in (0..users).step_by(20_000) {
+        let slice = Month::generate_users(first..users.min(first + 20_000), 7 + first as u64);
+        events.extend(slice.into_events(&enr).0);
+    }
     events.sort_by_key(|e| e.time);
     let signins = events
         .iter()

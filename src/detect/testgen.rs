@@ -414,6 +414,28 @@ impl Month {
         }
         (out, normalized)
     }
+
+    /// [`Month::events`] consuming the month, each event without its raw record (the
+    /// identity detectors never read it): a month of 100,000 users fits in memory this way.
+    pub fn into_events(self, enricher: &crate::enrich::Enricher) -> (Vec<IdentityEvent>, usize) {
+        let mut out = Vec::with_capacity(self.records.len());
+        let mut normalized = 0;
+        for g in self.records {
+            let mut event = g.event;
+            let raw = std::mem::replace(&mut event.raw, Value::new());
+            let mut e = match crate::normalize::normalize(event.kind, raw) {
+                Ok(mut v) if v.len() == 1 => {
+                    normalized += 1;
+                    v.remove(0)
+                }
+                _ => event,
+            };
+            e.raw = Value::new();
+            enricher.enrich(&mut e);
+            out.push(e);
+        }
+        (out, normalized)
+    }
 }
 
 /// Ground truth of a generated month.
@@ -820,14 +842,20 @@ fn legit_slots(rng: &mut Rng, u: &User) -> Vec<Slot> {
 impl Month {
     /// Generates a labelled month for `users` users (deterministic for a seed).
     pub fn generate(users: usize, seed: u64) -> Month {
+        Month::generate_users(0..users, seed)
+    }
+
+    /// [`Month::generate`] for the users numbered `users` only: a large tenant generated in
+    /// slices, so that only one slice's raw records are in memory at once.
+    pub fn generate_users(users: std::ops::Range<usize>, seed: u64) -> Month {
         let mut cx = Ctx {
             rng: Rng::new(seed),
             month: Month {
-                users,
+                users: users.end,
                 ..Month::default()
             },
         };
-        let all: Vec<User> = (0..users)
+        let all: Vec<User> = users
             .map(|idx| User {
                 idx,
                 email: format!("user{idx}@corp.example"),
