@@ -732,12 +732,17 @@ fn read_ahead(
     merge.peak_open_files()
 }
 
-/// CPU time this process has run, from `/proc/self/schedstat` (Linux): throughput per core
-/// that does not depend on what else the machine is doing.
+/// CPU time this process has run, user and system, every thread counted (the reader thread
+/// too, also once it has ended): throughput per core that does not depend on what else the
+/// machine is doing.
 fn cpu_seconds() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/self/schedstat").ok()?;
-    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some(ns / 1e9)
+    // SAFETY: `getrusage` fills the zeroed struct it is given and reads nothing else.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    }?;
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Some(secs(usage.ru_utime) + secs(usage.ru_stime))
 }
 
 fn peak_rss_kb() -> Option<u64> {
@@ -1010,4 +1015,41 @@ async fn respond_cmd(command: RespondCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CPU time of the calling thread, from the kernel's per-thread accounting.
+    fn thread_cpu_seconds() -> f64 {
+        let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        text.split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            / 1e9
+    }
+
+    #[test]
+    fn cpu_time_counts_threads_that_have_ended() {
+        let before = cpu_seconds().unwrap();
+        let worker = std::thread::spawn(|| {
+            let mut x = 0u64;
+            for i in 0..50_000_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+            std::hint::black_box(x);
+            thread_cpu_seconds()
+        });
+        let worked = worker.join().unwrap();
+        assert!(worked > 0.0);
+        // The ended thread's time is in the process's; rusage's microseconds round down.
+        assert!(
+            cpu_seconds().unwrap() - before >= worked - 0.01,
+            "process {} s, thread {worked} s",
+            cpu_seconds().unwrap() - before
+        );
+    }
 }
