@@ -2,7 +2,7 @@
 //! the Sigma engine and the outputs.
 //!
 //! `sonic-rs`'s `Value` keeps a record's whole tree in one arena (one allocation to free) and
-//! parses with SIMD: about five times the speed of a `serde_json::Value` on the CloudTrail,
+//! parses with SIMD: about four times the speed of a `serde_json::Value` on the CloudTrail,
 //! Entra and Workspace records of the replay mix (`cargo bench --no-default-features --bench
 //! replay -- json`). Everything else picket reads or writes as JSON (configs, API responses,
 //! state, outputs) stays `serde_json`.
