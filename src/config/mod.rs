@@ -169,7 +169,7 @@ impl Config {
         macro_rules! section {
             ($name:literal, $field:ident) => {
                 if let Some(v) = table.get($name) {
-                    match section::<_>($name, v.clone()) {
+                    match section::<_>($name, v) {
                         Ok(s) => raw.$field = s,
                         Err((path, message)) => errors.push(err(locate(&path), &path, message)),
                     }
@@ -210,7 +210,7 @@ impl Config {
 }
 
 /// Deserializes one section, returning the full key path of the first problem in it.
-fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (String, String)> {
+fn section<T: DeserializeOwned>(name: &str, value: &toml::Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value.clone()).map_err(|e| {
         let inner = e.path().to_string();
         let path = if inner.is_empty() || inner == "." {
@@ -223,7 +223,7 @@ fn section<T: DeserializeOwned>(name: &str, value: toml::Value) -> Result<T, (St
         // A message about an unknown field names it; point at it.
         let message = e.into_inner().to_string().trim_end().to_string();
         let at = if inner == "." { "" } else { inner.as_str() };
-        let key = unknown_field(&message).or_else(|| key_by_value(value_at(&value, at)?, &message));
+        let key = unknown_field(&message).or_else(|| key_by_value(value_at(value, at)?, &message));
         let path = key.map(|f| format!("{path}.{f}")).unwrap_or(path);
         (path, message)
     })

@@ -248,10 +248,6 @@ impl Records {
         }
     }
 
-    fn parse(&self, bytes: &[u8]) -> Result<Value, String> {
-        crate::json::parse(bytes)
-    }
-
     /// The input's name.
     pub fn source(&self) -> &Arc<str> {
         &self.source
@@ -465,7 +461,7 @@ impl Records {
         let parsed = if t.contains(&0) {
             Err(None)
         } else {
-            self.parse(t).map_err(Some)
+            crate::json::parse(t).map_err(Some)
         };
         let parsed = parsed.map_err(|message| match message {
             None => DecodeError::Binary {
