@@ -333,6 +333,17 @@ fn entries(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The stub's service-account key written as a key file in `dir`, its token endpoint the
+/// stub's.
+fn stub_key_file(g: &Mutex<Google>, stub: &Stub, dir: &Path) -> std::path::PathBuf {
+    g.lock()
+        .unwrap()
+        .key
+        .as_ref()
+        .unwrap()
+        .key_file(dir, &format!("{}/token", stub.url))
+}
+
 async fn google(key: Option<TestKey>) -> (Arc<Mutex<Google>>, Stub) {
     let g = Arc::new(Mutex::new(Google {
         key,
@@ -397,13 +408,7 @@ fn key_section(key_file: &Path, stub: &Stub) -> String {
 async fn a_key_file_signs_delegation_locally_and_reports_see_the_traded_token() {
     let (g, stub) = google(Some(TestKey::generate())).await;
     let dir = tempfile::tempdir().unwrap();
-    let key_file = g
-        .lock()
-        .unwrap()
-        .key
-        .as_ref()
-        .unwrap()
-        .key_file(dir.path(), &format!("{}/token", stub.url));
+    let key_file = stub_key_file(&g, &stub, dir.path());
     workdir(
         dir.path(),
         &key_section(&key_file, &stub),
@@ -435,13 +440,7 @@ async fn a_key_file_signs_delegation_locally_and_reports_see_the_traded_token() 
 async fn a_key_file_gives_logging_google_cloud_auth_self_signed_tokens() {
     let (g, stub) = google(Some(TestKey::generate())).await;
     let dir = tempfile::tempdir().unwrap();
-    let key_file = g
-        .lock()
-        .unwrap()
-        .key
-        .as_ref()
-        .unwrap()
-        .key_file(dir.path(), &format!("{}/token", stub.url));
+    let key_file = stub_key_file(&g, &stub, dir.path());
     workdir(
         dir.path(),
         &key_section(&key_file, &stub),
@@ -478,13 +477,7 @@ async fn token_endpoint_server_errors_are_retried() {
             Reply::json(500, json!({"error": "internal_failure"})),
         ];
     }
-    let key_file = g
-        .lock()
-        .unwrap()
-        .key
-        .as_ref()
-        .unwrap()
-        .key_file(dir.path(), &format!("{}/token", stub.url));
+    let key_file = stub_key_file(&g, &stub, dir.path());
     workdir(
         dir.path(),
         &key_section(&key_file, &stub),
@@ -511,13 +504,7 @@ async fn invalid_grant_names_the_credential_and_never_the_key() {
         400,
         json!({"error": "invalid_grant", "error_description": "Invalid JWT Signature."}),
     )];
-    let key_file = g
-        .lock()
-        .unwrap()
-        .key
-        .as_ref()
-        .unwrap()
-        .key_file(dir.path(), &format!("{}/token", stub.url));
+    let key_file = stub_key_file(&g, &stub, dir.path());
     workdir(
         dir.path(),
         &key_section(&key_file, &stub),
@@ -687,13 +674,7 @@ async fn picket_run_once(
 async fn picket_run_reads_both_sources_with_application_default_credentials() {
     let (g, stub) = google(Some(TestKey::generate())).await;
     let dir = tempfile::tempdir().unwrap();
-    let key_file = g
-        .lock()
-        .unwrap()
-        .key
-        .as_ref()
-        .unwrap()
-        .key_file(dir.path(), &format!("{}/token", stub.url));
+    let key_file = stub_key_file(&g, &stub, dir.path());
     workdir(
         dir.path(),
         &format!(
