@@ -218,12 +218,300 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// One eligible sign-in as kept in history (short field names: this is stored per identity).
+/// The text fields of a [`SignIn`], in the order they sit in its one string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    Uid,
+    Action,
+    Ip,
+    UserAgent,
+    Country,
+    City,
+    AsnOrg,
+    Principal,
+}
+
+const TEXTS: usize = 8;
+
+/// One eligible sign-in as kept in history: the numbers that comparing sign-ins reads inline,
+/// and every text (id, action, address, user agent, place, network, principal) in one
+/// string, so that keeping a sign-in costs one allocation instead of eight and a history is a
+/// few compact, contiguous entries (the detector touches one per event; memory, not
+/// arithmetic, was most of its time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "JsonSignIn", into = "JsonSignIn")]
 struct SignIn {
+    /// Event time, unix milliseconds.
+    time_ms: i64,
+    lat: f64,
+    lon: f64,
+    radius_km: Option<f64>,
+    asn: Option<u32>,
+    provider: Provider,
+    mfa_failed: bool,
+    /// Bit `1 << Text as u8`: that text is present (uid and action always are).
+    present: u8,
+    /// End of each text in `text` (its start is the end of the one before).
+    ends: [u32; TEXTS],
+    text: Box<str>,
+}
+
+/// Builds a [`SignIn`]'s string, one text after the other.
+struct TextBuilder {
+    text: String,
+    present: u8,
+    ends: [u32; TEXTS],
+    next: usize,
+}
+
+impl TextBuilder {
+    fn new(capacity: usize) -> TextBuilder {
+        TextBuilder {
+            text: String::with_capacity(capacity),
+            present: 0,
+            ends: [0; TEXTS],
+            next: 0,
+        }
+    }
+
+    /// Appends the next text with `write` (nothing written: absent unless `present`).
+    fn push(&mut self, present: bool, write: impl FnOnce(&mut String)) {
+        if present {
+            write(&mut self.text);
+            self.present |= 1 << self.next;
+        }
+        // Texts are cut far below 4 GiB (records are), so the offset fits.
+        self.ends[self.next] = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        self.next += 1;
+    }
+
+    fn str(&mut self, s: Option<&str>) {
+        self.push(s.is_some(), |t| t.push_str(s.unwrap_or_default()));
+    }
+}
+
+/// What a sign-in is built from besides its texts.
+struct Numbers {
+    time_ms: i64,
+    lat: f64,
+    lon: f64,
+    radius_km: Option<f64>,
+    asn: Option<u32>,
+    provider: Provider,
+    mfa_failed: bool,
+}
+
+impl SignIn {
+    fn of(event: &IdentityEvent, geo: &GeoLocation) -> SignIn {
+        let ua = event.src.user_agent.as_deref().map(|ua| {
+            // No more bytes than the limit in characters: nothing to cut (most agents).
+            if ua.len() <= MAX_USER_AGENT {
+                return ua;
+            }
+            match ua.char_indices().nth(MAX_USER_AGENT) {
+                Some((end, _)) => &ua[..end],
+                None => ua,
+            }
+        });
+        let asn = event.src.asn.as_ref();
+        let len = |s: Option<&str>| s.map_or(0, str::len);
+        let mut b = TextBuilder::new(
+            event.uid.len()
+                + event.action.len()
+                + 39 // the longest IPv6 address
+                + len(event.src.raw.as_deref())
+                + len(ua)
+                + len(geo.country.as_deref())
+                + len(geo.city.as_deref())
+                + len(asn.and_then(|a| a.org.as_deref()))
+                + len(event.actor.uid.as_deref()),
+        );
+        b.str(Some(&event.uid));
+        b.str(Some(&event.action));
+        match event.src.ip {
+            Some(ip) => b.push(true, |t| {
+                use std::fmt::Write;
+                let _ = write!(t, "{ip}");
+            }),
+            None => b.str(event.src.raw.as_deref()),
+        }
+        b.str(ua);
+        b.str(geo.country.as_deref());
+        b.str(geo.city.as_deref());
+        b.str(asn.and_then(|a| a.org.as_deref()));
+        b.str(event.actor.uid.as_deref());
+        SignIn::build(
+            Numbers {
+                time_ms: event.time.timestamp_millis(),
+                lat: geo.lat,
+                lon: geo.lon,
+                radius_km: geo.radius_km,
+                asn: asn.map(|a| a.number),
+                provider: event.provider(),
+                mfa_failed: event.auth.mfa_failed,
+            },
+            b,
+        )
+    }
+
+    fn build(n: Numbers, b: TextBuilder) -> SignIn {
+        SignIn {
+            time_ms: n.time_ms,
+            lat: n.lat,
+            lon: n.lon,
+            radius_km: n.radius_km,
+            asn: n.asn,
+            provider: n.provider,
+            mfa_failed: n.mfa_failed,
+            present: b.present,
+            ends: b.ends,
+            text: b.text.into_boxed_str(),
+        }
+    }
+
+    /// From its numbers and texts (in [`Text`] order).
+    fn from_parts(n: Numbers, texts: [Option<&str>; TEXTS]) -> SignIn {
+        let mut b = TextBuilder::new(texts.iter().map(|t| t.map_or(0, str::len)).sum());
+        for t in texts {
+            b.str(t);
+        }
+        SignIn::build(n, b)
+    }
+
+    fn get(&self, t: Text) -> Option<&str> {
+        let i = t as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    #[cfg(test)]
+    fn texts(&self) -> [Option<&str>; TEXTS] {
+        use Text::*;
+        [Uid, Action, Ip, UserAgent, Country, City, AsnOrg, Principal].map(|t| self.get(t))
+    }
+
+    #[cfg(test)]
+    fn numbers(&self) -> Numbers {
+        Numbers {
+            time_ms: self.time_ms,
+            lat: self.lat,
+            lon: self.lon,
+            radius_km: self.radius_km,
+            asn: self.asn,
+            provider: self.provider,
+            mfa_failed: self.mfa_failed,
+        }
+    }
+
+    /// The same sign-in with one text replaced (tests).
+    #[cfg(test)]
+    fn with(&self, t: Text, value: Option<&str>) -> SignIn {
+        let mut texts = self.texts();
+        texts[t as usize] = value;
+        SignIn::from_parts(self.numbers(), texts)
+    }
+
+    fn uid(&self) -> &str {
+        self.get(Text::Uid).unwrap_or_default()
+    }
+
+    fn action(&self) -> &str {
+        self.get(Text::Action).unwrap_or_default()
+    }
+
+    fn ip(&self) -> Option<&str> {
+        self.get(Text::Ip)
+    }
+
+    fn user_agent(&self) -> Option<&str> {
+        self.get(Text::UserAgent)
+    }
+
+    fn country(&self) -> Option<&str> {
+        self.get(Text::Country)
+    }
+
+    fn city(&self) -> Option<&str> {
+        self.get(Text::City)
+    }
+
+    fn has_city(&self) -> bool {
+        self.present & (1 << Text::City as u8) != 0
+    }
+
+    fn asn_org(&self) -> Option<&str> {
+        self.get(Text::AsnOrg)
+    }
+
+    fn principal(&self) -> Option<&str> {
+        self.get(Text::Principal)
+    }
+
+    fn time(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(self.time_ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    fn geo(&self) -> GeoLocation {
+        GeoLocation {
+            city: self.city().map(str::to_string),
+            country: self.country().map(str::to_string),
+            lat: self.lat,
+            lon: self.lon,
+            radius_km: self.radius_km,
+        }
+    }
+
+    fn evidence(&self) -> Evidence {
+        Evidence {
+            uid: self.uid().to_string(),
+            time: self.time(),
+            provider: self.provider,
+            action: self.action().to_string(),
+            success: true,
+            src_ip: self.ip().map(str::to_string),
+            user_agent: self.user_agent().map(str::to_string),
+            geo: Some(self.geo()),
+            asn: self.asn.map(|number| Asn {
+                number,
+                org: self.asn_org().map(str::to_string),
+            }),
+        }
+    }
+
+    fn place(&self) -> String {
+        match (self.city(), self.country()) {
+            (Some(city), Some(cc)) => format!("{city}, {cc}"),
+            (None, Some(cc)) => cc.to_string(),
+            (Some(city), None) => city.to_string(),
+            (None, None) => format!("{:.2},{:.2}", self.lat, self.lon),
+        }
+    }
+
+    fn location_json(&self) -> Value {
+        json!({
+            "uid": self.uid(),
+            "time": self.time(),
+            "provider": self.provider,
+            "ip": self.ip(),
+            "city": self.city(),
+            "country": self.country(),
+            "lat": self.lat,
+            "lon": self.lon,
+            "radius_km": self.radius_km,
+            "asn": self.asn,
+            "asn_org": self.asn_org(),
+        })
+    }
+}
+
+/// A sign-in as older pickets stored it in JSON (short field names), still read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JsonSignIn {
     #[serde(rename = "u")]
     uid: String,
-    /// Event time, unix milliseconds.
     #[serde(rename = "t")]
     time_ms: i64,
     #[serde(rename = "p")]
@@ -254,97 +542,54 @@ struct SignIn {
     principal: Option<String>,
 }
 
-impl SignIn {
-    fn of(event: &IdentityEvent, geo: &GeoLocation) -> SignIn {
-        SignIn {
-            uid: event.uid.clone(),
-            time_ms: event.time.timestamp_millis(),
-            provider: event.provider(),
-            action: event.action.clone(),
-            ip: event
-                .src
-                .ip
-                .map(|ip| ip.to_string())
-                .or_else(|| event.src.raw.clone()),
-            user_agent: event.src.user_agent.as_ref().map(|ua| {
-                // No more bytes than the limit in characters: nothing to cut (most agents).
-                if ua.len() <= MAX_USER_AGENT {
-                    return ua.clone();
-                }
-                match ua.char_indices().nth(MAX_USER_AGENT) {
-                    Some((end, _)) => ua[..end].to_string(),
-                    None => ua.clone(),
-                }
-            }),
-            lat: geo.lat,
-            lon: geo.lon,
-            radius_km: geo.radius_km,
-            country: geo.country.clone(),
-            city: geo.city.clone(),
-            asn: event.src.asn.as_ref().map(|a| a.number),
-            asn_org: event.src.asn.as_ref().and_then(|a| a.org.clone()),
-            mfa_failed: event.auth.mfa_failed,
-            principal: event.actor.uid.clone(),
-        }
-    }
-
-    fn time(&self) -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp_millis(self.time_ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-    }
-
-    fn geo(&self) -> GeoLocation {
-        GeoLocation {
-            city: self.city.clone(),
-            country: self.country.clone(),
-            lat: self.lat,
-            lon: self.lon,
-            radius_km: self.radius_km,
-        }
-    }
-
-    fn evidence(&self) -> Evidence {
-        Evidence {
-            uid: self.uid.clone(),
-            time: self.time(),
-            provider: self.provider,
-            action: self.action.clone(),
-            success: true,
-            src_ip: self.ip.clone(),
-            user_agent: self.user_agent.clone(),
-            geo: Some(self.geo()),
-            asn: self.asn.map(|number| Asn {
-                number,
-                org: self.asn_org.clone(),
-            }),
-        }
-    }
-
-    fn place(&self) -> String {
-        match (&self.city, &self.country) {
-            (Some(city), Some(cc)) => format!("{city}, {cc}"),
-            (None, Some(cc)) => cc.clone(),
-            (Some(city), None) => city.clone(),
-            (None, None) => format!("{:.2},{:.2}", self.lat, self.lon),
-        }
-    }
-
-    fn location_json(&self) -> Value {
-        json!({
-            "uid": self.uid,
-            "time": self.time(),
-            "provider": self.provider,
-            "ip": self.ip,
-            "city": self.city,
-            "country": self.country,
-            "lat": self.lat,
-            "lon": self.lon,
-            "radius_km": self.radius_km,
-            "asn": self.asn,
-            "asn_org": self.asn_org,
-        })
+impl From<JsonSignIn> for SignIn {
+    fn from(j: JsonSignIn) -> SignIn {
+        SignIn::from_parts(
+            Numbers {
+                time_ms: j.time_ms,
+                lat: j.lat,
+                lon: j.lon,
+                radius_km: j.radius_km,
+                asn: j.asn,
+                provider: j.provider,
+                mfa_failed: j.mfa_failed,
+            },
+            [
+                Some(j.uid.as_str()),
+                Some(j.action.as_str()),
+                j.ip.as_deref(),
+                j.user_agent.as_deref(),
+                j.country.as_deref(),
+                j.city.as_deref(),
+                j.asn_org.as_deref(),
+                j.principal.as_deref(),
+            ],
+        )
     }
 }
 
+impl From<SignIn> for JsonSignIn {
+    fn from(s: SignIn) -> JsonSignIn {
+        let own = |t: Option<&str>| t.map(str::to_string);
+        JsonSignIn {
+            uid: s.uid().to_string(),
+            time_ms: s.time_ms,
+            provider: s.provider,
+            action: s.action().to_string(),
+            ip: own(s.ip()),
+            user_agent: own(s.user_agent()),
+            lat: s.lat,
+            lon: s.lon,
+            radius_km: s.radius_km,
+            country: own(s.country()),
+            city: own(s.city()),
+            asn: s.asn,
+            asn_org: own(s.asn_org()),
+            mfa_failed: s.mfa_failed,
+            principal: own(s.principal()),
+        }
+    }
+}
 /// Per-identity travel history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct TravelHistory {
@@ -434,7 +679,7 @@ impl Stored for TravelHistory {
                     && p.lon.to_bits() == e.lon.to_bits()
                     && p.radius_km.map(f64::to_bits) == e.radius_km.map(f64::to_bits)
             });
-            let uuid = uuid_bytes(&e.uid);
+            let uuid = uuid_bytes(e.uid());
             let mut flags = 0;
             for (on, flag) in [
                 (same_place, F_SAME_PLACE),
@@ -450,14 +695,14 @@ impl Stored for TravelHistory {
             w.u64(flags);
             match &uuid {
                 Some(b) => w.raw(b),
-                None => w.str(&e.uid),
+                None => w.str(e.uid()),
             }
             w.i64(e.time_ms - prev.map_or(0, |p| p.time_ms));
             w.u64(provider_code(e.provider));
             let p = |f: fn(&SignIn) -> Option<&str>| prev.and_then(f);
-            w.repeat_str(Some(&e.action), p(|s| Some(s.action.as_str())));
-            w.repeat_str(e.ip.as_deref(), p(|s| s.ip.as_deref()));
-            w.repeat_str(e.user_agent.as_deref(), p(|s| s.user_agent.as_deref()));
+            w.repeat_str(Some(e.action()), p(|s| Some(s.action())));
+            w.repeat_str(e.ip(), p(SignIn::ip));
+            w.repeat_str(e.user_agent(), p(SignIn::user_agent));
             if !same_place {
                 w.f64(e.lat);
                 w.f64(e.lon);
@@ -465,13 +710,13 @@ impl Stored for TravelHistory {
                     w.f64(r);
                 }
             }
-            w.repeat_str(e.country.as_deref(), p(|s| s.country.as_deref()));
-            w.repeat_str(e.city.as_deref(), p(|s| s.city.as_deref()));
+            w.repeat_str(e.country(), p(SignIn::country));
+            w.repeat_str(e.city(), p(SignIn::city));
             if let Some(asn) = e.asn {
                 w.u64(u64::from(asn));
             }
-            w.repeat_str(e.asn_org.as_deref(), p(|s| s.asn_org.as_deref()));
-            w.repeat_str(e.principal.as_deref(), p(|s| s.principal.as_deref()));
+            w.repeat_str(e.asn_org(), p(SignIn::asn_org));
+            w.repeat_str(e.principal(), p(SignIn::principal));
             prev = Some(e);
         }
         self.countries.write(&mut w);
@@ -502,10 +747,10 @@ impl Stored for TravelHistory {
             let time_ms = r.i64()?.wrapping_add(prev.map_or(0, |p| p.time_ms));
             let provider = provider_of(r.u64()?)?;
             let action = r
-                .repeat_str(prev.map(|p| p.action.as_str()))?
+                .repeat_str(prev.map(SignIn::action))?
                 .ok_or("sign-in without an action")?;
-            let ip = r.repeat_str(prev.and_then(|p| p.ip.as_deref()))?;
-            let user_agent = r.repeat_str(prev.and_then(|p| p.user_agent.as_deref()))?;
+            let ip = r.repeat_str(prev.and_then(SignIn::ip))?;
+            let user_agent = r.repeat_str(prev.and_then(SignIn::user_agent))?;
             let (lat, lon, radius_km) = if flags & F_SAME_PLACE != 0 {
                 let p = prev.ok_or("first sign-in repeats a place")?;
                 (p.lat, p.lon, p.radius_km)
@@ -519,32 +764,37 @@ impl Stored for TravelHistory {
                 };
                 (lat, lon, radius)
             };
-            let country = r.repeat_str(prev.and_then(|p| p.country.as_deref()))?;
-            let city = r.repeat_str(prev.and_then(|p| p.city.as_deref()))?;
+            let country = r.repeat_str(prev.and_then(SignIn::country))?;
+            let city = r.repeat_str(prev.and_then(SignIn::city))?;
             let asn = if flags & F_ASN != 0 {
                 Some(u32::try_from(r.u64()?).map_err(|e| e.to_string())?)
             } else {
                 None
             };
-            let asn_org = r.repeat_str(prev.and_then(|p| p.asn_org.as_deref()))?;
-            let principal = r.repeat_str(prev.and_then(|p| p.principal.as_deref()))?;
-            entries.push(SignIn {
-                uid,
-                time_ms,
-                provider,
-                action,
-                ip,
-                user_agent,
-                lat,
-                lon,
-                radius_km,
-                country,
-                city,
-                asn,
-                asn_org,
-                mfa_failed: flags & F_MFA_FAILED != 0,
-                principal,
-            });
+            let asn_org = r.repeat_str(prev.and_then(SignIn::asn_org))?;
+            let principal = r.repeat_str(prev.and_then(SignIn::principal))?;
+            let sign_in = SignIn::from_parts(
+                Numbers {
+                    time_ms,
+                    lat,
+                    lon,
+                    radius_km,
+                    asn,
+                    provider,
+                    mfa_failed: flags & F_MFA_FAILED != 0,
+                },
+                [
+                    Some(uid.as_str()),
+                    Some(action.as_str()),
+                    ip.as_deref(),
+                    user_agent.as_deref(),
+                    country.as_deref(),
+                    city.as_deref(),
+                    asn_org.as_deref(),
+                    principal.as_deref(),
+                ],
+            );
+            entries.push(sign_in);
         }
         let countries = SeenProfile::read(&mut r)?;
         let m = r.count()?;
@@ -599,8 +849,8 @@ impl<'a> Place<'a> {
 
     fn of_signin(s: &'a SignIn) -> Place<'a> {
         Place {
-            has_city: s.city.is_some(),
-            country: s.country.as_deref(),
+            has_city: s.has_city(),
+            country: s.country(),
             lat: s.lat,
             lon: s.lon,
             radius_km: s.radius_km,
@@ -698,27 +948,27 @@ impl ImpossibleTravel {
         let mut reasons = Vec::new();
         let hosted: Vec<&SignIn> = [a, b]
             .into_iter()
-            .filter(|s| hosting.matches(s.asn, s.asn_org.as_deref()))
+            .filter(|s| hosting.matches(s.asn, s.asn_org()))
             .collect();
         if !hosted.is_empty() {
             severity = severity.raise();
-            reasons.push(format!("hosting_asn:{}", hosted[0].uid));
+            reasons.push(format!("hosting_asn:{}", hosted[0].uid()));
         }
         let since = h.countries.since.unwrap_or(i64::MAX);
         let new_country = [a, b].into_iter().find(|s| {
             let t = s.time_ms.div_euclid(1000);
-            s.country.as_ref().is_some_and(|cc| {
+            s.country().is_some_and(|cc| {
                 since < t
                     && h.countries
                         .values
                         .iter()
-                        .find(|v| &v.key == cc)
+                        .find(|v| v.key == cc)
                         .is_none_or(|v| v.first >= t)
             })
         });
         if let Some(s) = new_country {
             severity = severity.raise();
-            reasons.push(format!("new_country:{}", s.uid));
+            reasons.push(format!("new_country:{}", s.uid()));
         }
         let window = config.mfa_failure_window_minutes as i64 * 60_000;
         let mfa_failed = a.mfa_failed
@@ -766,7 +1016,7 @@ impl ImpossibleTravel {
         f.identity = Some(key.to_string());
         f.actor = Some(Actor {
             key: key.to_string(),
-            uid: b.principal.clone(),
+            uid: b.principal().map(str::to_string),
             principal_type: PrincipalType::User,
             ..Actor::default()
         });
@@ -871,13 +1121,13 @@ impl Detector for ImpossibleTravel {
         state.update(key, cx, |h| {
             // Time first: ids are compared only between sign-ins of the same millisecond.
             let pos = h.entries.partition_point(|e| {
-                e.time_ms < time_ms || (e.time_ms == time_ms && e.uid.as_str() < uid)
+                e.time_ms < time_ms || (e.time_ms == time_ms && e.uid() < uid)
             });
             // The same sign-in again (the history is sorted by time and id, so it would sit
             // right here): a binary search instead of comparing every id.
             if h.entries
                 .get(pos)
-                .is_some_and(|e| e.time_ms == time_ms && e.uid == uid)
+                .is_some_and(|e| e.time_ms == time_ms && e.uid() == uid)
             {
                 return (Vec::new(), false);
             }
@@ -1154,24 +1404,35 @@ mod tests {
     #[test]
     fn history_round_trips_binary_and_reads_the_old_json() {
         let mut h = TravelHistory::default();
-        let mut a = SignIn::of(
+        let a = SignIn::of(
             &signin("1b4e28ba-2fa1-11d2-883f-0016d3cca427", 0, london()),
             &london(),
+        )
+        .with(Text::UserAgent, Some("Mozilla/5.0"))
+        .with(
+            Text::Principal,
+            Some("00000000-0000-4000-8000-000000000001"),
         );
-        a.user_agent = Some("Mozilla/5.0".into());
-        a.principal = Some("00000000-0000-4000-8000-000000000001".into());
-        let mut b = a.clone();
-        b.uid = "1B4E28BA-2FA1-11D2-883F-0016D3CCA427".into();
+        let mut b = a.with(Text::Uid, Some("1B4E28BA-2FA1-11D2-883F-0016D3CCA427"));
         b.time_ms -= 5;
-        let mut c = SignIn::of(&signin("ev:ü", 90, sydney()), &sydney());
+        let mut c = SignIn::of(&signin("ev:ü", 90, sydney()), &sydney()).with(Text::City, None);
         c.radius_km = None;
         c.asn = None;
-        c.city = None;
         c.mfa_failed = true;
         c.provider = Provider::Okta;
-        let mut d = c.clone();
-        d.uid = "1b4e28ba-2fa1-11d2-883f-0016d3cca42".into();
-        d.ip = None;
+        let d = c
+            .with(Text::Uid, Some("1b4e28ba-2fa1-11d2-883f-0016d3cca42"))
+            .with(Text::Ip, None);
+        assert_eq!(
+            (d.uid(), d.ip(), d.city(), d.country(), d.action()),
+            (
+                "1b4e28ba-2fa1-11d2-883f-0016d3cca42",
+                None,
+                None,
+                Some("AU"),
+                "Sign-in activity"
+            )
+        );
         h.entries = vec![b, a, c, d];
         h.countries.observe("GB", t(0), Duration::zero(), 4);
         h.mfa_failures = vec![t(-3).timestamp_millis(), t(1).timestamp_millis()];
