@@ -45,11 +45,12 @@ pub struct DetectorConfigError {
     pub message: String,
 }
 
-/// An identity key in a cache: inline when it fits (most emails), so that a lookup compares
-/// it in the map's own memory instead of following a pointer to it (that pointer chase was
-/// most of the caches' lookup time, several lookups per event).
+/// A short string kept inline when it fits: an identity key in a cache (most emails), so that
+/// a lookup compares it in the map's own memory instead of following a pointer to it (that
+/// pointer chase was most of the caches' lookup time, several lookups per event), and a value
+/// in a [`SeenProfile`] (country codes, ASNs), so that scanning a profile reads one array.
 #[derive(Clone)]
-enum Key {
+pub enum Key {
     Inline { len: u8, bytes: [u8; KEY_INLINE] },
     Heap(Box<str>),
 }
@@ -58,7 +59,8 @@ enum Key {
 const KEY_INLINE: usize = 31;
 
 impl Key {
-    fn new(s: &str) -> Key {
+    /// The key of `s`.
+    pub fn new(s: &str) -> Key {
         match u8::try_from(s.len()) {
             Ok(len) if s.len() <= KEY_INLINE => {
                 let mut bytes = [0u8; KEY_INLINE];
@@ -76,9 +78,42 @@ impl Key {
         }
     }
 
-    fn as_str(&self) -> &str {
+    /// The string.
+    pub fn as_str(&self) -> &str {
         // `new` copied a whole `str`, so this is its UTF-8 (never the empty fallback).
         std::str::from_utf8(self.as_bytes()).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for Key {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Key {
+        Key::new(s)
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Key::new(&s))
     }
 }
 
@@ -495,7 +530,7 @@ where
 pub struct Seen {
     /// The value (`DE`, `AS3320`).
     #[serde(rename = "k")]
-    pub key: String,
+    pub key: Key,
     /// Earliest event time seen (unix seconds).
     #[serde(rename = "f")]
     pub first: i64,
@@ -542,7 +577,7 @@ impl SeenProfile {
         cap: usize,
     ) -> (Observation, bool) {
         let t = time.timestamp();
-        if let Some(seen) = self.values.iter_mut().find(|s| s.key == value) {
+        if let Some(seen) = self.values.iter_mut().find(|s| s.key == *value) {
             // `last` only orders evictions, so a week's precision is enough: a known value
             // seen again within a week of its last sighting writes nothing (most sign-ins).
             // `last` moves only when it is rewritten, so what is cached is what is stored and
@@ -567,7 +602,7 @@ impl SeenProfile {
             .is_some_and(|s| t.saturating_sub(s) >= learning.num_seconds());
         self.since = Some(self.since.map_or(t, |s| s.min(t)));
         self.values.push(Seen {
-            key: value.to_string(),
+            key: Key::new(value),
             first: t,
             last: t,
         });
@@ -624,7 +659,7 @@ impl SeenProfile {
         let n = r.count()?;
         let mut values = Vec::with_capacity(n);
         for _ in 0..n {
-            let key = r.str()?;
+            let key = Key::new(&r.str()?);
             let first = r.i64()?;
             let last = first.saturating_add(r.i64()?);
             values.push(Seen { key, first, last });
@@ -856,7 +891,7 @@ mod tests {
         assert_eq!(p.observe("JP", t(16 * 24), learn, 3).0, Observation::New);
         assert_eq!(p.values.len(), 3);
         // FR was the least recently seen and is gone.
-        assert!(p.values.iter().all(|s| s.key != "FR"));
+        assert!(p.values.iter().all(|s| s.key.as_str() != "FR"));
     }
 
     #[test]

@@ -962,7 +962,7 @@ impl ImpossibleTravel {
                     && h.countries
                         .values
                         .iter()
-                        .find(|v| v.key == cc)
+                        .find(|v| v.key == *cc)
                         .is_none_or(|v| v.first >= t)
             })
         });

@@ -150,10 +150,10 @@ impl Detector for NewCountry {
         let cap = self.config.max_countries;
         let (obs, known) = self.state.update(&event.actor.key, cx, |p| {
             // The countries known before this one, only needed (and copied) for a new one.
-            let known: Vec<String> = if p.values.iter().any(|s| s.key == country) {
+            let known: Vec<String> = if p.values.iter().any(|s| s.key == *country) {
                 Vec::new()
             } else {
-                p.values.iter().map(|s| s.key.clone()).collect()
+                p.values.iter().map(|s| s.key.to_string()).collect()
             };
             let (obs, changed) = p.observe(&country, event.time, learning, cap);
             ((obs, known), changed)
