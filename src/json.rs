@@ -7,6 +7,7 @@
 //! replay -- json`). Everything else picket reads or writes as JSON (configs, API responses,
 //! state, outputs) stays `serde_json`.
 
+use smallvec::SmallVec;
 pub use sonic_rs::{
     Array, JsonContainerTrait, JsonNumberTrait, JsonValueMutTrait, JsonValueTrait, Object, Value,
     ValueRef, json, to_value,
@@ -77,9 +78,125 @@ pub fn too_deep(bytes: &[u8]) -> bool {
     false
 }
 
+/// An object's members, indexed once so that each lookup is a scan of small integers rather
+/// than of the keys' strings: a record's root object has 15 to 40 members, and the normalizers
+/// and the Sigma rules look up dozens of fields in it per record. sonic-rs's own lookup
+/// compares each key in turn; on the replay mix that was a third of the time per record.
+///
+/// Built from anything: a non-object gives an index without members.
+pub struct Fields<'v> {
+    entries: SmallVec<[(u64, &'v str, &'v Value); 32]>,
+}
+
+impl<'v> Fields<'v> {
+    /// Indexes the members of `v` (none when it is not an object).
+    pub fn new(v: &'v Value) -> Fields<'v> {
+        let entries = match v.as_object() {
+            Some(obj) => obj.iter().map(|(k, v)| (signature(k), k, v)).collect(),
+            None => SmallVec::new(),
+        };
+        Fields { entries }
+    }
+
+    /// The first member named exactly `key`.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<&'v Value> {
+        let sig = signature(key);
+        self.entries
+            .iter()
+            .find(|(s, k, _)| *s == sig && *k == key)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// The first member named exactly `key`, else the first whose name equals it ignoring
+    /// ASCII case (how Sigma finds fields).
+    #[inline]
+    pub fn member(&self, key: &str) -> Option<&'v Value> {
+        let sig = signature(key);
+        let mut folded = None;
+        for (s, k, v) in &self.entries {
+            if *s != sig {
+                continue;
+            }
+            if *k == key {
+                return Some(v);
+            }
+            if folded.is_none() && k.eq_ignore_ascii_case(key) {
+                folded = Some(*v);
+            }
+        }
+        folded
+    }
+
+    /// Whether a member is named exactly `key`.
+    #[inline]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A key's length and its first and last four bytes with ASCII case folded away (and a few
+/// unlike bytes folded together): equal for keys equal ignoring case, different for most
+/// others. Only ever a filter before comparing the keys themselves.
+#[inline]
+fn signature(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let n = b.len();
+    let ends = match n {
+        0 => 0,
+        1..4 => u64::from(b[0]) | u64::from(b[n / 2]) << 8 | u64::from(b[n - 1]) << 16,
+        _ => {
+            let word =
+                |i: usize| u64::from(u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]));
+            word(0) << 32 | word(n - 4)
+        }
+    };
+    (ends | 0x2020_2020_2020_2020) ^ (n as u64).rotate_right(8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_find_exact_then_folded_members() {
+        // Parsed, so that members keep the document's order (`json!` sorts them).
+        let v = parse(
+            r#"{"eventName": 1, "EVENTNAME": 2, "Type": 3, "type": 4, "a": 5,
+            "userIdentity": 6, "eventTime": 7, "awsRegion": 8, "ünï": 9}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        let f = Fields::new(&v);
+        assert_eq!(f.get("eventName").and_then(|v| v.as_u64()), Some(1));
+        assert_eq!(f.get("eventname"), None);
+        assert_eq!(f.member("eventname").and_then(|v| v.as_u64()), Some(1));
+        assert_eq!(f.member("EVENTNAME").and_then(|v| v.as_u64()), Some(2));
+        assert_eq!(f.member("type").and_then(|v| v.as_u64()), Some(4));
+        assert_eq!(f.member("TYPE").and_then(|v| v.as_u64()), Some(3));
+        assert_eq!(f.member("A").and_then(|v| v.as_u64()), Some(5));
+        assert_eq!(f.member("ÜNÏ"), None, "only ASCII case folds");
+        assert_eq!(f.member("ünï").and_then(|v| v.as_u64()), Some(9));
+        for (k, want) in [("eventTime", 7), ("awsRegion", 8), ("userIdentity", 6)] {
+            assert_eq!(f.get(k).and_then(|v| v.as_u64()), Some(want));
+        }
+        assert!(f.get("").is_none() && f.member("eventNam").is_none());
+        assert!(Fields::new(&json!([1, 2])).is_empty());
+        // More members than are kept inline.
+        let wide: Value = to_value(
+            &(0..100)
+                .map(|i| (format!("k{i}"), i))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .unwrap();
+        let f = Fields::new(&wide);
+        assert_eq!(f.member("K77").and_then(|v| v.as_u64()), Some(77));
+    }
 
     fn nested(n: usize) -> String {
         format!("{{\"a\":{}{}}}", "[".repeat(n), "]".repeat(n))

@@ -11,7 +11,7 @@
 //!
 //! To classify one more API: add its `eventName` to the table in [`activity`].
 
-use crate::json::{JsonContainerTrait, JsonValueMutTrait, Value};
+use crate::json::{Fields, JsonContainerTrait, JsonValueMutTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -73,7 +73,8 @@ fn unwrap_envelope(mut envelope: Value) -> Result<Value, NormalizeError> {
     Ok(detail)
 }
 
-fn from_record(r: &Value) -> Result<IdentityEvent, NormalizeError> {
+fn from_record(record: &Value) -> Result<IdentityEvent, NormalizeError> {
+    let r = &Fields::new(record);
     let time = req_time(r, "eventTime", KIND)?;
     let uid = req_str(r, "eventID", KIND)?.to_owned();
     let action = req_str(r, "eventName", KIND)?.to_owned();
@@ -123,7 +124,10 @@ fn from_record(r: &Value) -> Result<IdentityEvent, NormalizeError> {
 /// `Success`/`Failure` (an `errorCode`/`errorMessage` also means failure); MFA is
 /// `additionalEventData.MFAUsed` (`Yes`/`No`). A failed login that had reached the MFA step
 /// (`MFAUsed: Yes`) counts as an MFA failure.
-fn console_login(r: &Value, error_code: Option<String>) -> (Status, Option<String>, AuthFacts) {
+fn console_login(
+    r: &Fields<'_>,
+    error_code: Option<String>,
+) -> (Status, Option<String>, AuthFacts) {
     let result = str_at(r, "responseElements.ConsoleLogin");
     let failed = result == Some("Failure") || error_code.is_some();
     let status = match (failed, result) {
@@ -155,7 +159,7 @@ fn console_login(r: &Value, error_code: Option<String>) -> (Status, Option<Strin
 /// - `AWSService` (and records with only `invokedBy`): uid = invokedBy, Service.
 /// - `IdentityCenterUser`: uid = `onBehalfOf.userId`, credential = `credentialId`, User.
 /// - `SAMLUser` / `WebIdentityUser`: uid = principalId, name = userName, User.
-fn actor(r: &Value) -> Actor {
+fn actor(r: &Fields<'_>) -> Actor {
     let identity = super::util::get(r, "userIdentity");
     let id = |p: &str| identity.and_then(|i| string_at(i, p));
     let ty = id("type");
@@ -221,7 +225,7 @@ fn actor(r: &Value) -> Actor {
 
 /// What the call acted on: `resources[]` (ARN + type), then the IAM names and trail name in
 /// `requestParameters`.
-fn targets(r: &Value) -> Vec<Target> {
+fn targets(r: &Fields<'_>) -> Vec<Target> {
     let mut out: Vec<Target> = get_array(r, "resources")
         .iter()
         .filter_map(|res| {
@@ -232,6 +236,7 @@ fn targets(r: &Value) -> Vec<Target> {
             })
         })
         .collect();
+    let params = r.get("requestParameters");
     for (param, kind) in [
         ("userName", "user"),
         ("roleName", "role"),
@@ -239,7 +244,7 @@ fn targets(r: &Value) -> Vec<Target> {
         ("policyArn", "policy"),
         ("trailName", "trail"),
     ] {
-        if let Some(v) = string_at(r, &format!("requestParameters.{param}")) {
+        if let Some(v) = params.and_then(|p| string_at(p, param)) {
             out.push(Target {
                 uid: Some(v.clone()),
                 name: Some(v),
@@ -250,7 +255,7 @@ fn targets(r: &Value) -> Vec<Target> {
     if matches!(
         str_at(r, "eventName"),
         Some("StopLogging" | "DeleteTrail" | "UpdateTrail" | "PutEventSelectors")
-    ) && let Some(v) = string_at(r, "requestParameters.name")
+    ) && let Some(v) = params.and_then(|p| string_at(p, "name"))
     {
         out.push(Target {
             uid: Some(v.clone()),
@@ -261,7 +266,7 @@ fn targets(r: &Value) -> Vec<Target> {
     out
 }
 
-fn get_array<'a>(r: &'a Value, path: &str) -> &'a [Value] {
+fn get_array<'a>(r: &Fields<'a>, path: &str) -> &'a [Value] {
     super::util::get(r, path)
         .and_then(Value::as_array)
         .map(|a| &a[..])

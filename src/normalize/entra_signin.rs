@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::NormalizeError;
 use super::util::{
-    bool_at, class_of, endpoint, get, identity_key, is_email, is_nil_guid, req_str, req_time,
+    Root, bool_at, class_of, endpoint, get, identity_key, is_email, is_nil_guid, req_str, req_time,
     require_object, str_at, string_at, text_at,
 };
 use crate::model::{
@@ -65,6 +65,7 @@ pub(crate) fn build(
         None => req_time(s, f.time, f.kind)?,
     };
     let uid = req_str(s, f.id, f.kind)?.to_owned();
+    let s = &crate::json::Fields::new(s);
 
     let event_types: Vec<&str> = get(s, "signInEventTypes")
         .and_then(Value::as_array)
@@ -187,7 +188,7 @@ pub(crate) fn build(
 
 /// `status.errorCode` (number or string) 0 -> Success, other -> Failure with
 /// "code: failureReason"; no status -> Unknown.
-fn status(s: &Value) -> (Status, Option<String>) {
+fn status<'a>(s: impl Root<'a>) -> (Status, Option<String>) {
     match text_at(s, "status.errorCode") {
         Some(code) if code == "0" => (Status::Success, None),
         Some(code) => {
@@ -210,7 +211,7 @@ const MFA_FAILURE_CODES: &[&str] = &["500121", "50158"];
 /// `authenticationRequirement: multiFactorAuthentication`; `Some(false)` for
 /// `singleFactorAuthentication`. MFA failed when the error code says so or a second-factor
 /// step did not succeed.
-pub(crate) fn mfa(s: &Value, status: Status) -> (Option<bool>, bool) {
+pub(crate) fn mfa<'a>(s: impl Root<'a>, status: Status) -> (Option<bool>, bool) {
     let steps = get(s, "authenticationDetails")
         .and_then(Value::as_array)
         .map(|a| &a[..])

@@ -5,7 +5,7 @@
 //! `pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>`, a line in
 //! [`normalize`] and in [`detect_kind`], and golden files under `tests/golden/normalize/`.
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{Fields, JsonValueTrait, Value};
 
 use crate::model::{IdentityEvent, RecordKind};
 
@@ -64,24 +64,27 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
 
 /// Recognises a record's kind from its shape, or `None` when it is none picket knows.
 pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
-    let obj = raw.as_object()?;
-    if obj.contains_key(&"eventVersion") && obj.contains_key(&"eventSource") {
+    if !raw.is_object() {
+        return None;
+    }
+    let obj = Fields::new(raw);
+    if obj.contains_key("eventVersion") && obj.contains_key("eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
-    if let Some(dt) = obj.get(&"detail-type").and_then(Value::as_str)
+    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
         && dt.ends_with("via CloudTrail")
     {
         return Some(RecordKind::Cloudtrail);
     }
-    if obj.get(&"kind").and_then(Value::as_str) == Some("admin#reports#activity") {
+    if obj.get("kind").and_then(Value::as_str) == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);
     }
-    if obj.contains_key(&"protoPayload") && obj.contains_key(&"logName") {
+    if obj.contains_key("protoPayload") && obj.contains_key("logName") {
         return Some(RecordKind::GcpAudit);
     }
     if let (Some(category), true) = (
-        obj.get(&"category").and_then(Value::as_str),
-        obj.contains_key(&"properties"),
+        obj.get("category").and_then(Value::as_str),
+        obj.contains_key("properties"),
     ) {
         return match category {
             "SignInLogs"
@@ -100,12 +103,12 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Azure activity log: a Log Analytics `AzureActivity` row, the REST `eventData` / alert
     // payload, or an export record without `properties`.
-    if obj.contains_key(&"OperationNameValue")
-        || (obj.contains_key(&"eventDataId") && obj.contains_key(&"operationName"))
-        || (obj.contains_key(&"operationName")
-            && obj.contains_key(&"time")
+    if obj.contains_key("OperationNameValue")
+        || (obj.contains_key("eventDataId") && obj.contains_key("operationName"))
+        || (obj.contains_key("operationName")
+            && obj.contains_key("time")
             && obj
-                .get(&"resourceId")
+                .get("resourceId")
                 .and_then(Value::as_str)
                 .is_some_and(|id| !id.to_ascii_lowercase().contains("microsoft.aadiam")))
     {
@@ -113,31 +116,30 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
     // Analytics `OfficeActivity` row.
-    if (obj.contains_key(&"CreationTime")
-        && obj.contains_key(&"Operation")
-        && (obj.contains_key(&"Workload") || obj.contains_key(&"RecordType")))
-        || (obj.contains_key(&"AuditData")
-            && (obj.contains_key(&"Operations") || obj.contains_key(&"UserIds")))
-        || (obj.contains_key(&"OfficeWorkload") && obj.contains_key(&"Operation"))
+    if (obj.contains_key("CreationTime")
+        && obj.contains_key("Operation")
+        && (obj.contains_key("Workload") || obj.contains_key("RecordType")))
+        || (obj.contains_key("AuditData")
+            && (obj.contains_key("Operations") || obj.contains_key("UserIds")))
+        || (obj.contains_key("OfficeWorkload") && obj.contains_key("Operation"))
     {
         return Some(RecordKind::M365Audit);
     }
-    if obj.contains_key(&"uuid") && obj.contains_key(&"published") && obj.contains_key(&"eventType")
-    {
+    if obj.contains_key("uuid") && obj.contains_key("published") && obj.contains_key("eventType") {
         return Some(RecordKind::Okta);
     }
     // A Log Analytics `AuditLogs` row (Sentinel export; the OTRF datasets): PascalCase columns.
-    if obj.contains_key(&"ActivityDisplayName")
-        && obj.contains_key(&"ActivityDateTime")
-        && obj.contains_key(&"InitiatedBy")
+    if obj.contains_key("ActivityDisplayName")
+        && obj.contains_key("ActivityDateTime")
+        && obj.contains_key("InitiatedBy")
     {
         return Some(RecordKind::AzureMonitorAudit);
     }
-    if obj.contains_key(&"activityDisplayName") && obj.contains_key(&"activityDateTime") {
+    if obj.contains_key("activityDisplayName") && obj.contains_key("activityDateTime") {
         return Some(RecordKind::EntraAudit);
     }
-    if obj.contains_key(&"createdDateTime")
-        && (obj.contains_key(&"userPrincipalName") || obj.contains_key(&"appId"))
+    if obj.contains_key("createdDateTime")
+        && (obj.contains_key("userPrincipalName") || obj.contains_key("appId"))
     {
         return Some(RecordKind::EntraSignin);
     }

@@ -7,25 +7,51 @@
 
 use std::net::IpAddr;
 
-use crate::json::{JsonValueTrait, Value, ValueRef};
+use crate::json::{Fields, JsonValueTrait, Value, ValueRef};
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::NormalizeError;
 use crate::model::{Activity, Endpoint, EventClass, RecordKind, Status};
 
+/// Where a dotted path starts: any JSON value, or a record's root with its members indexed
+/// ([`Fields`]), which a normalizer builds once when it reads many fields of one record.
+pub(crate) trait Root<'a>: Copy {
+    /// The member named `key`, when this is an object that has one.
+    fn member(self, key: &str) -> Option<&'a Value>;
+}
+
+impl<'a> Root<'a> for &'a Value {
+    fn member(self, key: &str) -> Option<&'a Value> {
+        if self.is_object() {
+            self.get(key)
+        } else {
+            None
+        }
+    }
+}
+
+impl<'a> Root<'a> for &&'a Value {
+    fn member(self, key: &str) -> Option<&'a Value> {
+        (*self).member(key)
+    }
+}
+
+impl<'a> Root<'a> for &Fields<'a> {
+    fn member(self, key: &str) -> Option<&'a Value> {
+        self.get(key)
+    }
+}
+
 /// The value at a dotted path (`userIdentity.sessionContext.sessionIssuer.arn`); object keys
 /// only. `None` when any step is missing or not an object.
-pub(crate) fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(
-        v,
-        |cur, key| {
-            if cur.is_object() { cur.get(key) } else { None }
-        },
-    )
+pub(crate) fn get<'a>(v: impl Root<'a>, path: &str) -> Option<&'a Value> {
+    let mut keys = path.split('.');
+    let first = v.member(keys.next()?)?;
+    keys.try_fold(first, |cur, key| cur.member(key))
 }
 
 /// A non-empty string at `path`; `None` for absent, null, empty or non-string values.
-pub(crate) fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
+pub(crate) fn str_at<'a>(v: impl Root<'a>, path: &str) -> Option<&'a str> {
     get(v, path)
         .and_then(Value::as_str)
         .map(str::trim)
@@ -33,13 +59,13 @@ pub(crate) fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
 }
 
 /// [`str_at`] as an owned `String`.
-pub(crate) fn string_at(v: &Value, path: &str) -> Option<String> {
+pub(crate) fn string_at<'a>(v: impl Root<'a>, path: &str) -> Option<String> {
     str_at(v, path).map(str::to_owned)
 }
 
 /// A scalar at `path` as text: strings as they are, numbers and booleans printed. Some
 /// providers log ids and codes as either.
-pub(crate) fn text_at(v: &Value, path: &str) -> Option<String> {
+pub(crate) fn text_at<'a>(v: impl Root<'a>, path: &str) -> Option<String> {
     match get(v, path)?.as_ref() {
         ValueRef::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
         ValueRef::Number(n) => Some(n.to_string()),
@@ -49,7 +75,7 @@ pub(crate) fn text_at(v: &Value, path: &str) -> Option<String> {
 }
 
 /// A boolean at `path`, accepting `true`/`false` and the strings `"true"`/`"false"` (any case).
-pub(crate) fn bool_at(v: &Value, path: &str) -> Option<bool> {
+pub(crate) fn bool_at<'a>(v: impl Root<'a>, path: &str) -> Option<bool> {
     match get(v, path)?.as_ref() {
         ValueRef::Bool(b) => Some(b),
         ValueRef::String(s) => parse_bool(s),
@@ -82,7 +108,7 @@ pub(crate) fn require_object(v: &Value, kind: RecordKind) -> Result<(), Normaliz
 /// A required non-empty string: `Missing` when absent or null, `Invalid` when of another
 /// type or empty.
 pub(crate) fn req_str<'a>(
-    v: &'a Value,
+    v: impl Root<'a>,
     path: &'static str,
     kind: RecordKind,
 ) -> Result<&'a str, NormalizeError> {
@@ -103,8 +129,8 @@ pub(crate) fn req_str<'a>(
 }
 
 /// A required id: a non-empty string, or a number (Google logs int64 ids either way).
-pub(crate) fn req_id(
-    v: &Value,
+pub(crate) fn req_id<'a>(
+    v: impl Root<'a>,
     path: &'static str,
     kind: RecordKind,
 ) -> Result<String, NormalizeError> {
@@ -115,8 +141,8 @@ pub(crate) fn req_id(
 }
 
 /// A required timestamp (RFC 3339; a missing offset is read as UTC).
-pub(crate) fn req_time(
-    v: &Value,
+pub(crate) fn req_time<'a>(
+    v: impl Root<'a>,
     path: &'static str,
     kind: RecordKind,
 ) -> Result<DateTime<Utc>, NormalizeError> {

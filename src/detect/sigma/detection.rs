@@ -14,7 +14,7 @@ use serde_norway::Value as Yaml;
 
 use super::condition::{self, Cond};
 use super::mapping::Resolved;
-use super::path::{FieldPath, string_form};
+use super::path::{FieldPath, Record, string_form};
 use super::pattern::{self, Anchor, StrPattern};
 use crate::model::RecordKind;
 
@@ -481,7 +481,7 @@ impl Detection {
     }
 
     /// Evaluates on a raw record of `kind`.
-    pub fn matches(&self, kind: RecordKind, raw: &Value) -> bool {
+    pub fn matches(&self, kind: RecordKind, raw: &Record<'_>) -> bool {
         let k = kind_idx(kind);
         self.cond.eval(&mut |i| match &self.searches[i] {
             Search::Map(fms) => fms.iter().all(|f| f.matches(k, raw)),
@@ -535,7 +535,7 @@ fn as_f64(v: &Value) -> Option<f64> {
 }
 
 impl VMatch {
-    fn on(&self, v: &Value, k: usize, raw: &Value) -> bool {
+    fn on(&self, v: &Value, k: usize, raw: &Record<'_>) -> bool {
         match self {
             VMatch::Str(p) => match (v.as_ref(), p.exact_number()) {
                 // Numbers compare numerically with an exact numeric literal: no allocation.
@@ -621,11 +621,11 @@ impl FieldMatch {
         &self.paths[kind_idx(kind)]
     }
 
-    fn group_matches(&self, group: &[VMatch], k: usize, raw: &Value) -> bool {
+    fn group_matches(&self, group: &[VMatch], k: usize, raw: &Record<'_>) -> bool {
         if self.keyword {
             return group
                 .iter()
-                .any(|vm| any_leaf(raw, &mut |v| vm.on(v, k, raw)));
+                .any(|vm| any_leaf(raw.value(), &mut |v| vm.on(v, k, raw)));
         }
         let paths = &self.paths[k];
         group.iter().any(|vm| match vm {
@@ -634,7 +634,7 @@ impl FieldMatch {
         })
     }
 
-    fn matches(&self, k: usize, raw: &Value) -> bool {
+    fn matches(&self, k: usize, raw: &Record<'_>) -> bool {
         if let Some(want) = self.exists {
             return self.paths[k].iter().any(|p| p.exists(raw)) == want;
         }
@@ -670,7 +670,9 @@ mod tests {
     }
 
     fn hit(yaml: &str, raw: Value) -> bool {
-        det(yaml).unwrap().matches(RecordKind::Cloudtrail, &raw)
+        det(yaml)
+            .unwrap()
+            .matches(RecordKind::Cloudtrail, &Record::new(&raw))
     }
 
     #[test]

@@ -35,6 +35,7 @@ use crate::detect::{DetectContext, DetectError, Detector};
 use crate::model::{Attack, Evidence, Finding, IdentityEvent, RecordKind, Severity, finding_uid};
 use crate::state::{CasOutcome, StateStore};
 use correlation::{Observation, Spec};
+use path::Record;
 use rule::{Dedup, Meta};
 use ruleset::{GroupSource, RuleSet, Target, first_value};
 
@@ -313,7 +314,8 @@ impl Detector for SigmaDetector {
         cx: &DetectContext<'_>,
     ) -> Result<Vec<Finding>, DetectError> {
         let kind = event.kind;
-        let raw = record_view(kind, &event.raw);
+        let raw = Record::new(record_view(kind, &event.raw));
+        let raw = &raw;
         let mut cands = std::mem::take(&mut self.scratch);
         self.rules.candidates(kind, raw, &mut cands);
         let mut out = Vec::new();
@@ -321,7 +323,7 @@ impl Detector for SigmaDetector {
         for &ri in &cands {
             let ri = ri as usize;
             let rule = &self.rules.rules()[ri];
-            if !rule.matches(kind, raw) {
+            if !rule.matches_record(kind, raw) {
                 continue;
             }
             tracing::debug!(rule = %rule.meta.id, uid = %event.uid, "sigma rule matched");

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Object, Value, ValueRef};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Object, Value, ValueRef};
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,13 +87,42 @@ impl FieldPath {
 
     /// Calls `f` on every value the path reaches (arrays fan out: any element; a leaf array is
     /// offered whole and then element by element) until `f` returns true. Returns whether it did.
-    pub fn any<'v>(&self, root: &'v Value, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
-        walk(root, &self.steps, f)
+    pub fn any<'v>(&self, rec: &Record<'v>, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        // The first step looks up the root's index; a root that is no object (or an empty
+        // one) has no index and is walked as any value.
+        match self.steps.split_first() {
+            Some((step, rest)) if !rec.fields.is_empty() => {
+                step_into(step, |k| rec.fields.member(k), rest, f)
+            }
+            _ => walk(rec.value, &self.steps, f),
+        }
     }
 
     /// Whether the path reaches at least one value (null included).
-    pub fn exists(&self, root: &Value) -> bool {
-        self.any(root, &mut |_| true)
+    pub fn exists(&self, rec: &Record<'_>) -> bool {
+        self.any(rec, &mut |_| true)
+    }
+}
+
+/// A record as rules read it, its root object's members indexed once: every rule and the
+/// rule index look up the same few root fields.
+pub struct Record<'v> {
+    value: &'v Value,
+    fields: Fields<'v>,
+}
+
+impl<'v> Record<'v> {
+    /// Indexes `value`, which should be what [`super::record_view`] gives.
+    pub fn new(value: &'v Value) -> Record<'v> {
+        Record {
+            value,
+            fields: Fields::new(value),
+        }
+    }
+
+    /// The record.
+    pub fn value(&self) -> &'v Value {
+        self.value
     }
 }
 
@@ -138,23 +167,33 @@ fn walk<'v>(v: &'v Value, steps: &[Step], f: &mut dyn FnMut(&'v Value) -> bool) 
     };
     match v.as_ref() {
         ValueRef::Array(items) => items.iter().any(|item| walk(item, steps, f)),
-        ValueRef::Object(obj) => match step {
-            Step::Key(k) => member(obj, k).is_some_and(|next| walk(next, rest, f)),
-            Step::Where { array, key, name } => {
-                let Some(items) = member(obj, array).and_then(Value::as_array) else {
-                    return false;
-                };
-                items.iter().any(|item| {
-                    let named = item
-                        .as_object()
-                        .and_then(|o| member(o, key))
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| n.eq_ignore_ascii_case(name));
-                    named && walk(item, rest, f)
-                })
-            }
-        },
+        ValueRef::Object(obj) => step_into(step, |k| member(obj, k), rest, f),
         _ => false,
+    }
+}
+
+/// One step into an object whose members `member` finds, then the `rest` of the path.
+fn step_into<'v>(
+    step: &Step,
+    member: impl Fn(&str) -> Option<&'v Value>,
+    rest: &[Step],
+    f: &mut dyn FnMut(&'v Value) -> bool,
+) -> bool {
+    match step {
+        Step::Key(k) => member(k).is_some_and(|next| walk(next, rest, f)),
+        Step::Where { array, key, name } => {
+            let Some(items) = member(array).and_then(Value::as_array) else {
+                return false;
+            };
+            items.iter().any(|item| {
+                let named = item
+                    .as_object()
+                    .and_then(|o| self::member(o, key))
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name));
+                named && walk(item, rest, f)
+            })
+        }
     }
 }
 
@@ -180,7 +219,7 @@ mod tests {
     fn collect(path: &str, v: &Value) -> Vec<String> {
         let p = FieldPath::parse(path).unwrap();
         let mut out = Vec::new();
-        p.any(v, &mut |x| {
+        p.any(&Record::new(v), &mut |x| {
             out.push(x.to_string());
             false
         });

@@ -10,6 +10,7 @@ use serde_norway::Value as Yaml;
 
 use super::detection::{Detection, Resolver};
 use super::mapping::{LogSource, MappingResolver, Mappings, Resolved};
+use super::path::Record;
 use crate::model::{RecordKind, Severity};
 
 /// Per-rule picket options.
@@ -74,7 +75,13 @@ impl Rule {
     /// Whether the rule matches a raw record of `kind` (false for kinds it does not cover).
     /// A CloudTrail record in an EventBridge envelope is unwrapped first.
     pub fn matches(&self, kind: RecordKind, raw: &crate::json::Value) -> bool {
-        self.kinds.contains(&kind) && self.detection.matches(kind, super::record_view(kind, raw))
+        self.matches_record(kind, &Record::new(super::record_view(kind, raw)))
+    }
+
+    /// [`Rule::matches`] on a record already unwrapped ([`super::record_view`]) and indexed:
+    /// what the detector does once per event for all its candidate rules.
+    pub fn matches_record(&self, kind: RecordKind, rec: &Record<'_>) -> bool {
+        self.kinds.contains(&kind) && self.detection.matches(kind, rec)
     }
 }
 

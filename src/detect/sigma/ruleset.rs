@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::detection::{FieldMatch, N_KINDS, kind_idx};
 use super::mapping::{MappingResolver, Mappings, Resolved};
-use super::path::{FieldPath, string_form};
+use super::path::{FieldPath, Record, string_form};
 use super::rule::{Correlation, CorrelationType, Document, Rule, parse_document};
 use crate::model::RecordKind;
 
@@ -537,7 +537,7 @@ impl RuleSet {
     }
 
     /// Candidate rule indices for a record (sorted, unique): what the index cannot exclude.
-    pub fn candidates(&self, kind: RecordKind, raw: &Value, out: &mut Vec<u32>) {
+    pub fn candidates(&self, kind: RecordKind, raw: &Record<'_>, out: &mut Vec<u32>) {
         out.clear();
         let Some(ki) = self.index.get(kind_idx(kind)) else {
             return;
@@ -564,13 +564,13 @@ impl RuleSet {
 
     /// Indices of the rules matching a raw record of `kind`, in rule order.
     pub fn matching(&self, kind: RecordKind, raw: &Value) -> Vec<usize> {
-        let raw = super::record_view(kind, raw);
+        let rec = Record::new(super::record_view(kind, raw));
         let mut cands = Vec::new();
-        self.candidates(kind, raw, &mut cands);
+        self.candidates(kind, &rec, &mut cands);
         cands
             .into_iter()
             .map(|i| i as usize)
-            .filter(|&i| self.rules[i].matches(kind, raw))
+            .filter(|&i| self.rules[i].matches_record(kind, &rec))
             .collect()
     }
 }
@@ -600,7 +600,7 @@ fn index_key<'a>(
 }
 
 /// The group value of one resolved field on a record: the first non-null value's string form.
-pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Value) -> Option<String> {
+pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Record<'_>) -> Option<String> {
     let mut found = None;
     for p in &res.paths[kind_idx(kind)] {
         p.any(raw, &mut |v| {
@@ -700,11 +700,8 @@ mod tests {
         assert_eq!(ids(&ct("DeleteTrail", "IAMUser")), ["b"]);
         assert!(ids(&ct("GetUser", "IAMUser")).is_empty());
         let mut cands = Vec::new();
-        set.candidates(
-            RecordKind::Cloudtrail,
-            &ct("GetUser", "IAMUser"),
-            &mut cands,
-        );
+        let get_user = ct("GetUser", "IAMUser");
+        set.candidates(RecordKind::Cloudtrail, &Record::new(&get_user), &mut cands);
         assert_eq!(cands, [1], "only the fallback rule is tried");
     }
 
