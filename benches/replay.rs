@@ -2,7 +2,8 @@
 //! -> every detector (the shipped pack, every loadable SigmaHQ cloud rule of
 //! `tests/fixtures/sigma-cloud`, and the identity detectors) -> findings, on the realistic mix
 //! of `benches/util/mix.rs` (CloudTrail, Entra, Workspace; unique ids and times; most records
-//! routine). A fresh memory state store per sample, batches of 4,096 records as replay uses.
+//! routine). A fresh memory state store per sample, batches of `REPLAY_BATCH_RECORDS` records as
+//! replay uses (`PICKET_BENCH_BATCH` to try others).
 //! Events per CPU-second of the benchmark thread.
 //!
 //! `cargo bench --no-default-features --bench replay` (`PICKET_BENCH_EVENTS`, default 200,000).
@@ -34,6 +35,10 @@ fn replay(c: &mut Criterion<CpuTime>) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
+    let batch: usize = std::env::var("PICKET_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(picket::pipeline::REPLAY_BATCH_RECORDS);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bytes: Arc<[u8]> = mix::json_lines(n, 1, &mix::rules()).into();
     let config = Config::embedded(root).expect("embedded config");
@@ -61,7 +66,7 @@ fn replay(c: &mut Criterion<CpuTime>) {
                 let mut records = from_bytes(Arc::clone(&bytes), "mix", Limits::default());
                 findings = 0;
                 loop {
-                    let batch: Vec<_> = records.by_ref().take(4096).flatten().collect();
+                    let batch: Vec<_> = records.by_ref().take(batch).flatten().collect();
                     if batch.is_empty() {
                         break;
                     }

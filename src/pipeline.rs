@@ -49,9 +49,12 @@ pub const RESPONDED_NS: &str = "finding-responded";
 pub const PENDING_NS: &str = "finding-pending";
 /// How long an emitted finding is remembered for dedup.
 pub const FINDING_TTL_DAYS: i64 = 90;
-/// Records per pipeline batch of `picket replay` (`--batch`): what is held in memory at once
-/// (a record and its event take a few KB).
-pub const REPLAY_BATCH_RECORDS: usize = 4096;
+/// Records per pipeline batch of `picket replay` (`--batch`). Small, so that a record is
+/// still in the CPU cache when it is normalized and its event when it is detected: on the
+/// replay mix, batches of 256 run at about 1.4 times the events per CPU-second of batches of
+/// 4,096 (`PICKET_BENCH_BATCH` of the `replay` bench), and 64 to 256 all do as well.
+/// State transactions span batches ([`REPLAY_COMMIT_EVENTS`]), so small ones write no more.
+pub const REPLAY_BATCH_RECORDS: usize = 256;
 /// Events per state transaction of `picket replay` (`--commit-every`,
 /// [`Pipeline::process_stream`]): an identity changed in a transaction is written once, so
 /// larger transactions write less; the state is not held twice, so memory does not grow
