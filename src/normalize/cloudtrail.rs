@@ -160,8 +160,9 @@ fn console_login(
 /// - `IdentityCenterUser`: uid = `onBehalfOf.userId`, credential = `credentialId`, User.
 /// - `SAMLUser` / `WebIdentityUser`: uid = principalId, name = userName, User.
 fn actor(r: &Fields<'_>) -> Actor {
-    let identity = super::util::get(r, "userIdentity");
-    let id = |p: &str| identity.and_then(|i| string_at(i, p));
+    let none = Value::new();
+    let identity = Fields::new(r.get("userIdentity").unwrap_or(&none));
+    let id = |p: &str| string_at(&identity, p);
     let ty = id("type");
     let arn = id("arn");
     let account = id("accountId");

@@ -54,6 +54,9 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     let application = string_at(&raw, "id.applicationName");
     let actor = actor(&raw);
     let several = events.len() > 1;
+    let last = events.len().saturating_sub(1);
+    let account = string_at(&raw, "id.customerId");
+    let src = endpoint(str_at(&raw, "ipAddress"), None);
     let mut out = Vec::with_capacity(events.len());
     for (index, ev) in events.into_iter().enumerate() {
         let name = match ev.get("name").map(Value::as_ref) {
@@ -119,7 +122,12 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 kind: Some("role".to_owned()),
             });
         }
-        let mut one = raw.clone();
+        // The last event takes the activity itself: no copy for the usual single event.
+        let mut one = if index == last {
+            std::mem::take(&mut raw)
+        } else {
+            raw.clone()
+        };
         if let Some(o) = one.as_object_mut() {
             o.insert("events", Value::from(vec![ev]));
         }
@@ -130,10 +138,10 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             activity,
             status,
             status_detail,
-            account: string_at(&raw, "id.customerId"),
+            account: account.clone(),
             region: None,
             actor: actor.clone(),
-            src: endpoint(str_at(&raw, "ipAddress"), None),
+            src: src.clone(),
             action: name,
             service: application.clone(),
             targets,

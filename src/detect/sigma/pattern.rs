@@ -208,29 +208,25 @@ impl StrPattern {
     }
 }
 
-/// Substring search, ASCII case-folded unless `cased` (`needle` already folded then).
+/// Substring search, ASCII case-folded unless `cased`. SIMD search (`memchr`) for the
+/// needle, or, folded, for either case of its first byte.
 pub fn contains(hay: &[u8], needle: &[u8], cased: bool) -> bool {
-    if needle.is_empty() {
+    let Some((&first, rest)) = needle.split_first() else {
         return true;
-    }
+    };
     if hay.len() < needle.len() {
         return false;
     }
-    let first = needle[0];
-    (0..=hay.len() - needle.len()).any(|i| {
-        let b = hay[i];
-        let first_ok = if cased {
-            b == first
-        } else {
-            b.eq_ignore_ascii_case(&first)
-        };
-        first_ok
-            && if cased {
-                &hay[i..i + needle.len()] == needle
-            } else {
-                hay[i..i + needle.len()].eq_ignore_ascii_case(needle)
-            }
-    })
+    if cased {
+        return memchr::memmem::find(hay, needle).is_some();
+    }
+    let starts = &hay[..=hay.len() - needle.len()];
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        starts,
+    )
+    .any(|i| hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest))
 }
 
 /// Standard base64 (with padding) of `bytes`.
@@ -313,6 +309,37 @@ mod tests {
                 .unwrap()
                 .is_match("GetObject")
         );
+    }
+
+    #[test]
+    fn contains_finds_every_position_and_folds_ascii_only() {
+        for (hay, needle, cased, want) in [
+            ("AttachUserPolicy", "userpol", false, true),
+            ("AttachUserPolicy", "userpol", true, false),
+            ("AttachUserPolicy", "UserPol", true, true),
+            ("xxxxab", "ab", false, true),
+            ("ab", "ab", false, true),
+            ("a", "ab", false, false),
+            ("aab", "ab", false, true),
+            ("ba", "ab", false, false),
+            ("", "", false, true),
+            ("x", "", true, true),
+            ("1.2.3.4", ".3", false, true),
+            ("ÄB", "äb", false, false),
+            ("ÄB", "ÄB", false, true),
+            (
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB",
+                "aab",
+                false,
+                true,
+            ),
+        ] {
+            assert_eq!(
+                contains(hay.as_bytes(), needle.as_bytes(), cased),
+                want,
+                "{hay:?} {needle:?} cased={cased}"
+            );
+        }
     }
 
     #[test]
