@@ -406,7 +406,9 @@ impl Pipeline {
         events: &[IdentityEvent],
         found: &mut Vec<Finding>,
     ) -> Result<(), DetectError> {
-        if let Some(first) = events.first() {
+        if let Some(first) = events.first()
+            && state.batches_reads()
+        {
             self.clock.observe(first.time);
             let cx = DetectContext {
                 state,

@@ -14,6 +14,7 @@ use super::history::DetectorConfigError;
 use super::impossible_travel::ImpossibleTravelConfig;
 use super::new_country::NewCountryConfig;
 use super::oauth_consent::OauthConsentConfig;
+use super::profile::Profiles;
 use crate::config::DetectSection;
 
 /// The built-in stateful identity detectors.
@@ -64,8 +65,19 @@ impl IdentityDetector {
         }
     }
 
-    /// Builds the detector from its table (defaults when absent).
+    /// Builds the detector from its table (defaults when absent), with state of its own.
     pub fn build(self, section: &DetectSection) -> Result<Box<dyn Detector>, DetectorConfigError> {
+        self.build_with(section, &Profiles::default())
+    }
+
+    /// [`IdentityDetector::build`]; a per-identity detector (impossible travel, new country,
+    /// first-seen ASN) keeps its state in `profiles`, one row and cache entry per identity
+    /// shared with the others built with the same `profiles`.
+    pub fn build_with(
+        self,
+        section: &DetectSection,
+        profiles: &Profiles,
+    ) -> Result<Box<dyn Detector>, DetectorConfigError> {
         fn parse<T: DeserializeOwned + Default>(
             table: &Option<toml::Table>,
             detector: &'static str,
@@ -92,9 +104,10 @@ impl IdentityDetector {
         }
         let id = self.id();
         Ok(match self {
-            IdentityDetector::ImpossibleTravel => {
-                Box::new(parse::<ImpossibleTravelConfig>(&section.impossible_travel, id)?.build()?)
-            }
+            IdentityDetector::ImpossibleTravel => Box::new(
+                parse::<ImpossibleTravelConfig>(&section.impossible_travel, id)?
+                    .build_with(profiles)?,
+            ),
             IdentityDetector::OauthConsent => {
                 Box::new(parse::<OauthConsentConfig>(&section.oauth_consent, id)?.build()?)
             }
@@ -102,23 +115,25 @@ impl IdentityDetector {
                 Box::new(parse::<AccountTakeoverConfig>(&section.account_takeover, id)?.build()?)
             }
             IdentityDetector::NewCountry => {
-                Box::new(parse::<NewCountryConfig>(&section.new_country, id)?.build()?)
+                Box::new(parse::<NewCountryConfig>(&section.new_country, id)?.build_with(profiles)?)
             }
-            IdentityDetector::FirstSeenAsn => {
-                Box::new(parse::<FirstSeenAsnConfig>(&section.first_seen_asn, id)?.build()?)
-            }
+            IdentityDetector::FirstSeenAsn => Box::new(
+                parse::<FirstSeenAsnConfig>(&section.first_seen_asn, id)?.build_with(profiles)?,
+            ),
         })
     }
 }
 
-/// Builds every built-in identity detector from `[detect]`; all errors at once.
+/// Builds every built-in identity detector from `[detect]`, the per-identity ones sharing
+/// one [`Profiles`] cache; all errors at once.
 pub fn identity_detectors(
     section: &DetectSection,
 ) -> Result<Vec<Box<dyn Detector>>, Vec<DetectorConfigError>> {
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    let profiles = Profiles::default();
     for d in IdentityDetector::ALL {
-        match d.build(section) {
+        match d.build_with(section, &profiles) {
             Ok(b) => out.push(b),
             Err(e) => errors.push(e),
         }
@@ -140,6 +155,32 @@ mod tests {
         let ids: Vec<&str> = built.iter().map(|d| d.id()).collect();
         let expected: Vec<&str> = IdentityDetector::ALL.iter().map(|d| d.id()).collect();
         assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn the_per_identity_detectors_built_together_write_one_profile_row() {
+        use crate::detect::DetectContext;
+        use crate::detect::profile::{IdentityProfile, NS};
+        use crate::state::{MemoryStore, StateStore};
+        let store = MemoryStore::new();
+        let cx = DetectContext {
+            state: &store,
+            now: chrono::Utc::now(),
+        };
+        let mut built = identity_detectors(&DetectSection::default()).unwrap();
+        let e = crate::detect::testgen::signin_event("a", "u@x", 0, "DE", 50.0, 8.0, 3320);
+        for d in &mut built {
+            d.on_event(&e, &cx).unwrap();
+        }
+        let rows = store.list(NS, "", 10, cx.now).unwrap();
+        assert_eq!(rows.len(), 1);
+        let p =
+            <IdentityProfile as crate::detect::codec::Stored>::decode(&rows[0].1.value).unwrap();
+        assert_eq!(p.countries.values.len(), 1);
+        assert_eq!(p.asns.values.len(), 1);
+        for ns in ["impossible-travel", "new-country", "first-seen-asn"] {
+            assert!(store.list(ns, "", 10, cx.now).unwrap().is_empty(), "{ns}");
+        }
     }
 
     #[test]

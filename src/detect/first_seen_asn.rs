@@ -2,8 +2,9 @@
 //! (autonomous system) it has not signed in from before, once the identity has
 //! `learning_days` of history. Low severity context, like `new-country`.
 //!
-//! State: a [`SeenProfile`] per identity (ASNs with first/last seen in event time), capped
-//! at `max_asns` (least recently seen evicted).
+//! State: a [`SeenProfile`](super::history::SeenProfile) per identity (ASNs with first/last
+//! seen in event time), capped at `max_asns` (least recently seen evicted), in the identity's
+//! shared [`IdentityProfile`](super::profile::IdentityProfile).
 //!
 //! To add another first-seen detector: see `new_country.rs`.
 
@@ -11,14 +12,14 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::history::{CachedState, DetectorConfigError, Observation, SeenProfile};
+use super::history::{DetectorConfigError, Observation};
 use super::new_country::learnable;
+use super::profile::Profiles;
 use super::{DetectContext, DetectError, Detector};
 use crate::model::{Attack, Evidence, Finding, IdentityEvent, Severity};
 
 /// Detector id.
 pub const ID: &str = "first-seen-asn";
-const NS: &str = "first-seen-asn";
 
 /// `[detect.first_seen_asn]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,9 +32,12 @@ pub struct FirstSeenAsnConfig {
     pub max_asns: usize,
     /// Only interactive sign-ins.
     pub interactive_only: bool,
-    /// How long an idle identity's profile stays in the store (days, wall clock).
+    /// How long an idle identity's state stays in the store (days, wall clock). The
+    /// per-identity detectors share one row per identity, kept as long as the longest of
+    /// their settings asks.
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process state cache.
+    /// Identities kept in the in-process state cache (shared by the per-identity detectors,
+    /// sized by the largest of their settings).
     pub cache_identities: usize,
 }
 
@@ -50,8 +54,14 @@ impl Default for FirstSeenAsnConfig {
 }
 
 impl FirstSeenAsnConfig {
-    /// Validates the settings and builds the detector.
+    /// Validates the settings and builds the detector, with a profiles cache of its own.
     pub fn build(&self) -> Result<FirstSeenAsn, DetectorConfigError> {
+        self.build_with(&Profiles::default())
+    }
+
+    /// [`FirstSeenAsnConfig::build`] keeping state in `profiles`, which the other per-identity
+    /// detectors share.
+    pub fn build_with(&self, profiles: &Profiles) -> Result<FirstSeenAsn, DetectorConfigError> {
         if self.max_asns == 0 {
             return Err(DetectorConfigError {
                 detector: ID,
@@ -61,12 +71,13 @@ impl FirstSeenAsnConfig {
         }
         Ok(FirstSeenAsn {
             config: self.clone(),
-            state: CachedState::new(
-                ID,
-                NS,
-                self.cache_identities,
-                Duration::days(self.state_ttl_days.max(1) as i64),
-            ),
+            state: {
+                profiles.widen(
+                    self.cache_identities,
+                    Duration::days(self.state_ttl_days.max(1) as i64),
+                );
+                profiles.clone()
+            },
         })
     }
 }
@@ -74,7 +85,7 @@ impl FirstSeenAsnConfig {
 /// The first-seen-ASN detector.
 pub struct FirstSeenAsn {
     config: FirstSeenAsnConfig,
-    state: CachedState<SeenProfile>,
+    state: Profiles,
 }
 
 impl Detector for FirstSeenAsn {
@@ -125,8 +136,8 @@ impl Detector for FirstSeenAsn {
         let value = format!("AS{}", asn.number);
         let learning = Duration::days(self.config.learning_days as i64);
         let cap = self.config.max_asns;
-        let (obs, changed) = self.state.update(&event.actor.key, cx, |p| {
-            let r = p.observe(&value, event.time, learning, cap);
+        let (obs, changed) = self.state.update(&event.actor.key, cx, |profile| {
+            let r = profile.asns.observe(&value, event.time, learning, cap);
             (r, r.1)
         })?;
         let _ = changed;
@@ -186,8 +197,14 @@ mod tests {
         for (i, asn) in [1u32, 2, 3, 4, 5].into_iter().enumerate() {
             assert_eq!(run(&format!("x{i}"), 16 * day + i as i64, asn).len(), 1);
         }
-        let v = store.get(NS, "u@x", chrono::Utc::now()).unwrap().unwrap();
-        let p = <SeenProfile as crate::detect::codec::Stored>::decode(&v.value).unwrap();
-        assert_eq!(p.values.len(), 4);
+        let v = store
+            .get(crate::detect::profile::NS, "u@x", chrono::Utc::now())
+            .unwrap()
+            .unwrap();
+        let p = <crate::detect::profile::IdentityProfile as crate::detect::codec::Stored>::decode(
+            &v.value,
+        )
+        .unwrap();
+        assert_eq!(p.asns.values.len(), 4);
     }
 }

@@ -11,10 +11,12 @@
 //!   first/last seen in event time, for the first-seen detectors.
 //! * [`great_circle_km`]: the one distance function.
 //!
-//! To add another kind of per-identity state: a type implementing [`Stored`] (or serde with
-//! short field names and `codec::json_stored!` when written rarely), a
-//! cap on every collection in it, one [`CachedState`] for it in the detector, and the
-//! detector's `set_write_back`/`flush`/`discard` forwarded to it.
+//! To add another kind of per-identity state: for a detector that looks at most sign-ins, a
+//! field in [`IdentityProfile`](super::profile::IdentityProfile) (one row and cache entry per
+//! identity for all of them); otherwise a type implementing [`Stored`] (or serde with short
+//! field names and `codec::json_stored!` when written rarely), a cap on every collection in
+//! it, one [`CachedState`] for it in the detector, and the detector's
+//! `set_write_back`/`flush`/`discard` forwarded to it.
 
 use chrono::{DateTime, Duration, Utc};
 use geo::{Distance, Haversine, Point};
@@ -181,6 +183,24 @@ pub struct CachedState<T> {
     write_back: bool,
     /// Reused encoding buffer.
     buf: Vec<u8>,
+    /// Index of the entry used last: several detectors sharing this cache look up the same
+    /// identity one after the other for each event, and the second finds it here.
+    last: usize,
+    /// Where older pickets kept these values, read for an identity the store has none for.
+    legacy: Option<Legacy<T>>,
+}
+
+/// Reads an identity's value from the namespaces an older picket kept it in.
+pub type LegacyRead<T> = fn(&DetectContext<'_>, &str) -> Result<Option<T>, DetectError>;
+
+/// The older namespaces of a [`CachedState`] and how to read them.
+#[derive(Debug)]
+struct Legacy<T> {
+    namespaces: &'static [&'static str],
+    read: LegacyRead<T>,
+    /// Whether any of them holds a live row (checked once, at the first miss): in a store
+    /// without any, a new identity costs no extra reads.
+    present: Option<bool>,
 }
 
 impl<T> CachedState<T>
@@ -200,6 +220,68 @@ where
             dirty: Vec::new(),
             write_back: false,
             buf: Vec::new(),
+            last: 0,
+            legacy: None,
+        }
+    }
+
+    /// Reads an identity missing from this namespace with `read` while any of `namespaces`
+    /// (where older pickets kept it) holds rows; its first write puts it in this namespace.
+    pub fn with_legacy(mut self, namespaces: &'static [&'static str], read: LegacyRead<T>) -> Self {
+        self.legacy = Some(Legacy {
+            namespaces,
+            read,
+            present: None,
+        });
+        self
+    }
+
+    /// The identity's value as an older picket stored it, if any.
+    fn legacy_value(
+        &mut self,
+        key: &str,
+        cx: &DetectContext<'_>,
+    ) -> Result<Option<T>, DetectError> {
+        let Some(legacy) = &mut self.legacy else {
+            return Ok(None);
+        };
+        let present = match legacy.present {
+            Some(p) => p,
+            None => {
+                let mut any = false;
+                for ns in legacy.namespaces {
+                    let rows =
+                        cx.state
+                            .list(ns, "", 1, cx.now)
+                            .map_err(|e| DetectError::State {
+                                detector: self.detector.to_string(),
+                                source: e,
+                            })?;
+                    any |= !rows.is_empty();
+                }
+                legacy.present = Some(any);
+                any
+            }
+        };
+        if !present {
+            return Ok(None);
+        }
+        (legacy.read)(cx, key)
+    }
+
+    /// Raises the capacity and the stored values' lifetime to at least these (a cache that
+    /// several detectors share is as large and keeps values as long as the most demanding).
+    pub fn widen(&mut self, capacity: usize, ttl: Duration) {
+        self.capacity = self.capacity.max(capacity);
+        self.ttl = self.ttl.max(ttl);
+    }
+
+    /// The index of the identity's entry, checking the one used last first.
+    fn find(&self, key: &str) -> Option<usize> {
+        match self.cache.get_index(self.last) {
+            // Keys are unique in the map: the same key is the same entry.
+            Some((k, _)) if k.as_bytes() == key.as_bytes() => Some(self.last),
+            _ => self.cache.get_index_of(key),
         }
     }
 
@@ -240,7 +322,12 @@ where
             .state
             .get(self.ns, key, cx.now)
             .map_err(|e| self.state_err(e))?;
-        let entry = self.decode(stored, key)?;
+        let mut entry = self.decode(stored, key)?;
+        if entry.version.is_none()
+            && let Some(value) = self.legacy_value(key, cx)?
+        {
+            entry.value = value;
+        }
         Ok(self.insert(key, entry))
     }
 
@@ -289,9 +376,15 @@ where
     /// value read from the store is kept until a write says otherwise).
     /// Returns the entry's index in the cache, marked as used.
     fn ensure_live(&mut self, key: &str, cx: &DetectContext<'_>) -> Result<usize, DetectError> {
-        let Some((i, _, e)) = self.cache.get_full_mut(key) else {
-            return self.fetch(key, cx);
+        let Some((i, e)) = self
+            .find(key)
+            .and_then(|i| Some((i, self.cache.get_index_mut(i)?.1)))
+        else {
+            let i = self.fetch(key, cx)?;
+            self.last = i;
+            return Ok(i);
         };
+        self.last = i;
         e.referenced = true;
         // A dirty entry was changed in this batch, so it is written with a later expiry at
         // its flush.
@@ -327,7 +420,12 @@ where
             .get_many(self.ns, &missing, cx.now)
             .map_err(|e| self.state_err(e))?;
         for (key, v) in missing.into_iter().zip(stored) {
-            let entry = self.decode(v, key)?;
+            let mut entry = self.decode(v, key)?;
+            if entry.version.is_none()
+                && let Some(value) = self.legacy_value(key, cx)?
+            {
+                entry.value = value;
+            }
             self.insert(key, entry);
         }
         Ok(())

@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::codec::{Reader, Stored, Writer, is_json, json_decode};
-use super::history::{CachedState, DetectorConfigError, SeenProfile, great_circle_km};
+use super::history::{DetectorConfigError, SeenProfile, great_circle_km};
+use super::profile::Profiles;
 use super::{DetectContext, DetectError, Detector};
 use crate::model::{
     Activity, Actor, Asn, Attack, Evidence, Finding, GeoLocation, IdentityEvent, PrincipalType,
@@ -30,7 +31,6 @@ use crate::model::{
 
 /// Detector id.
 pub const ID: &str = "impossible-travel";
-const NS: &str = "impossible-travel";
 /// User agents are kept in history up to this many characters.
 const MAX_USER_AGENT: usize = 160;
 /// MFA failure times kept per identity.
@@ -100,9 +100,12 @@ pub struct ImpossibleTravelConfig {
     /// Sign-ins older than this (hours, event time) behind the identity's newest one are
     /// dropped; this bounds how late an event may arrive and still meet its neighbours.
     pub history_retention_hours: u64,
-    /// How long an idle identity's history stays in the state store (days, wall clock).
+    /// How long an idle identity's state stays in the store (days, wall clock). The
+    /// per-identity detectors share one row per identity, kept as long as the longest of
+    /// their settings asks.
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process state cache.
+    /// Identities kept in the in-process state cache (shared by the per-identity detectors,
+    /// sized by the largest of their settings).
     pub cache_identities: usize,
     /// Countries remembered per identity for the "new country" severity signal.
     pub max_countries: usize,
@@ -136,8 +139,14 @@ impl Default for ImpossibleTravelConfig {
 }
 
 impl ImpossibleTravelConfig {
-    /// Validates the settings and builds the detector.
+    /// Validates the settings and builds the detector, with a profiles cache of its own.
     pub fn build(&self) -> Result<ImpossibleTravel, DetectorConfigError> {
+        self.build_with(&Profiles::default())
+    }
+
+    /// [`ImpossibleTravelConfig::build`] keeping state in `profiles`, which the other
+    /// per-identity detectors share.
+    pub fn build_with(&self, profiles: &Profiles) -> Result<ImpossibleTravel, DetectorConfigError> {
         let err = |key: &str, message: &str| DetectorConfigError {
             detector: ID,
             key: key.to_string(),
@@ -157,12 +166,13 @@ impl ImpossibleTravelConfig {
         }
         Ok(ImpossibleTravel {
             hosting: HostingNetworks::new(&self.hosting_asns, &self.hosting_org_keywords),
-            state: CachedState::new(
-                ID,
-                NS,
-                self.cache_identities,
-                Duration::days(self.state_ttl_days.max(1) as i64),
-            ),
+            state: {
+                profiles.widen(
+                    self.cache_identities,
+                    Duration::days(self.state_ttl_days.max(1) as i64),
+                );
+                profiles.clone()
+            },
             config: self.clone(),
         })
     }
@@ -590,9 +600,9 @@ impl From<SignIn> for JsonSignIn {
         }
     }
 }
-/// Per-identity travel history.
+/// Per-identity travel history (part of the identity's [`IdentityProfile`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct TravelHistory {
+pub(crate) struct TravelHistory {
     /// Eligible sign-ins sorted by (time, uid).
     #[serde(rename = "e", default)]
     entries: Vec<SignIn>,
@@ -670,7 +680,24 @@ fn uuid_string(b: &[u8]) -> String {
 
 impl Stored for TravelHistory {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), String> {
-        let mut w = Writer::new(out, HISTORY_FORMAT);
+        self.write(&mut Writer::new(out, HISTORY_FORMAT));
+        Ok(())
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, String> {
+        if is_json(bytes) {
+            return json_decode(bytes);
+        }
+        let mut r = Reader::new(bytes, HISTORY_FORMAT)?;
+        let h = TravelHistory::read(&mut r)?;
+        r.finish()?;
+        Ok(h)
+    }
+}
+
+impl TravelHistory {
+    /// Appends the history's fields (also inside an [`IdentityProfile`]).
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
         w.u64(self.entries.len() as u64);
         let mut prev: Option<&SignIn> = None;
         for e in &self.entries {
@@ -719,21 +746,17 @@ impl Stored for TravelHistory {
             w.repeat_str(e.principal(), p(SignIn::principal));
             prev = Some(e);
         }
-        self.countries.write(&mut w);
+        self.countries.write(w);
         w.u64(self.mfa_failures.len() as u64);
         let mut last = 0;
         for &t in &self.mfa_failures {
             w.i64(t - last);
             last = t;
         }
-        Ok(())
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, String> {
-        if is_json(bytes) {
-            return json_decode(bytes);
-        }
-        let mut r = Reader::new(bytes, HISTORY_FORMAT)?;
+    /// Reads what [`TravelHistory::write`] wrote.
+    pub(crate) fn read(r: &mut Reader<'_>) -> Result<TravelHistory, String> {
         let n = r.count()?;
         let mut entries: Vec<SignIn> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -796,7 +819,7 @@ impl Stored for TravelHistory {
             );
             entries.push(sign_in);
         }
-        let countries = SeenProfile::read(&mut r)?;
+        let countries = SeenProfile::read(r)?;
         let m = r.count()?;
         let mut mfa_failures = Vec::with_capacity(m);
         let mut last = 0i64;
@@ -804,7 +827,6 @@ impl Stored for TravelHistory {
             last = last.wrapping_add(r.i64()?);
             mfa_failures.push(last);
         }
-        r.finish()?;
         Ok(TravelHistory {
             entries,
             countries,
@@ -918,7 +940,7 @@ fn assess_places(
 pub struct ImpossibleTravel {
     config: ImpossibleTravelConfig,
     hosting: HostingNetworks,
-    state: CachedState<TravelHistory>,
+    state: Profiles,
 }
 
 fn eligible_geo(event: &IdentityEvent) -> Option<&GeoLocation> {
@@ -1099,7 +1121,8 @@ impl Detector for ImpossibleTravel {
             && !event.actor.key.is_empty()
         {
             let t = event.time.timestamp_millis();
-            state.update(&event.actor.key, cx, |h| {
+            state.update(&event.actor.key, cx, |p| {
+                let h = &mut p.travel;
                 if h.mfa_failures.contains(&t) {
                     return ((), false);
                 }
@@ -1118,7 +1141,8 @@ impl Detector for ImpossibleTravel {
         let time_ms = event.time.timestamp_millis();
         let uid = event.uid.as_str();
         let retention_ms = config.history_retention_hours as i64 * 3_600_000;
-        state.update(key, cx, |h| {
+        state.update(key, cx, |p| {
+            let h = &mut p.travel;
             // Time first: ids are compared only between sign-ins of the same millisecond.
             let pos = h.entries.partition_point(|e| {
                 e.time_ms < time_ms || (e.time_ms == time_ms && e.uid() < uid)
@@ -1471,8 +1495,13 @@ mod tests {
             d.on_event(&signin(&format!("e{i}"), i * 10, london()), &cx)
                 .unwrap();
         }
-        let v = store.get(NS, "alice@corp.example", t(0)).unwrap().unwrap();
-        let h = TravelHistory::decode(&v.value).unwrap();
+        let v = store
+            .get(crate::detect::profile::NS, "alice@corp.example", t(0))
+            .unwrap()
+            .unwrap();
+        let h = crate::detect::profile::IdentityProfile::decode(&v.value)
+            .unwrap()
+            .travel;
         assert_eq!(h.entries.len(), 32);
         assert!(v.value.len() < 32 * 100, "{} bytes", v.value.len());
     }

@@ -128,5 +128,6 @@ pub mod impossible_travel;
 pub mod new_country;
 pub mod oauth_consent;
 pub mod pack;
+pub mod profile;
 #[cfg(any(test, feature = "testgen"))]
 pub mod testgen;

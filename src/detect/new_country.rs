@@ -2,9 +2,10 @@
 //! signed in from before, once the identity has `learning_days` of history. Low severity: it
 //! is context for an analyst and for correlations, not an alarm on its own.
 //!
-//! State: a [`SeenProfile`] per identity (countries with first/last seen in event time),
-//! capped at `max_countries` (least recently seen evicted). The same event processed twice
-//! finds its country known and reports nothing.
+//! State: a [`SeenProfile`](super::history::SeenProfile) per identity (countries with
+//! first/last seen in event time), capped at `max_countries` (least recently seen evicted), in
+//! the identity's shared [`IdentityProfile`](super::profile::IdentityProfile). The same event
+//! processed twice finds its country known and reports nothing.
 //!
 //! To add another first-seen detector: copy this file, change `value_of` and the texts
 //! (`first_seen_asn.rs` is the other one).
@@ -13,13 +14,13 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::history::{CachedState, DetectorConfigError, Observation, SeenProfile};
+use super::history::{DetectorConfigError, Observation};
+use super::profile::Profiles;
 use super::{DetectContext, DetectError, Detector};
 use crate::model::{Attack, Evidence, Finding, IdentityEvent, Severity};
 
 /// Detector id.
 pub const ID: &str = "new-country";
-const NS: &str = "new-country";
 
 /// `[detect.new_country]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,9 +33,12 @@ pub struct NewCountryConfig {
     pub max_countries: usize,
     /// Only interactive sign-ins (token refreshes follow the device, not the person).
     pub interactive_only: bool,
-    /// How long an idle identity's profile stays in the store (days, wall clock).
+    /// How long an idle identity's state stays in the store (days, wall clock). The
+    /// per-identity detectors share one row per identity, kept as long as the longest of
+    /// their settings asks.
     pub state_ttl_days: u64,
-    /// Identities kept in the in-process state cache.
+    /// Identities kept in the in-process state cache (shared by the per-identity detectors,
+    /// sized by the largest of their settings).
     pub cache_identities: usize,
 }
 
@@ -51,8 +55,14 @@ impl Default for NewCountryConfig {
 }
 
 impl NewCountryConfig {
-    /// Validates the settings and builds the detector.
+    /// Validates the settings and builds the detector, with a profiles cache of its own.
     pub fn build(&self) -> Result<NewCountry, DetectorConfigError> {
+        self.build_with(&Profiles::default())
+    }
+
+    /// [`NewCountryConfig::build`] keeping state in `profiles`, which the other per-identity
+    /// detectors share.
+    pub fn build_with(&self, profiles: &Profiles) -> Result<NewCountry, DetectorConfigError> {
         if self.max_countries == 0 {
             return Err(DetectorConfigError {
                 detector: ID,
@@ -62,12 +72,13 @@ impl NewCountryConfig {
         }
         Ok(NewCountry {
             config: self.clone(),
-            state: CachedState::new(
-                ID,
-                NS,
-                self.cache_identities,
-                Duration::days(self.state_ttl_days.max(1) as i64),
-            ),
+            state: {
+                profiles.widen(
+                    self.cache_identities,
+                    Duration::days(self.state_ttl_days.max(1) as i64),
+                );
+                profiles.clone()
+            },
         })
     }
 }
@@ -95,7 +106,7 @@ fn value_of(event: &IdentityEvent) -> Option<String> {
 /// The new-country detector.
 pub struct NewCountry {
     config: NewCountryConfig,
-    state: CachedState<SeenProfile>,
+    state: Profiles,
 }
 
 impl Detector for NewCountry {
@@ -148,7 +159,8 @@ impl Detector for NewCountry {
         };
         let learning = Duration::days(self.config.learning_days as i64);
         let cap = self.config.max_countries;
-        let (obs, known) = self.state.update(&event.actor.key, cx, |p| {
+        let (obs, known) = self.state.update(&event.actor.key, cx, |profile| {
+            let p = &mut profile.countries;
             // The countries known before this one, only needed (and copied) for a new one.
             let known: Vec<String> = if p.values.iter().any(|s| s.key == *country) {
                 Vec::new()

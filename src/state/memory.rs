@@ -45,6 +45,10 @@ fn k(ns: &str, key: &str) -> (String, String) {
 }
 
 impl StateStore for MemoryStore {
+    fn batches_reads(&self) -> bool {
+        false
+    }
+
     fn name(&self) -> &'static str {
         "memory"
     }

@@ -291,6 +291,14 @@ pub trait StateStore: Send + Sync {
     fn rolls_back_batches(&self) -> bool {
         false
     }
+
+    /// Whether reads are worth batching: the pipeline lets detectors read a batch's state up
+    /// front ([`StateStore::get_many`]) only then. True for a store across the network (one
+    /// round-trip per read); false for a local one (SQLite, memory), whose read of a missing
+    /// identity costs about what checking every event's identity against the caches does.
+    fn batches_reads(&self) -> bool {
+        true
+    }
 }
 
 /// The per-window key of a windowed counter and when that window's entry may expire

@@ -747,6 +747,10 @@ impl StateStore for SqliteStore {
     fn rolls_back_batches(&self) -> bool {
         true
     }
+
+    fn batches_reads(&self) -> bool {
+        false
+    }
 }
 
 /// Where `picket.toml` puts the state file when `path` is not given.
