@@ -5,7 +5,7 @@
 //! `pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>`, a line in
 //! [`normalize`] and in [`detect_kind`], and golden files under `tests/golden/normalize/`.
 
-use crate::json::{Fields, JsonValueTrait, Value};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Value};
 
 use crate::model::{IdentityEvent, RecordKind};
 
@@ -64,13 +64,13 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
 
 /// Recognises a record's kind from its shape, or `None` when it is none picket knows.
 pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
-    if !raw.is_object() {
-        return None;
-    }
-    let obj = Fields::new(raw);
-    if obj.contains_key("eventVersion") && obj.contains_key("eventSource") {
+    // CloudTrail first, by direct lookups: its records lead with `eventVersion` and have
+    // `eventSource` a few keys later, so this costs less than indexing the record.
+    let first = raw.as_object()?;
+    if first.contains_key(&"eventVersion") && first.contains_key(&"eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
+    let obj = Fields::new(raw);
     if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
         && dt.ends_with("via CloudTrail")
     {
