@@ -71,7 +71,7 @@ pub struct SigmaDetector {
     rules: RuleSet,
     corr_silent: Vec<bool>,
     report_silent: bool,
-    scratch: Vec<u32>,
+    scratch: ruleset::Candidates,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,7 +98,7 @@ impl SigmaDetector {
             rules,
             corr_silent,
             report_silent: false,
-            scratch: Vec::new(),
+            scratch: ruleset::Candidates::default(),
         }
     }
 
@@ -320,7 +320,7 @@ impl Detector for SigmaDetector {
         self.rules.candidates(kind, raw, &mut cands);
         let mut out = Vec::new();
         let mut result = Ok(());
-        for &ri in &cands {
+        for &ri in &cands.rules {
             let ri = ri as usize;
             let rule = &self.rules.rules()[ri];
             if !rule.matches_record(kind, raw) {

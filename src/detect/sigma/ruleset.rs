@@ -99,13 +99,57 @@ pub struct BoundCorrelation {
     pub(crate) refs: Vec<CorrRef>,
 }
 
-/// Rule indices by folded literal.
+/// Index keys by folded literal.
 type LiteralMap = HashMap<Box<str>, Vec<u32>>;
 
+/// The rule index of one record kind. Each alternative set of required matches of a rule
+/// ([`super::detection::Detection::alternatives`]) is a *set*; each plain equality of a set on
+/// [`DISCRIMINATING`] paths is a *key* of it. A record is a candidate for a rule when it holds
+/// a literal of every key of one of the rule's sets; a rule with a set without keys is in
+/// `fallback`, tried on every record. Requiring every key, not only the most selective one,
+/// keeps a rule on `eventSource` and `eventName`, or on a sign-in's result and its
+/// authentication requirement, from being tried on every record that has one of the two.
 #[derive(Debug, Default, Clone)]
 struct KindIndex {
+    /// The keyed paths, with the keys each folded literal satisfies.
     keyed: Vec<(FieldPath, LiteralMap)>,
+    /// Key -> its set.
+    key_set: Vec<u32>,
+    /// Set -> (how many keys it has, its rule).
+    sets: Vec<(u32, u32)>,
     fallback: Vec<u32>,
+}
+
+/// The candidate rules [`RuleSet::candidates`] found for a record, and the counters it reuses
+/// from record to record.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    /// Rule indices (sorted, unique).
+    pub rules: Vec<u32>,
+    epoch: u32,
+    /// Key -> the epoch it was last satisfied in.
+    key_seen: Vec<u32>,
+    /// Set -> (epoch, keys satisfied in it).
+    set_hits: Vec<(u32, u32)>,
+}
+
+impl Candidates {
+    /// Starts a record: counters of earlier records no longer count.
+    fn next_record(&mut self, keys: usize, sets: usize) {
+        if self.key_seen.len() < keys {
+            self.key_seen.resize(keys, 0);
+        }
+        if self.set_hits.len() < sets {
+            self.set_hits.resize(sets, (0, 0));
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.key_seen.fill(0);
+            self.set_hits.fill((0, 0));
+            self.epoch = 1;
+        }
+        self.rules.clear();
+    }
 }
 
 /// A loaded, indexed rule pack.
@@ -437,29 +481,36 @@ impl RuleSet {
         for (ri, rule) in self.rules.iter().enumerate() {
             for &kind in &rule.kinds {
                 let ki = &mut index[kind_idx(kind)];
-                // One key per alternative set of required matches (`1 of sel*`, `a or b`);
-                // a rule with a set that has no indexable literal is tried on every record.
-                let keys: Option<Vec<_>> = rule
-                    .detection
-                    .alternatives()
-                    .and_then(|sets| sets.iter().map(|set| index_key(set, kind)).collect());
-                let Some(keys) = keys else {
+                // One set per alternative of required matches (`1 of sel*`, `a or b`); a rule
+                // with an alternative that has no indexable literal is tried on every record.
+                let sets: Option<Vec<_>> = rule.detection.alternatives().and_then(|sets| {
+                    sets.iter()
+                        .map(|set| Some(index_keys(set, kind)).filter(|k| !k.is_empty()))
+                        .collect()
+                });
+                let Some(sets) = sets else {
                     ki.fallback.push(ri as u32);
                     continue;
                 };
-                for (paths, lits) in keys {
-                    for p in paths {
-                        let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
-                            Some(i) => i,
-                            None => {
-                                ki.keyed.push((p.clone(), HashMap::new()));
-                                ki.keyed.len() - 1
-                            }
-                        };
-                        for l in &lits {
-                            let list = ki.keyed[slot].1.entry((*l).into()).or_default();
-                            if list.last() != Some(&(ri as u32)) {
-                                list.push(ri as u32);
+                for keys in sets {
+                    let set = ki.sets.len() as u32;
+                    ki.sets.push((keys.len() as u32, ri as u32));
+                    for (paths, lits) in keys {
+                        let key = ki.key_set.len() as u32;
+                        ki.key_set.push(set);
+                        for p in paths {
+                            let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
+                                Some(i) => i,
+                                None => {
+                                    ki.keyed.push((p.clone(), HashMap::new()));
+                                    ki.keyed.len() - 1
+                                }
+                            };
+                            for l in &lits {
+                                let list = ki.keyed[slot].1.entry((*l).into()).or_default();
+                                if list.last() != Some(&key) {
+                                    list.push(key);
+                                }
                             }
                         }
                     }
@@ -525,49 +576,63 @@ impl RuleSet {
         &self.correlations
     }
 
-    /// How many rules of `kind` are indexed by a literal and how many are in the fallback list.
+    /// How many alternatives of rules of `kind` are indexed by literals, and how many rules
+    /// are in the fallback list.
     pub fn index_stats(&self, kind: RecordKind) -> (usize, usize) {
         let ki = &self.index[kind_idx(kind)];
-        let keyed: usize = ki
-            .keyed
-            .iter()
-            .map(|(_, m)| m.values().map(Vec::len).sum::<usize>())
-            .sum();
-        (keyed, ki.fallback.len())
+        (ki.sets.len(), ki.fallback.len())
     }
 
-    /// Candidate rule indices for a record (sorted, unique): what the index cannot exclude.
-    pub fn candidates(&self, kind: RecordKind, raw: &Record<'_>, out: &mut Vec<u32>) {
-        out.clear();
+    /// The rules the index cannot exclude for a record, into `out.rules` (sorted, unique).
+    pub fn candidates(&self, kind: RecordKind, raw: &Record<'_>, out: &mut Candidates) {
         let Some(ki) = self.index.get(kind_idx(kind)) else {
+            out.rules.clear();
             return;
         };
-        out.extend_from_slice(&ki.fallback);
+        out.next_record(ki.key_set.len(), ki.sets.len());
+        out.rules.extend_from_slice(&ki.fallback);
+        let epoch = out.epoch;
         for (path, map) in &ki.keyed {
             path.any(raw, &mut |v| {
-                if let Some(s) = string_form(v) {
-                    let key: Cow<'_, str> = if s.bytes().any(|b| b.is_ascii_uppercase()) {
-                        Cow::Owned(s.to_ascii_lowercase())
-                    } else {
-                        s
-                    };
-                    if let Some(list) = map.get(key.as_ref()) {
-                        out.extend_from_slice(list);
+                let Some(s) = string_form(v) else {
+                    return false;
+                };
+                let folded: Cow<'_, str> = if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(s.to_ascii_lowercase())
+                } else {
+                    s
+                };
+                for &key in map.get(folded.as_ref()).map_or(&[][..], Vec::as_slice) {
+                    let seen = &mut out.key_seen[key as usize];
+                    if *seen == epoch {
+                        continue;
+                    }
+                    *seen = epoch;
+                    let set = ki.key_set[key as usize] as usize;
+                    let hits = &mut out.set_hits[set];
+                    if hits.0 != epoch {
+                        *hits = (epoch, 0);
+                    }
+                    hits.1 += 1;
+                    let (needed, rule) = ki.sets[set];
+                    if hits.1 == needed {
+                        out.rules.push(rule);
                     }
                 }
                 false
             });
         }
-        out.sort_unstable();
-        out.dedup();
+        out.rules.sort_unstable();
+        out.rules.dedup();
     }
 
     /// Indices of the rules matching a raw record of `kind`, in rule order.
     pub fn matching(&self, kind: RecordKind, raw: &Value) -> Vec<usize> {
         let rec = Record::new(super::record_view(kind, raw));
-        let mut cands = Vec::new();
+        let mut cands = Candidates::default();
         self.candidates(kind, &rec, &mut cands);
         cands
+            .rules
             .into_iter()
             .map(|i| i as usize)
             .filter(|&i| self.rules[i].matches_record(kind, &rec))
@@ -575,28 +640,22 @@ impl RuleSet {
     }
 }
 
-/// The literal a set of required matches is indexed by: that of its most selective match on
-/// [`DISCRIMINATING`] paths, as `(paths, folded literals)`. A match with several alternative
-/// paths is indexed under each of them; its rank is that of its least selective path.
-fn index_key<'a>(
+/// The keys of a set of required matches: each plain equality on [`DISCRIMINATING`] paths,
+/// as `(paths, folded literals)`. A match with several alternative paths counts only when all
+/// of them are discriminating, and is satisfied on any of them.
+fn index_keys<'a>(
     set: &[&'a FieldMatch],
     kind: RecordKind,
-) -> Option<(&'a [FieldPath], Vec<&'a str>)> {
-    let rank_of = |p: &FieldPath| {
+) -> Vec<(&'a [FieldPath], Vec<&'a str>)> {
+    let discriminating = |p: &FieldPath| {
         DISCRIMINATING
             .iter()
-            .position(|d| d.eq_ignore_ascii_case(p.as_str()))
+            .any(|d| d.eq_ignore_ascii_case(p.as_str()))
     };
     set.iter()
         .filter_map(|fm| fm.index_literals(kind))
-        .filter_map(|(paths, lits)| {
-            let ranks: Option<Vec<usize>> = paths.iter().map(rank_of).collect();
-            ranks
-                .and_then(|r| r.into_iter().max())
-                .map(|rank| (rank, paths, lits))
-        })
-        .min_by_key(|(rank, _, _)| *rank)
-        .map(|(_, paths, lits)| (paths, lits))
+        .filter(|(paths, _)| paths.iter().all(discriminating))
+        .collect()
 }
 
 /// The group value of one resolved field on a record: the first non-null value's string form.
@@ -699,10 +758,39 @@ mod tests {
         assert_eq!(ids(&ct("UpdateDetector", "Root")), ["a", "c"]);
         assert_eq!(ids(&ct("DeleteTrail", "IAMUser")), ["b"]);
         assert!(ids(&ct("GetUser", "IAMUser")).is_empty());
-        let mut cands = Vec::new();
+        let mut cands = Candidates::default();
         let get_user = ct("GetUser", "IAMUser");
         set.candidates(RecordKind::Cloudtrail, &Record::new(&get_user), &mut cands);
-        assert_eq!(cands, [1], "only the fallback rule is tried");
+        assert_eq!(cands.rules, [1], "only the fallback rule is tried");
+    }
+
+    #[test]
+    fn a_rule_is_tried_only_when_every_key_of_an_alternative_holds() {
+        let rule = "title: D\nid: d\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventSource: iam.amazonaws.com, userIdentity.type: Root}\n  condition: sel\n";
+        let (set, errors) =
+            RuleSet::from_sources(&[(PathBuf::from("d.yml"), rule.to_string())], &mappings());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut cands = Candidates::default();
+        let mut tried = |source: crate::json::Value, ty: &str| {
+            let v = crate::json::json!({"eventVersion": "1.08", "eventSource": source,
+                "eventName": "GetUser", "userIdentity": {"type": ty}});
+            set.candidates(RecordKind::Cloudtrail, &Record::new(&v), &mut cands);
+            !cands.rules.is_empty()
+        };
+        assert!(tried("iam.amazonaws.com".into(), "Root"));
+        assert!(
+            tried("IAM.amazonaws.com".into(), "root"),
+            "literals fold case"
+        );
+        assert!(!tried("iam.amazonaws.com".into(), "IAMUser"));
+        assert!(!tried("s3.amazonaws.com".into(), "Root"));
+        // One key met twice (an array offered whole and element by element) is still one.
+        let twice = crate::json::json!(["iam.amazonaws.com", "iam.amazonaws.com"]);
+        assert!(!tried(twice, "IAMUser"));
+        assert!(
+            tried("iam.amazonaws.com".into(), "Root"),
+            "counters restart per record"
+        );
     }
 
     #[test]
