@@ -1,8 +1,8 @@
 //! The identity detectors (impossible travel, OAuth consent, account takeover, new country,
 //! first-seen ASN) with every other stage excluded: generated months of sign-ins and consents
 //! for many users, already normalized and enriched, through `Pipeline::detect_stream` as
-//! `picket replay` runs them (batches of 4,096, one state transaction per 262,144 events) on a
-//! fresh SQLite state file per sample. Events per CPU-second.
+//! `picket replay` runs them (batches of replay's `--batch`, one state transaction per 262,144
+//! events) on a fresh SQLite state file per sample. Events per CPU-second.
 //!
 //! `cargo bench --no-default-features --features testgen --bench identity`
 //! (`PICKET_BENCH_USERS`, default 20,000 users ≈ 1M events).

@@ -1,6 +1,6 @@
 //! The identity detectors over a generated month on an SQLite state file, as the
-//! `identity` bench and `picket replay` run them (enriched events in batches of 4,096,
-//! `Pipeline::detect_stream` with one state transaction per 262,144 events), with the
+//! `identity` bench and `picket replay` run them (enriched events in batches of replay's
+//! `--batch`, `Pipeline::detect_stream` with one state transaction per 262,144 events), with the
 //! figures the bench does not print: sign-ins, CPU and wall time, state rows and bytes per
 //! namespace, file size.
 //!
