@@ -1,13 +1,14 @@
 //! Loading a rule pack: files -> documents -> compiled rules and bound correlations, and the
 //! index that picks candidate rules for a record without trying every rule.
 //!
-//! The index: per record kind, rules are keyed by the folded literal they require at one
-//! discriminating raw path (`eventName`, `eventSource`, `activityDisplayName`,
+//! The index: per record kind, rules are keyed by the folded literals they require at
+//! discriminating raw paths (`eventName`, `eventSource`, `activityDisplayName`,
 //! `operationName`, `protoPayload.methodName`, `events.name`, ...); a record looks up its own
-//! values at those paths. A rule whose condition is a disjunction (`1 of selection_*`, `a or
-//! (b and c)`) is keyed under one literal per alternative. Rules that can match without such a
-//! literal sit in the kind's fallback list, tried on every record. To index on one more field,
-//! add its raw path to [`DISCRIMINATING`].
+//! values at those paths, and a rule is tried only when the record holds a required literal
+//! at every one of them. A rule whose condition is a disjunction (`1 of selection_*`, `a or
+//! (b and c)`) is keyed per alternative. Rules that can match without such a literal sit in
+//! the kind's fallback list, tried on every record. To index on one more field, add its raw
+//! path to [`DISCRIMINATING`]: a field with few values, whose usual value rules do not ask for.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use super::path::{FieldPath, Record, string_form};
 use super::rule::{Correlation, CorrelationType, Document, Rule, parse_document};
 use crate::model::RecordKind;
 
-/// Raw paths whose literal values index rules, most selective first.
+/// Raw paths whose literal values index rules.
 pub const DISCRIMINATING: &[&str] = &[
     "eventName",
     "protoPayload.methodName",
@@ -50,6 +51,15 @@ pub const DISCRIMINATING: &[&str] = &[
     "properties.deviceDetail.isCompliant",
     "resourceDisplayName",
     "properties.resourceDisplayName",
+    // Sign-in fields with a few values, the usual one of which rules do not look for.
+    "clientAppUsed",
+    "properties.clientAppUsed",
+    "authenticationProtocol",
+    "properties.authenticationProtocol",
+    "riskLevelDuringSignIn",
+    "properties.riskLevelDuringSignIn",
+    "riskState",
+    "properties.riskState",
 ];
 
 /// Why a rule (or file) did not load.
