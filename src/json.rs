@@ -85,44 +85,55 @@ pub fn too_deep(bytes: &[u8]) -> bool {
 ///
 /// Built from anything: a non-object gives an index without members.
 pub struct Fields<'v> {
-    entries: SmallVec<[(u64, &'v str, &'v Value); 32]>,
+    /// Each member's key signature, apart so that a lookup scans one dense array.
+    sigs: SmallVec<[u32; 32]>,
+    members: SmallVec<[(&'v str, &'v Value); 32]>,
 }
 
 impl<'v> Fields<'v> {
     /// Indexes the members of `v` (none when it is not an object).
     pub fn new(v: &'v Value) -> Fields<'v> {
-        let entries = match v.as_object() {
-            Some(obj) => obj.iter().map(|(k, v)| (signature(k), k, v)).collect(),
-            None => SmallVec::new(),
+        let mut fields = Fields {
+            sigs: SmallVec::new(),
+            members: SmallVec::new(),
         };
-        Fields { entries }
+        if let Some(obj) = v.as_object() {
+            for (k, v) in obj.iter() {
+                fields.sigs.push(signature(k));
+                fields.members.push((k, v));
+            }
+        }
+        fields
+    }
+
+    /// The members whose key may be `key` (same signature).
+    #[inline]
+    fn maybe(&self, key: &str) -> impl Iterator<Item = (&'v str, &'v Value)> + '_ {
+        let sig = signature(key);
+        self.sigs
+            .iter()
+            .enumerate()
+            .filter(move |(_, s)| **s == sig)
+            .map(|(i, _)| self.members[i])
     }
 
     /// The first member named exactly `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&'v Value> {
-        let sig = signature(key);
-        self.entries
-            .iter()
-            .find(|(s, k, _)| *s == sig && *k == key)
-            .map(|(_, _, v)| *v)
+        self.maybe(key).find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The first member named exactly `key`, else the first whose name equals it ignoring
     /// ASCII case (how Sigma finds fields).
     #[inline]
     pub fn member(&self, key: &str) -> Option<&'v Value> {
-        let sig = signature(key);
         let mut folded = None;
-        for (s, k, v) in &self.entries {
-            if *s != sig {
-                continue;
-            }
-            if *k == key {
+        for (k, v) in self.maybe(key) {
+            if k == key {
                 return Some(v);
             }
             if folded.is_none() && k.eq_ignore_ascii_case(key) {
-                folded = Some(*v);
+                folded = Some(v);
             }
         }
         folded
@@ -136,7 +147,7 @@ impl<'v> Fields<'v> {
 
     /// Whether there are no members.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.members.is_empty()
     }
 }
 
@@ -144,7 +155,7 @@ impl<'v> Fields<'v> {
 /// unlike bytes folded together): equal for keys equal ignoring case, different for most
 /// others. Only ever a filter before comparing the keys themselves.
 #[inline]
-fn signature(key: &str) -> u64 {
+fn signature(key: &str) -> u32 {
     let b = key.as_bytes();
     let n = b.len();
     let ends = match n {
@@ -156,7 +167,8 @@ fn signature(key: &str) -> u64 {
             word(0) << 32 | word(n - 4)
         }
     };
-    (ends | 0x2020_2020_2020_2020) ^ (n as u64).rotate_right(8)
+    let x = (ends | 0x2020_2020_2020_2020) ^ (n as u64).rotate_right(8);
+    (x ^ x >> 29) as u32
 }
 
 #[cfg(test)]
