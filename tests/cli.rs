@@ -128,6 +128,37 @@ fn replay_twice_with_the_same_state_emits_each_finding_once() {
 }
 
 #[test]
+fn replay_reorder_window_is_at_least_one_and_any_window_finds_the_same() {
+    let o = picket(&["replay", "--reorder-window", "0", "examples/demo"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--reorder-window"), "{}", stderr(&o));
+    // The demo's files are in time order: a window of one finds what the default finds.
+    let findings = |window: &str| {
+        let o = picket(&[
+            "replay",
+            "--config",
+            "examples/config/picket.toml",
+            "--format",
+            "ocsf",
+            "--reorder-window",
+            window,
+            "examples/demo",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut uids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["finding_info"]["uid"].as_str().map(str::to_owned))
+            .collect();
+        uids.sort();
+        uids
+    };
+    let default = findings("10000");
+    assert!(default.len() >= 3, "{default:?}");
+    assert_eq!(findings("1"), default);
+}
+
+#[test]
 fn replay_reports_bad_records_and_keeps_going() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string("examples/demo/cloudtrail.json").unwrap();

@@ -111,6 +111,9 @@ impl Open {
     }
 }
 
+/// Records of one file sorted together by default (`picket replay --reorder-window`).
+pub const REORDER_WINDOW: u32 = 10_000;
+
 /// (head record time, insertion sequence, open-file slot).
 type HeapEntry = (Option<DateTime<Utc>>, usize, usize);
 
@@ -321,6 +324,30 @@ mod tests {
             .collect();
         assert_eq!(ids, ["x1", "x2", "x3"]);
         assert!(recs.iter().all(|r| r.kind == Some(RecordKind::Cloudtrail)));
+    }
+
+    #[test]
+    fn records_are_sorted_within_windows_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("one.jsonl");
+        let body: String = [4, 3, 2, 1]
+            .iter()
+            .map(|m| format!("{}\n", ct(&format!("x{m}"), *m)))
+            .collect();
+        std::fs::write(&path, body).unwrap();
+        let order = |window: usize| -> Vec<String> {
+            let (spans, _) = index(std::slice::from_ref(&path), None, Limits::default());
+            Merge::new(spans, None, Limits::default(), window)
+                .map(|r| r.unwrap().value["eventID"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(order(4), ["x1", "x2", "x3", "x4"]);
+        assert_eq!(order(2), ["x3", "x4", "x1", "x2"]);
+        assert_eq!(
+            order(1),
+            ["x4", "x3", "x2", "x1"],
+            "a window of one keeps file order"
+        );
     }
 
     #[test]
