@@ -52,6 +52,19 @@ pub fn is_json(bytes: &[u8]) -> bool {
     matches!(bytes.first(), Some(b'{' | b'['))
 }
 
+/// A whole binary value: `bytes` start with `format`, `read` reads the fields, and nothing
+/// may follow them.
+pub fn read_whole<T>(
+    bytes: &[u8],
+    format: u8,
+    read: impl FnOnce(&mut Reader<'_>) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut r = Reader::new(bytes, format)?;
+    let value = read(&mut r)?;
+    r.finish()?;
+    Ok(value)
+}
+
 /// Appends binary fields.
 #[derive(Debug)]
 pub struct Writer<'a> {

@@ -23,7 +23,7 @@ use geo::{Distance, Haversine, Point};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{Reader, Stored, Writer, is_json, json_decode};
+use super::codec::{Reader, Stored, Writer, is_json, json_decode, read_whole};
 use super::{DetectContext, DetectError};
 use crate::state::{CasOutcome, Versioned};
 
@@ -776,10 +776,7 @@ impl Stored for SeenProfile {
         if is_json(bytes) {
             return json_decode(bytes);
         }
-        let mut r = Reader::new(bytes, SEEN_PROFILE_FORMAT)?;
-        let p = SeenProfile::read(&mut r)?;
-        r.finish()?;
-        Ok(p)
+        read_whole(bytes, SEEN_PROFILE_FORMAT, SeenProfile::read)
     }
 }
 

@@ -20,7 +20,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::codec::{Reader, Stored, Writer, is_json, json_decode};
+use super::codec::{Reader, Stored, Writer, is_json, json_decode, read_whole};
 use super::history::{DetectorConfigError, SeenProfile, great_circle_km};
 use super::profile::Profiles;
 use super::{DetectContext, DetectError, Detector};
@@ -688,10 +688,7 @@ impl Stored for TravelHistory {
         if is_json(bytes) {
             return json_decode(bytes);
         }
-        let mut r = Reader::new(bytes, HISTORY_FORMAT)?;
-        let h = TravelHistory::read(&mut r)?;
-        r.finish()?;
-        Ok(h)
+        read_whole(bytes, HISTORY_FORMAT, TravelHistory::read)
     }
 }
 

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::Duration;
 
-use super::codec::{Reader, Stored, Writer};
+use super::codec::{Stored, Writer, read_whole};
 use super::history::{CachedState, SeenProfile};
 use super::impossible_travel::TravelHistory;
 use super::{DetectContext, DetectError};
@@ -49,15 +49,12 @@ impl Stored for IdentityProfile {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let mut r = Reader::new(bytes, PROFILE_FORMAT)?;
-        let travel = TravelHistory::read(&mut r)?;
-        let countries = SeenProfile::read(&mut r)?;
-        let asns = SeenProfile::read(&mut r)?;
-        r.finish()?;
-        Ok(IdentityProfile {
-            travel,
-            countries,
-            asns,
+        read_whole(bytes, PROFILE_FORMAT, |r| {
+            Ok(IdentityProfile {
+                travel: TravelHistory::read(r)?,
+                countries: SeenProfile::read(r)?,
+                asns: SeenProfile::read(r)?,
+            })
         })
     }
 }
