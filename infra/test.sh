@@ -13,19 +13,32 @@ mkdir -p "$CARGO_TARGET_DIR"
 
 step() { printf '\n=== %s\n' "$*"; }
 
+# Builds the tests, then runs them with a time limit: a test that hangs fails this script
+# with a message naming the limit, instead of running until CI's own timeout says nothing.
+TEST_LIMIT_MINUTES=${PICKET_TEST_LIMIT_MINUTES:-25}
+run_tests() {
+  cargo test --locked "$@" --no-run
+  local rc=0
+  timeout --kill-after=30 "${TEST_LIMIT_MINUTES}m" cargo test --locked "$@" || rc=$?
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+    echo "error: cargo test $* did not finish within ${TEST_LIMIT_MINUTES} minutes (a test hangs?)" >&2
+  fi
+  return "$rc"
+}
+
 step "rustfmt"
 cargo fmt --all -- --check
 
 step "core build and tests (--no-default-features)"
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
-cargo test --locked --no-default-features
+run_tests --no-default-features
 
 step "emulators (moto server, aiosmtpd; pinned)"
 bash infra/emulators/setup.sh
 
 step "all features"
 cargo clippy --locked --all-features --all-targets -- -D warnings
-cargo test --locked --all-features
+run_tests --all-features
 
 step "supply chain"
 bash infra/ci/supply-chain.sh

@@ -208,9 +208,9 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| backend_err(ctx("cannot set busy timeout"), e))?;
         if file {
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-                .map_err(|e| backend_err(ctx("cannot switch to WAL mode"), e))?;
+            let mode: String =
+                while_busy(|| conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)))
+                    .map_err(|e| backend_err(ctx("cannot switch to WAL mode"), e))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(location = %location, mode = %mode, "state file is not in WAL mode");
             }
@@ -383,6 +383,30 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` again while it fails with `SQLITE_BUSY`, for up to [`BUSY_TIMEOUT`].
+///
+/// SQLite's busy handler covers ordinary lock waits, but not every one: switching a new file
+/// to WAL mode while other processes open it at the same moment fails with "database is
+/// locked" at once. Workers started together must still all open the file, so this waits as
+/// the busy handler would. Written here rather than with [`crate::cloud::retry`], which is
+/// asynchronous and made for network calls.
+fn while_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() + pause < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 enum MigrateError {
     Sql(rusqlite::Error),
     TooNew(i64),
@@ -397,7 +421,7 @@ impl From<rusqlite::Error> for MigrateError {
 /// Creates or checks the schema, in one write transaction so two processes opening a new
 /// file at once do not both create it.
 fn migrate(conn: &Connection) -> Result<(), MigrateError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    while_busy(|| conn.execute_batch("BEGIN IMMEDIATE"))?;
     let result = (|| {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);",
@@ -986,8 +1010,11 @@ mod tests {
                 let path = path.clone();
                 let barrier = Arc::clone(&barrier);
                 std::thread::spawn(move || {
-                    let s = SqliteStore::open(&path).unwrap();
+                    // Every thread reaches the barrier, so a failed open fails the test
+                    // instead of leaving the others waiting.
+                    let s = SqliteStore::open(&path);
                     barrier.wait();
+                    let s = s.unwrap();
                     let won = s
                         .put_if_absent("lock", "leader", format!("{i}").as_bytes(), None, t(0))
                         .unwrap();
