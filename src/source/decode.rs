@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::json::{JsonValueMutTrait, JsonValueTrait, Value};
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value};
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 
@@ -297,7 +297,7 @@ impl Records {
             if n == 0 {
                 return Ok(());
             }
-            if self.buf.contains(&0) {
+            if memchr::memchr(0, &self.buf).is_some() {
                 return Err(DecodeError::Binary {
                     origin: self.origin(None),
                 });
@@ -332,7 +332,7 @@ impl Records {
                 limit,
             });
         }
-        if doc.contains(&0) {
+        if memchr::memchr(0, &doc).is_some() {
             return Err(DecodeError::Binary {
                 origin: self.origin(None),
             });
@@ -458,7 +458,7 @@ impl Records {
         if t.is_empty() {
             return Some(Ok(()));
         }
-        let parsed = if t.contains(&0) {
+        let parsed = if memchr::memchr(0, t).is_some() {
             Err(None)
         } else {
             crate::json::parse(t).map_err(Some)
@@ -521,26 +521,59 @@ impl Iterator for Records {
 
 const LINE_TOO_LONG: &str = "line longer than the limit";
 
+/// The keys whose array value holds the records of a container, in the order they are tried.
+const CONTAINER_KEYS: [&str; 4] = ["Records", "value", "items", "entries"];
+
 /// Splits the containers providers wrap records in.
 fn unwrap_container(mut v: Value, out: &mut Vec<Value>) {
     if v.is_array() {
         out.extend(v.into_array().unwrap_or_default());
         return;
     }
-    if v.is_object() && !looks_like_record(&v) {
-        for key in ["Records", "value", "items", "entries"] {
-            if v.get(key).is_some_and(Value::is_array) {
-                let items = v
-                    .as_object_mut()
-                    .and_then(|o| o.remove(&key))
-                    .and_then(Value::into_array)
-                    .unwrap_or_default();
-                out.extend(items);
-                return;
+    if let Some(key) = container_key(&v) {
+        let items = v
+            .as_object_mut()
+            .and_then(|o| o.remove(&key))
+            .and_then(Value::into_array)
+            .unwrap_or_default();
+        out.extend(items);
+        return;
+    }
+    out.push(v);
+}
+
+/// The container key whose array holds `v`'s records, unless `v` is an object that looks like
+/// a record itself (a CloudTrail record, a `LogEntry`, a directory audit or a Reports
+/// activity), or holds no such array (a page object such as `{"value":[...],
+/// "@odata.nextLink":...}` has no record fields of its own). One pass over the members: a record has dozens, and
+/// looking up each of eight names would walk them eight times.
+fn container_key(v: &Value) -> Option<&'static str> {
+    let object = v.as_object()?;
+    // As `get` would: the first member of each name decides.
+    let (mut seen, mut arrays, mut kind_seen) = (0u8, 0u8, false);
+    for (key, value) in object.iter() {
+        match key {
+            "eventVersion" | "protoPayload" | "activityDisplayName" => return None,
+            "kind" if !kind_seen => {
+                kind_seen = true;
+                if value.as_str() == Some("admin#reports#activity") {
+                    return None;
+                }
+            }
+            _ => {
+                if let Some(i) = CONTAINER_KEYS.iter().position(|k| *k == key) {
+                    let bit = 1u8 << i;
+                    if seen & bit == 0 && value.is_array() {
+                        arrays |= bit;
+                    }
+                    seen |= bit;
+                }
             }
         }
     }
-    out.push(v);
+    (0..CONTAINER_KEYS.len())
+        .find(|i| arrays & (1 << i) != 0)
+        .map(|i| CONTAINER_KEYS[i])
 }
 
 /// Reads the complete elements of the record array at the start of a broken document (a plain
@@ -596,14 +629,6 @@ fn salvage_array(doc: &[u8]) -> Vec<Value> {
     }
 }
 
-/// A page object (`{"value":[...], "@odata.nextLink":...}`) has no record fields of its own.
-fn looks_like_record(v: &Value) -> bool {
-    v.get("eventVersion").is_some()
-        || v.get("protoPayload").is_some()
-        || v.get("activityDisplayName").is_some()
-        || v.get("kind").and_then(Value::as_str) == Some("admin#reports#activity")
-}
-
 fn trim(b: &[u8]) -> &[u8] {
     let start = b
         .iter()
@@ -618,10 +643,33 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// Reads one line into `buf`, failing with InvalidData ("line longer ...") past `max`.
-/// (`read_until` finds the newline with the standard library's `memchr`.)
+/// `read_until` would do, but the standard library's byte search is not vectorised and cost
+/// more than reading the line: the `memchr` crate's is.
 fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
-    let limit = (max.saturating_sub(buf.len()) as u64).saturating_add(1);
-    let n = (&mut *r).take(limit).read_until(b'\n', buf)?;
+    let mut left = max.saturating_sub(buf.len()).saturating_add(1);
+    let mut n = 0;
+    while left > 0 {
+        let available = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let window = &available[..available.len().min(left)];
+        let (used, ended) = match memchr::memchr(b'\n', window) {
+            Some(i) => (i + 1, true),
+            None => (window.len(), false),
+        };
+        buf.extend_from_slice(&window[..used]);
+        r.consume(used);
+        n += used;
+        left -= used;
+        if ended {
+            break;
+        }
+    }
     if buf.len() > max {
         // Skip the rest of this line so the next read starts on the next one.
         let ended = buf.last() == Some(&b'\n');
@@ -643,7 +691,7 @@ fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
         if available.is_empty() {
             return Ok(());
         }
-        if let Some(i) = available.iter().position(|&c| c == b'\n') {
+        if let Some(i) = memchr::memchr(b'\n', available) {
             r.consume(i + 1);
             return Ok(());
         }

@@ -628,9 +628,19 @@ impl FieldMatch {
                 .any(|vm| any_leaf(raw.value(), &mut |v| vm.on(v, k, raw)));
         }
         let paths = &self.paths[k];
-        group.iter().any(|vm| match vm {
-            VMatch::Null => !paths.iter().any(|p| p.any(raw, &mut |v| !v.is_null())),
-            vm => paths.iter().any(|p| p.any(raw, &mut |v| vm.on(v, k, raw))),
+        if group.iter().any(|vm| matches!(vm, VMatch::Null))
+            && !paths.iter().any(|p| p.any(raw, &mut |v| !v.is_null()))
+        {
+            return true;
+        }
+        // Each path is walked once for the whole value list (a list of twenty event names
+        // is twenty comparisons on one value, not twenty walks).
+        paths.iter().any(|p| {
+            p.any(raw, &mut |v| {
+                group
+                    .iter()
+                    .any(|vm| !matches!(vm, VMatch::Null) && vm.on(v, k, raw))
+            })
         })
     }
 

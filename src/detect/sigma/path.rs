@@ -6,6 +6,11 @@
 //! it in `walk`.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
+use smallvec::SmallVec;
 
 use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Object, Value, ValueRef};
 
@@ -30,6 +35,22 @@ enum Step {
 pub struct FieldPath {
     steps: Vec<Step>,
     text: Box<str>,
+    /// The same for every path of the same text (see [`path_id`]): a record's memo key.
+    id: u32,
+}
+
+/// The number of each path text parsed in this process, so that a record walks each path once
+/// however many rules and selections ask for it.
+fn path_id(text: &str) -> u32 {
+    static IDS: LazyLock<Mutex<HashMap<Box<str>, u32>>> = LazyLock::new(Default::default);
+    // A panic elsewhere cannot leave the map half-updated: one insert.
+    let mut ids = IDS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(&id) = ids.get(text) {
+        return id;
+    }
+    let id = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    ids.insert(text.into(), id);
+    id
 }
 
 impl std::fmt::Display for FieldPath {
@@ -68,6 +89,7 @@ impl FieldPath {
         Ok(FieldPath {
             steps,
             text: text.into(),
+            id: path_id(text),
         })
     }
 
@@ -88,13 +110,48 @@ impl FieldPath {
     /// Calls `f` on every value the path reaches (arrays fan out: any element; a leaf array is
     /// offered whole and then element by element) until `f` returns true. Returns whether it did.
     pub fn any<'v>(&self, rec: &Record<'v>, f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
+        // The values are copied out of the memo before `f` runs: `f` may walk other paths of
+        // the same record (`fieldref`).
+        let values: SmallVec<[&'v Value; 8]> = {
+            let mut memo = rec.memo.borrow_mut();
+            let span = match memo.ids.iter().position(|&id| id == self.id) {
+                Some(i) => memo.spans[i],
+                None => {
+                    let start = memo.values.len();
+                    self.walk_all(rec, &mut memo.values);
+                    let span = (start as u32, memo.values.len() as u32);
+                    memo.ids.push(self.id);
+                    memo.spans.push(span);
+                    span
+                }
+            };
+            match memo.values.get(span.0 as usize..span.1 as usize) {
+                None | Some([]) => return false,
+                Some(&[one]) => {
+                    drop(memo);
+                    return f(one);
+                }
+                Some(many) => many.into(),
+            }
+        };
+        values.into_iter().any(f)
+    }
+
+    /// Every value the path reaches, in the order [`FieldPath::any`] offers them.
+    fn walk_all<'v>(&self, rec: &Record<'v>, out: &mut Vec<&'v Value>) {
+        let f = &mut |v| {
+            out.push(v);
+            false
+        };
         // The first step looks up the root's index; a root that is no object (or an empty
         // one) has no index and is walked as any value.
         match self.steps.split_first() {
             Some((step, rest)) if !rec.fields.is_empty() => {
-                step_into(step, |k| rec.fields.member(k), rest, f)
+                step_into(step, |k| rec.fields.member(k), rest, f);
             }
-            _ => walk(rec.value, &self.steps, f),
+            _ => {
+                walk(rec.value, &self.steps, f);
+            }
         }
     }
 
@@ -109,6 +166,17 @@ impl FieldPath {
 pub struct Record<'v> {
     value: &'v Value,
     fields: Fields<'v>,
+    /// The values of each path walked so far: rules share paths (`eventName`, `userAgent`,
+    /// a mapping's alternatives), and the index walks its keys before the rules do.
+    memo: RefCell<Memo<'v>>,
+}
+
+/// Path id -> span of `values`.
+#[derive(Default)]
+struct Memo<'v> {
+    ids: SmallVec<[u32; 32]>,
+    spans: SmallVec<[(u32, u32); 32]>,
+    values: Vec<&'v Value>,
 }
 
 impl<'v> Record<'v> {
@@ -117,12 +185,21 @@ impl<'v> Record<'v> {
         Record {
             value,
             fields: Fields::new(value),
+            memo: RefCell::new(Memo {
+                values: Vec::with_capacity(32),
+                ..Memo::default()
+            }),
         }
     }
 
     /// The record.
     pub fn value(&self) -> &'v Value {
         self.value
+    }
+
+    /// The root member named exactly `key` (as `Value::get`), through the index.
+    pub fn field(&self, key: &str) -> Option<&'v Value> {
+        self.fields.get(key)
     }
 }
 
@@ -148,11 +225,21 @@ fn split_segments(text: &str) -> Vec<&str> {
 
 /// Object member by exact key, else by ASCII case-insensitive key.
 pub(crate) fn member<'v>(obj: &'v Object, key: &str) -> Option<&'v Value> {
-    obj.get(&key).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-    })
+    // One pass: an exact match anywhere wins, else the first folded one. (Two lookups, exact
+    // then folded, walked a missing key's object twice.)
+    let mut folded = None;
+    for (k, v) in obj.iter() {
+        if k.len() != key.len() {
+            continue;
+        }
+        if k == key {
+            return Some(v);
+        }
+        if folded.is_none() && k.eq_ignore_ascii_case(key) {
+            folded = Some(v);
+        }
+    }
+    folded
 }
 
 fn walk<'v>(v: &'v Value, steps: &[Step], f: &mut dyn FnMut(&'v Value) -> bool) -> bool {
@@ -245,6 +332,38 @@ mod tests {
         );
         assert!(FieldPath::parse("a[b].c").is_err());
         assert!(FieldPath::parse("a..c").is_err());
+    }
+
+    #[test]
+    fn a_record_remembers_each_path_and_paths_may_nest() {
+        let v = json!({"a": {"b": [1, 2]}, "c": "x", "d": {"B": 3}});
+        let rec = Record::new(&v);
+        let ab = FieldPath::parse("a.b").unwrap();
+        let same = FieldPath::parse("a.b").unwrap();
+        let c = FieldPath::parse("c").unwrap();
+        let db = FieldPath::parse("d.b").unwrap();
+        let values = |p: &FieldPath| {
+            let mut out = Vec::new();
+            p.any(&rec, &mut |x| {
+                out.push(x.to_string());
+                false
+            });
+            out
+        };
+        for _ in 0..2 {
+            assert_eq!(values(&ab), ["[1,2]", "1", "2"]);
+            assert_eq!(values(&same), ["[1,2]", "1", "2"]);
+            assert_eq!(values(&c), ["\"x\""]);
+            assert_eq!(values(&db), ["3"], "keys fold to ASCII lower case");
+        }
+        // `f` may walk other paths of the same record (as `fieldref` does), and stops early.
+        let mut seen = 0;
+        assert!(ab.any(&rec, &mut |x| {
+            seen += 1;
+            c.exists(&rec) && db.any(&rec, &mut |y| y == x || x.as_u64() == Some(1))
+        }));
+        assert_eq!(seen, 2, "stops at the first element that matches");
+        assert!(!FieldPath::parse("a.nope").unwrap().exists(&rec));
     }
 
     #[test]

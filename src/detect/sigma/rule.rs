@@ -75,7 +75,7 @@ impl Rule {
     /// Whether the rule matches a raw record of `kind` (false for kinds it does not cover).
     /// A CloudTrail record in an EventBridge envelope is unwrapped first.
     pub fn matches(&self, kind: RecordKind, raw: &crate::json::Value) -> bool {
-        self.matches_record(kind, &Record::new(super::record_view(kind, raw)))
+        self.matches_record(kind, &super::view_record(kind, raw))
     }
 
     /// [`Rule::matches`] on a record already unwrapped ([`super::record_view`]) and indexed:

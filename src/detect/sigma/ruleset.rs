@@ -10,7 +10,6 @@
 //! the kind's fallback list, tried on every record. To index on one more field, add its raw
 //! path to [`DISCRIMINATING`]: a field with few values, whose usual value rules do not ask for.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -110,7 +109,8 @@ pub struct BoundCorrelation {
 }
 
 /// Index keys by folded literal.
-type LiteralMap = HashMap<Box<str>, Vec<u32>>;
+/// Literals are rule text, not input: a fast hasher is safe (the map never grows from records).
+type LiteralMap = HashMap<Box<str>, Vec<u32>, foldhash::fast::RandomState>;
 
 /// The rule index of one record kind. Each alternative set of required matches of a rule
 /// ([`super::detection::Detection::alternatives`]) is a *set*; each plain equality of a set on
@@ -141,6 +141,8 @@ pub struct Candidates {
     key_seen: Vec<u32>,
     /// Set -> (epoch, keys satisfied in it).
     set_hits: Vec<(u32, u32)>,
+    /// A value folded to lower case, reused from value to value.
+    folded: String,
 }
 
 impl Candidates {
@@ -512,7 +514,7 @@ impl RuleSet {
                             let slot = match ki.keyed.iter().position(|(kp, _)| kp == p) {
                                 Some(i) => i,
                                 None => {
-                                    ki.keyed.push((p.clone(), HashMap::new()));
+                                    ki.keyed.push((p.clone(), LiteralMap::default()));
                                     ki.keyed.len() - 1
                                 }
                             };
@@ -602,17 +604,21 @@ impl RuleSet {
         out.next_record(ki.key_set.len(), ki.sets.len());
         out.rules.extend_from_slice(&ki.fallback);
         let epoch = out.epoch;
+        let mut buf = std::mem::take(&mut out.folded);
         for (path, map) in &ki.keyed {
             path.any(raw, &mut |v| {
                 let Some(s) = string_form(v) else {
                     return false;
                 };
-                let folded: Cow<'_, str> = if s.bytes().any(|b| b.is_ascii_uppercase()) {
-                    Cow::Owned(s.to_ascii_lowercase())
+                let folded: &str = if s.bytes().any(|b| b.is_ascii_uppercase()) {
+                    buf.clear();
+                    buf.push_str(&s);
+                    buf.make_ascii_lowercase();
+                    &buf
                 } else {
-                    s
+                    &s
                 };
-                for &key in map.get(folded.as_ref()).map_or(&[][..], Vec::as_slice) {
+                for &key in map.get(folded).map_or(&[][..], Vec::as_slice) {
                     let seen = &mut out.key_seen[key as usize];
                     if *seen == epoch {
                         continue;
@@ -632,13 +638,14 @@ impl RuleSet {
                 false
             });
         }
+        out.folded = buf;
         out.rules.sort_unstable();
         out.rules.dedup();
     }
 
     /// Indices of the rules matching a raw record of `kind`, in rule order.
     pub fn matching(&self, kind: RecordKind, raw: &Value) -> Vec<usize> {
-        let rec = Record::new(super::record_view(kind, raw));
+        let rec = super::view_record(kind, raw);
         let mut cands = Candidates::default();
         self.candidates(kind, &rec, &mut cands);
         cands
