@@ -98,10 +98,11 @@ impl<'v> Fields<'v> {
             members: SmallVec::new(),
         };
         if let Some(obj) = v.as_object() {
-            for (k, v) in obj.iter() {
-                fields.sigs.push(signature(k));
-                fields.members.push((k, v));
-            }
+            // `extend` reserves once and then writes without a capacity check per member.
+            fields.members.extend(obj.iter());
+            fields
+                .sigs
+                .extend(fields.members.iter().map(|(k, _)| signature(k)));
         }
         fields
     }

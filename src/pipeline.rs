@@ -577,7 +577,9 @@ fn normalize_batch(
     report: &mut BatchReport,
 ) -> Vec<IdentityEvent> {
     report.records += records.len();
-    let mut events = Vec::with_capacity(records.len());
+    // Room for a Reports record or two with several events: growing a vector of events
+    // copies every event already in it.
+    let mut events = Vec::with_capacity(records.len() + records.len() / 2);
     for rec in records {
         let kind = match rec.kind.or_else(|| normalize::detect_kind(&rec.value)) {
             Some(k) => k,

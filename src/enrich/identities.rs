@@ -115,6 +115,10 @@ impl Identities {
 
     /// The identity key `principal` is an alias of, if any.
     pub fn alias(&self, principal: &str) -> Option<&str> {
+        // Most deployments have no alias table: no lookup, no lowercased copy.
+        if self.exact.is_empty() && self.folded.is_empty() {
+            return None;
+        }
         match principal_form(principal) {
             Form::Exact => self.exact.get(principal),
             Form::Folded => self.folded.get(&principal.to_lowercase()),
@@ -126,6 +130,12 @@ impl Identities {
     /// `session_issuer`, then the current `key` (in that order); without an alias, the key
     /// the normalizer set, else the lowercased email, else the uid, else the name (else empty).
     pub fn resolve_key(&self, actor: &Actor) -> String {
+        self.resolved_key(actor)
+            .unwrap_or_else(|| actor.key.clone())
+    }
+
+    /// [`Identities::resolve_key`], `None` when that is the key `actor` has already.
+    pub fn resolved_key(&self, actor: &Actor) -> Option<String> {
         let candidates = [
             actor.uid.as_deref(),
             actor.email.as_deref(),
@@ -134,20 +144,20 @@ impl Identities {
             Some(actor.key.as_str()).filter(|k| !k.is_empty()),
         ];
         if let Some(key) = candidates.into_iter().flatten().find_map(|p| self.alias(p)) {
-            return key.to_string();
+            return (key != actor.key).then(|| key.to_string());
         }
         if !actor.key.is_empty() {
-            return actor.key.clone();
+            return None;
         }
         if let Some(email) = actor.email.as_deref().filter(|e| !e.is_empty()) {
-            return email.to_lowercase();
+            return Some(email.to_lowercase());
         }
-        actor
+        let key = actor
             .uid
             .as_deref()
             .or(actor.name.as_deref())
-            .unwrap_or_default()
-            .to_string()
+            .unwrap_or_default();
+        (!key.is_empty()).then(|| key.to_string())
     }
 
     /// Whether `principal` matches a protected pattern (case-insensitive).

@@ -114,7 +114,9 @@ impl Enricher {
                 src.asn = None;
             }
         }
-        event.actor.key = self.identities.resolve_key(&event.actor);
+        if let Some(key) = self.identities.resolved_key(&event.actor) {
+            event.actor.key = key;
+        }
     }
 }
 
