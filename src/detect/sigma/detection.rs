@@ -588,8 +588,11 @@ impl VMatch {
 
 impl FieldMatch {
     /// The folded literals this match requires at one of its paths of `kind`, when it is a
-    /// plain equality (used by the rule index).
-    pub fn index_literals(&self, kind: RecordKind) -> Option<(&[FieldPath], Vec<&str>)> {
+    /// plain equality (used by the rule index), with the paths where one of them may be
+    /// found: a path ending in a `[key=value]` step reaches only objects, whose text starts
+    /// with `{`, so it is left out when no literal does (a mapping may give a field such a
+    /// path beside a plain one, for one special value).
+    pub fn index_literals(&self, kind: RecordKind) -> Option<(Vec<&FieldPath>, Vec<&str>)> {
         if self.keyword || self.exists.is_some() || (self.all && self.groups.len() > 1) {
             return None;
         }
@@ -606,7 +609,16 @@ impl FieldMatch {
                 }
             }
         }
-        Some((paths, lits))
+        let objects_only = |p: &FieldPath| p.reaches_objects_only();
+        let may_match: Vec<&FieldPath> = paths
+            .iter()
+            .filter(|p| !objects_only(p) || lits.iter().any(|l| l.starts_with('{')))
+            .collect();
+        if may_match.is_empty() {
+            // The match cannot hold; index it as written (the rule is then tried as before).
+            return Some((paths.iter().collect(), lits));
+        }
+        Some((may_match, lits))
     }
 
     fn groups_for(&self, k: usize) -> &[Vec<VMatch>] {

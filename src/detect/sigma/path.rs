@@ -98,6 +98,12 @@ impl FieldPath {
         &self.text
     }
 
+    /// Whether the path ends in a `[key=value]` step, which offers only the (object)
+    /// elements it selects.
+    pub fn reaches_objects_only(&self) -> bool {
+        matches!(self.steps.last(), Some(Step::Where { .. }))
+    }
+
     /// The first key of the path.
     pub fn head(&self) -> &str {
         // INVARIANT: `parse` never builds a path without steps.

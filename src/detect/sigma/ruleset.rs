@@ -663,7 +663,7 @@ impl RuleSet {
 fn index_keys<'a>(
     set: &[&'a FieldMatch],
     kind: RecordKind,
-) -> Vec<(&'a [FieldPath], Vec<&'a str>)> {
+) -> Vec<(Vec<&'a FieldPath>, Vec<&'a str>)> {
     let discriminating = |p: &FieldPath| {
         DISCRIMINATING
             .iter()
@@ -671,7 +671,7 @@ fn index_keys<'a>(
     };
     set.iter()
         .filter_map(|fm| fm.index_literals(kind))
-        .filter(|(paths, _)| paths.iter().all(discriminating))
+        .filter(|(paths, _)| paths.iter().all(|p| discriminating(p)))
         .collect()
 }
 
@@ -779,6 +779,40 @@ mod tests {
         let get_user = ct("GetUser", "IAMUser");
         set.candidates(RecordKind::Cloudtrail, &Record::new(&get_user), &mut cands);
         assert_eq!(cands.rules, [1], "only the fallback rule is tried");
+    }
+
+    #[test]
+    fn an_alternative_path_that_reaches_only_objects_does_not_unkey_a_plain_literal() {
+        // `properties.message` maps to `activityDisplayName` and to the `UserType` modified
+        // property (an object): a plain activity name is keyed on the first alone, the one
+        // translated object value is not.
+        let plain = "title: P\nid: p\nlogsource: {product: azure, service: auditlogs}\ndetection:\n  sel: {properties.message: Add owner to application}\n  condition: sel\n";
+        let object = "title: O\nid: o\nlogsource: {product: azure, service: auditlogs}\ndetection:\n  sel:\n    properties.message: '\"displayName\":\"UserType\",\"oldValue\":\"[\\\"Guest\\\"]\",\"newValue\":\"[\\\"Member\\\"]\"'\n  condition: sel\n";
+        let sources = [
+            (PathBuf::from("p.yml"), plain.to_string()),
+            (PathBuf::from("o.yml"), object.to_string()),
+        ];
+        let (set, errors) = RuleSet::from_sources(&sources, &mappings());
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.index_stats(RecordKind::EntraAudit), (1, 1));
+        let audit = |name: &str, old: &str, new: &str| {
+            crate::json::json!({"id": "x", "category": "UserManagement",
+                "activityDisplayName": name, "activityDateTime": "2026-01-01T00:00:00Z",
+                "targetResources": [{"modifiedProperties": [{"displayName": "UserType",
+                    "oldValue": old, "newValue": new}]}]})
+        };
+        let ids = |v: &Value| -> Vec<&str> {
+            set.matching(RecordKind::EntraAudit, v)
+                .into_iter()
+                .map(|i| set.rules()[i].meta.id.as_str())
+                .collect()
+        };
+        assert_eq!(ids(&audit("Add owner to application", "", "")), ["p"]);
+        assert_eq!(
+            ids(&audit("Update user", "[\"Guest\"]", "[\"Member\"]")),
+            ["o"]
+        );
+        assert!(ids(&audit("Update user", "[\"Member\"]", "[\"Guest\"]")).is_empty());
     }
 
     #[test]
