@@ -11,12 +11,12 @@
 //!
 //! To classify one more API: add its `eventName` to the table in [`activity`].
 
-use crate::json::{Fields, JsonContainerTrait, JsonValueMutTrait, Value};
+use crate::json::{JsonValueMutTrait, Value};
 
 use super::NormalizeError;
 use super::util::{
-    bool_at, class_of, endpoint, identity_key, is_email, parse_bool, req_str, req_time,
-    require_object, str_at, string_at,
+    array_of, bool_of, class_of, endpoint, identity_key, is_email, member, members, parse_bool,
+    require_object, required_str, required_time, str_at, str_of, string_at, string_of,
 };
 use crate::model::{
     Activity, Actor, AuthFacts, IdentityEvent, PrincipalType, RecordKind, Status, Target,
@@ -24,15 +24,85 @@ use crate::model::{
 
 const KIND: RecordKind = RecordKind::Cloudtrail;
 
+members! {
+    /// The members of a CloudTrail record the event is built from (and an envelope's
+    /// `detail-type`).
+    Record {
+        time: "eventTime",
+        id: "eventID",
+        name: "eventName",
+        source: "eventSource",
+        error_code: "errorCode",
+        error_message: "errorMessage",
+        account: "recipientAccountId",
+        region: "awsRegion",
+        ip: "sourceIPAddress",
+        user_agent: "userAgent",
+        identity: "userIdentity",
+        response: "responseElements",
+        additional: "additionalEventData",
+        resources: "resources",
+        params: "requestParameters",
+        detail_type: "detail-type",
+    }
+}
+
+members! {
+    /// The members of `userIdentity` the actor is built from.
+    Identity {
+        ty: "type",
+        arn: "arn",
+        account: "accountId",
+        access_key: "accessKeyId",
+        credential: "credentialId",
+        principal_id: "principalId",
+        user_name: "userName",
+        invoked_by: "invokedBy",
+        on_behalf_of: "onBehalfOf",
+        session: "sessionContext",
+    }
+}
+
+members! {
+    /// `userIdentity.sessionContext`.
+    Session {
+        issuer: "sessionIssuer",
+        attributes: "attributes",
+    }
+}
+
+members! {
+    /// The `requestParameters` that name a target.
+    Params {
+        user_name: "userName",
+        role_name: "roleName",
+        group_name: "groupName",
+        policy_arn: "policyArn",
+        trail_name: "trailName",
+        name: "name",
+    }
+}
+
+members! {
+    /// An element of `resources[]`.
+    Resource {
+        arn: "ARN",
+        ty: "type",
+    }
+}
+
 /// Normalizes one CloudTrail record (or EventBridge envelope of one) into one event.
 pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
-    let record = match str_at(&raw, "detail-type") {
-        Some(_) => unwrap_envelope(raw)?,
-        None => raw,
-    };
-    let mut event = from_record(&record)?;
-    event.raw = record;
+    let r = Record::of(Some(&raw));
+    if str_of(r.detail_type).is_some() {
+        let record = unwrap_envelope(raw)?;
+        let mut event = from_record(&Record::of(Some(&record)))?;
+        event.raw = record;
+        return Ok(vec![event]);
+    }
+    let mut event = from_record(&r)?;
+    event.raw = raw;
     Ok(vec![event])
 }
 
@@ -73,27 +143,27 @@ fn unwrap_envelope(mut envelope: Value) -> Result<Value, NormalizeError> {
     Ok(detail)
 }
 
-fn from_record(record: &Value) -> Result<IdentityEvent, NormalizeError> {
-    let r = &Fields::new(record);
-    let time = req_time(r, "eventTime", KIND)?;
-    let uid = req_str(r, "eventID", KIND)?.to_owned();
-    let action = req_str(r, "eventName", KIND)?.to_owned();
-    let service = string_at(r, "eventSource");
-    let activity = activity(&action);
+fn from_record(r: &Record<'_>) -> Result<IdentityEvent, NormalizeError> {
+    let time = required_time(r.time, "eventTime", KIND)?;
+    let uid = required_str(r.id, "eventID", KIND)?.to_owned();
+    let action = required_str(r.name, "eventName", KIND)?;
+    let activity = activity(action);
 
-    let actor = actor(r);
-    let error_code = string_at(r, "errorCode");
+    let identity = Identity::of(r.identity);
+    let session = Session::of(identity.session);
+    let actor = actor(&identity, &session);
+    let error_code = str_of(r.error_code);
     let (status, status_detail, auth) = if action == "ConsoleLogin" {
         console_login(r, error_code)
     } else {
         let auth = AuthFacts {
-            mfa: bool_at(r, "userIdentity.sessionContext.attributes.mfaAuthenticated"),
+            mfa: bool_of(member(session.attributes, "mfaAuthenticated")),
             mfa_failed: action == "CheckMfa"
-                && str_at(r, "responseElements.CheckMfa") == Some("Failure"),
+                && str_of(member(r.response, "CheckMfa")) == Some("Failure"),
             ..AuthFacts::default()
         };
         match error_code {
-            Some(code) => (Status::Failure, Some(code), auth),
+            Some(code) => (Status::Failure, Some(code.to_owned()), auth),
             None if auth.mfa_failed => (Status::Failure, Some("Failure".to_owned()), auth),
             None => (Status::Success, None, auth),
         }
@@ -106,13 +176,13 @@ fn from_record(record: &Value) -> Result<IdentityEvent, NormalizeError> {
         activity,
         status,
         status_detail,
-        account: string_at(r, "recipientAccountId").or_else(|| actor.account.clone()),
-        region: string_at(r, "awsRegion"),
-        src: endpoint(str_at(r, "sourceIPAddress"), str_at(r, "userAgent")),
+        account: string_of(r.account).or_else(|| actor.account.clone()),
+        region: string_of(r.region),
+        src: endpoint(str_of(r.ip), str_of(r.user_agent)),
         actor,
-        action,
-        service,
-        targets: targets(r),
+        action: action.to_owned(),
+        service: string_of(r.source),
+        targets: targets(r, action),
         auth,
         oauth: None,
         uid,
@@ -124,11 +194,8 @@ fn from_record(record: &Value) -> Result<IdentityEvent, NormalizeError> {
 /// `Success`/`Failure` (an `errorCode`/`errorMessage` also means failure); MFA is
 /// `additionalEventData.MFAUsed` (`Yes`/`No`). A failed login that had reached the MFA step
 /// (`MFAUsed: Yes`) counts as an MFA failure.
-fn console_login(
-    r: &Fields<'_>,
-    error_code: Option<String>,
-) -> (Status, Option<String>, AuthFacts) {
-    let result = str_at(r, "responseElements.ConsoleLogin");
+fn console_login(r: &Record<'_>, error_code: Option<&str>) -> (Status, Option<String>, AuthFacts) {
+    let result = str_of(member(r.response, "ConsoleLogin"));
     let failed = result == Some("Failure") || error_code.is_some();
     let status = match (failed, result) {
         (true, _) => Status::Failure,
@@ -137,10 +204,11 @@ fn console_login(
     };
     let detail = failed.then(|| {
         error_code
-            .or_else(|| string_at(r, "errorMessage"))
-            .unwrap_or_else(|| "Failure".to_owned())
+            .or_else(|| str_of(r.error_message))
+            .unwrap_or("Failure")
+            .to_owned()
     });
-    let mfa = str_at(r, "additionalEventData.MFAUsed").and_then(parse_bool);
+    let mfa = str_of(member(r.additional, "MFAUsed")).and_then(parse_bool);
     let auth = AuthFacts {
         mfa,
         interactive: Some(true),
@@ -159,119 +227,85 @@ fn console_login(
 /// - `AWSService` (and records with only `invokedBy`): uid = invokedBy, Service.
 /// - `IdentityCenterUser`: uid = `onBehalfOf.userId`, credential = `credentialId`, User.
 /// - `SAMLUser` / `WebIdentityUser`: uid = principalId, name = userName, User.
-fn actor(r: &Fields<'_>) -> Actor {
-    let none = Value::new();
-    let identity = Fields::new(r.get("userIdentity").unwrap_or(&none));
-    let id = |p: &str| string_at(&identity, p);
-    let ty = id("type");
-    let arn = id("arn");
-    let account = id("accountId");
-    let credential_id = id("accessKeyId").or_else(|| id("credentialId"));
-    let issuer = id("sessionContext.sessionIssuer.arn");
-    let last_segment = |a: &Option<String>| {
-        a.as_deref()
-            .and_then(|a| a.rsplit('/').next())
-            .map(str::to_owned)
-    };
-    let (principal_type, uid, name) = match ty.as_deref() {
+fn actor(id: &Identity<'_>, session: &Session<'_>) -> Actor {
+    let arn = str_of(id.arn);
+    let account = str_of(id.account);
+    let principal_id = str_of(id.principal_id);
+    let user_name = str_of(id.user_name);
+    let invoked_by = str_of(id.invoked_by);
+    let credential_id = str_of(id.access_key).or_else(|| str_of(id.credential));
+    fn last_segment(a: Option<&str>) -> Option<&str> {
+        a.and_then(|a| a.rsplit('/').next())
+    }
+    let (principal_type, uid, name) = match str_of(id.ty) {
         // Failed console logins log no ARN: the principalId (AIDA...) is the stable id.
-        Some("IAMUser") => (
-            PrincipalType::User,
-            arn.clone().or_else(|| id("principalId")),
-            id("userName"),
-        ),
-        Some("AssumedRole") => (PrincipalType::Role, arn.clone(), last_segment(&arn)),
-        Some("FederatedUser") => (PrincipalType::Role, arn.clone(), last_segment(&arn)),
-        Some("Root") => (
-            PrincipalType::Root,
-            arn.clone().or_else(|| account.clone()),
-            id("userName"),
-        ),
-        Some("AWSAccount") => (
-            PrincipalType::Account,
-            id("principalId").or_else(|| account.clone()),
-            None,
-        ),
-        Some("AWSService") => (PrincipalType::Service, id("invokedBy"), id("invokedBy")),
+        Some("IAMUser") => (PrincipalType::User, arn.or(principal_id), user_name),
+        Some("AssumedRole") => (PrincipalType::Role, arn, last_segment(arn)),
+        Some("FederatedUser") => (PrincipalType::Role, arn, last_segment(arn)),
+        Some("Root") => (PrincipalType::Root, arn.or(account), user_name),
+        Some("AWSAccount") => (PrincipalType::Account, principal_id.or(account), None),
+        Some("AWSService") => (PrincipalType::Service, invoked_by, invoked_by),
         Some("IdentityCenterUser") => (
             PrincipalType::User,
-            id("onBehalfOf.userId").or_else(|| id("principalId")),
-            id("userName"),
+            str_of(member(id.on_behalf_of, "userId")).or(principal_id),
+            user_name,
         ),
-        Some("SAMLUser" | "WebIdentityUser") => {
-            (PrincipalType::User, id("principalId"), id("userName"))
-        }
-        Some(_) => (
-            PrincipalType::Unknown,
-            arn.clone().or_else(|| id("principalId")),
-            id("userName"),
-        ),
-        None => match id("invokedBy") {
-            Some(svc) => (PrincipalType::Service, Some(svc.clone()), Some(svc)),
-            None => (PrincipalType::Account, account.clone(), None),
+        Some("SAMLUser" | "WebIdentityUser") => (PrincipalType::User, principal_id, user_name),
+        Some(_) => (PrincipalType::Unknown, arn.or(principal_id), user_name),
+        None => match invoked_by {
+            Some(svc) => (PrincipalType::Service, Some(svc), Some(svc)),
+            None => (PrincipalType::Account, account, None),
         },
     };
-    let email = name.clone().filter(|n| is_email(n));
+    let email = name.filter(|n| is_email(n));
     Actor {
-        key: identity_key(email.as_deref(), &[uid.as_deref(), account.as_deref()]),
-        uid,
-        name,
-        email,
+        key: identity_key(email, &[uid, account]),
+        uid: uid.map(str::to_owned),
+        name: name.map(str::to_owned),
+        email: email.map(str::to_owned),
         principal_type,
-        account,
-        credential_id,
-        session_issuer: issuer,
+        account: account.map(str::to_owned),
+        credential_id: credential_id.map(str::to_owned),
+        session_issuer: string_of(member(session.issuer, "arn")),
     }
 }
 
 /// What the call acted on: `resources[]` (ARN + type), then the IAM names and trail name in
 /// `requestParameters`.
-fn targets(r: &Fields<'_>) -> Vec<Target> {
-    let mut out: Vec<Target> = get_array(r, "resources")
+fn targets(r: &Record<'_>, action: &str) -> Vec<Target> {
+    let mut out: Vec<Target> = array_of(r.resources)
         .iter()
         .filter_map(|res| {
+            let res = Resource::of(Some(res));
             Some(Target {
-                uid: Some(string_at(res, "ARN")?),
+                uid: Some(string_of(res.arn)?),
                 name: None,
-                kind: string_at(res, "type"),
+                kind: string_of(res.ty),
             })
         })
         .collect();
-    let params = r.get("requestParameters");
-    for (param, kind) in [
-        ("userName", "user"),
-        ("roleName", "role"),
-        ("groupName", "group"),
-        ("policyArn", "policy"),
-        ("trailName", "trail"),
-    ] {
-        if let Some(v) = params.and_then(|p| string_at(p, param)) {
+    let params = Params::of(r.params);
+    let mut push = |v: Option<&Value>, kind: &str| {
+        if let Some(v) = str_of(v) {
             out.push(Target {
-                uid: Some(v.clone()),
-                name: Some(v),
+                uid: Some(v.to_owned()),
+                name: Some(v.to_owned()),
                 kind: Some(kind.to_owned()),
             });
         }
-    }
+    };
+    push(params.user_name, "user");
+    push(params.role_name, "role");
+    push(params.group_name, "group");
+    push(params.policy_arn, "policy");
+    push(params.trail_name, "trail");
     if matches!(
-        str_at(r, "eventName"),
-        Some("StopLogging" | "DeleteTrail" | "UpdateTrail" | "PutEventSelectors")
-    ) && let Some(v) = params.and_then(|p| string_at(p, "name"))
-    {
-        out.push(Target {
-            uid: Some(v.clone()),
-            name: Some(v),
-            kind: Some("trail".to_owned()),
-        });
+        action,
+        "StopLogging" | "DeleteTrail" | "UpdateTrail" | "PutEventSelectors"
+    ) {
+        push(params.name, "trail");
     }
     out
-}
-
-fn get_array<'a>(r: &Fields<'a>, path: &str) -> &'a [Value] {
-    super::util::get(r, path)
-        .and_then(Value::as_array)
-        .map(|a| &a[..])
-        .unwrap_or_default()
 }
 
 /// The activity of a CloudTrail `eventName` (best effort; everything else is `ApiCall`).
