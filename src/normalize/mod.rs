@@ -5,7 +5,7 @@
 //! `pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>`, a line in
 //! [`normalize`] and in [`detect_kind`], and golden files under `tests/golden/normalize/`.
 
-use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
 
 use crate::model::{IdentityEvent, RecordKind};
 
@@ -62,30 +62,70 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
     "Action",
 ];
 
+util::members! {
+    /// The members whose presence (or value) tells a record's kind.
+    Shape {
+        event_version: "eventVersion",
+        event_source: "eventSource",
+        detail_type: "detail-type",
+        kind: "kind",
+        proto_payload: "protoPayload",
+        log_name: "logName",
+        category: "category",
+        properties: "properties",
+        operation_name_value: "OperationNameValue",
+        event_data_id: "eventDataId",
+        operation_name: "operationName",
+        time: "time",
+        resource_id: "resourceId",
+        creation_time: "CreationTime",
+        operation: "Operation",
+        workload: "Workload",
+        record_type: "RecordType",
+        audit_data: "AuditData",
+        operations: "Operations",
+        user_ids: "UserIds",
+        office_workload: "OfficeWorkload",
+        uuid: "uuid",
+        published: "published",
+        event_type: "eventType",
+        la_activity_name: "ActivityDisplayName",
+        la_activity_time: "ActivityDateTime",
+        la_initiated_by: "InitiatedBy",
+        activity_name: "activityDisplayName",
+        activity_time: "activityDateTime",
+        created: "createdDateTime",
+        upn: "userPrincipalName",
+        app_id: "appId",
+    }
+}
+
 /// Recognises a record's kind from its shape, or `None` when it is none picket knows.
+///
+/// The members that tell are gathered in one walk over the record's members; the tests
+/// below then run in order, the first that holds naming the kind.
 pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
-    // CloudTrail first, by direct lookups: its records lead with `eventVersion` and have
-    // `eventSource` a few keys later, so this costs less than indexing the record.
-    let first = raw.as_object()?;
-    if first.contains_key(&"eventVersion") && first.contains_key(&"eventSource") {
+    raw.as_object()?;
+    // CloudTrail's test comes first: once both its members are seen, the rest can wait.
+    let o = Shape::until(Some(raw), |o| {
+        o.event_version.is_some() && o.event_source.is_some()
+    });
+    fn str_of(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str)
+    }
+    if o.event_version.is_some() && o.event_source.is_some() {
         return Some(RecordKind::Cloudtrail);
     }
-    let obj = Fields::new(raw);
-    if let Some(dt) = obj.get("detail-type").and_then(Value::as_str)
-        && dt.ends_with("via CloudTrail")
-    {
+    if str_of(o.detail_type).is_some_and(|dt| dt.ends_with("via CloudTrail")) {
         return Some(RecordKind::Cloudtrail);
     }
-    if obj.get("kind").and_then(Value::as_str) == Some("admin#reports#activity") {
+    if str_of(o.kind) == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);
     }
-    if obj.contains_key("protoPayload") && obj.contains_key("logName") {
+    if o.proto_payload.is_some() && o.log_name.is_some() {
         return Some(RecordKind::GcpAudit);
     }
-    if let (Some(category), true) = (
-        obj.get("category").and_then(Value::as_str),
-        obj.contains_key("properties"),
-    ) {
+    if let (Some(category), true) = (str_of(o.category), o.properties.is_some()) {
         return match category {
             "SignInLogs"
             | "NonInteractiveUserSignInLogs"
@@ -103,44 +143,36 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Azure activity log: a Log Analytics `AzureActivity` row, the REST `eventData` / alert
     // payload, or an export record without `properties`.
-    if obj.contains_key("OperationNameValue")
-        || (obj.contains_key("eventDataId") && obj.contains_key("operationName"))
-        || (obj.contains_key("operationName")
-            && obj.contains_key("time")
-            && obj
-                .get("resourceId")
-                .and_then(Value::as_str)
+    if o.operation_name_value.is_some()
+        || (o.event_data_id.is_some() && o.operation_name.is_some())
+        || (o.operation_name.is_some()
+            && o.time.is_some()
+            && str_of(o.resource_id)
                 .is_some_and(|id| !id.to_ascii_lowercase().contains("microsoft.aadiam")))
     {
         return Some(RecordKind::AzureActivity);
     }
     // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
     // Analytics `OfficeActivity` row.
-    if (obj.contains_key("CreationTime")
-        && obj.contains_key("Operation")
-        && (obj.contains_key("Workload") || obj.contains_key("RecordType")))
-        || (obj.contains_key("AuditData")
-            && (obj.contains_key("Operations") || obj.contains_key("UserIds")))
-        || (obj.contains_key("OfficeWorkload") && obj.contains_key("Operation"))
+    if (o.creation_time.is_some()
+        && o.operation.is_some()
+        && (o.workload.is_some() || o.record_type.is_some()))
+        || (o.audit_data.is_some() && (o.operations.is_some() || o.user_ids.is_some()))
+        || (o.office_workload.is_some() && o.operation.is_some())
     {
         return Some(RecordKind::M365Audit);
     }
-    if obj.contains_key("uuid") && obj.contains_key("published") && obj.contains_key("eventType") {
+    if o.uuid.is_some() && o.published.is_some() && o.event_type.is_some() {
         return Some(RecordKind::Okta);
     }
     // A Log Analytics `AuditLogs` row (Sentinel export; the OTRF datasets): PascalCase columns.
-    if obj.contains_key("ActivityDisplayName")
-        && obj.contains_key("ActivityDateTime")
-        && obj.contains_key("InitiatedBy")
-    {
+    if o.la_activity_name.is_some() && o.la_activity_time.is_some() && o.la_initiated_by.is_some() {
         return Some(RecordKind::AzureMonitorAudit);
     }
-    if obj.contains_key("activityDisplayName") && obj.contains_key("activityDateTime") {
+    if o.activity_name.is_some() && o.activity_time.is_some() {
         return Some(RecordKind::EntraAudit);
     }
-    if obj.contains_key("createdDateTime")
-        && (obj.contains_key("userPrincipalName") || obj.contains_key("appId"))
-    {
+    if o.created.is_some() && (o.upn.is_some() || o.app_id.is_some()) {
         return Some(RecordKind::EntraSignin);
     }
     None

@@ -61,7 +61,15 @@ macro_rules! members {
 
         impl<'v> $name<'v> {
             /// The members of `v`; all `None` when `v` is not an object.
+            #[allow(dead_code)]
             fn of(v: Option<&'v $crate::json::Value>) -> Self {
+                Self::until(v, |_| false)
+            }
+
+            /// The members of `v` up to the first that makes `done` hold (what the caller
+            /// concludes from them then holds whatever follows).
+            #[inline]
+            fn until(v: Option<&'v $crate::json::Value>, done: impl Fn(&Self) -> bool) -> Self {
                 let mut m = Self::default();
                 let Some(obj) = v.and_then(|v| {
                     <$crate::json::Value as $crate::json::JsonContainerTrait>::as_object(v)
@@ -75,6 +83,9 @@ macro_rules! members {
                     };
                     if slot.is_none() {
                         *slot = Some(val);
+                        if done(&m) {
+                            break;
+                        }
                     } else {
                         m.repeated = true;
                     }
