@@ -58,7 +58,8 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         | "NonInteractiveUserSignInLogs"
         | "ServicePrincipalSignInLogs"
         | "ManagedIdentitySignInLogs" => {
-            let mut e = entra_signin::build(props, &SIGNIN, Some(time)).map_err(in_properties)?;
+            let mut e = entra_signin::build(props, RecordKind::AzureMonitorSignin, Some(time))
+                .map_err(in_properties)?;
             e.auth.interactive = Some(category == "SignInLogs");
             e.service = Some(category.to_owned());
             if e.status == Status::Unknown {
@@ -97,13 +98,6 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     event.raw = raw;
     Ok(vec![event])
 }
-
-/// Required fields of `properties` of a SignInLogs record (the time is the record's).
-const SIGNIN: entra_signin::Fields = entra_signin::Fields {
-    kind: RecordKind::AzureMonitorSignin,
-    id: "id",
-    time: "createdDateTime",
-};
 
 /// Required fields of `properties` of an AuditLogs record (the time is the record's).
 const AUDIT: entra_audit::Fields = entra_audit::Fields {

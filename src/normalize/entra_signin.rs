@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 
 use super::NormalizeError;
 use super::util::{
-    Root, bool_at, class_of, endpoint, get, identity_key, is_email, is_nil_guid, req_str, req_time,
-    require_object, str_at, string_at, text_at,
+    array_of, bool_of, class_of, endpoint, identity_key, is_email, is_nil_guid, member, members,
+    require_object, required_str, required_time, str_of, string_of, text_of,
 };
 use crate::model::{
     Activity, Actor, AuthFacts, IdentityEvent, PrincipalType, RecordKind, Status, Target,
@@ -31,63 +31,90 @@ const KIND: RecordKind = RecordKind::EntraSignin;
 /// Normalizes one Graph `signIn` into one event.
 pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
-    let mut event = build(&raw, &GRAPH, None)?;
+    let mut event = build(&raw, KIND, None)?;
     event.raw = raw;
     Ok(vec![event])
 }
 
-/// Where a sign-in's required fields are, for error messages.
-pub(crate) struct Fields {
-    /// The record kind errors report.
-    pub kind: RecordKind,
-    /// The path of `id`.
-    pub id: &'static str,
-    /// The path of `createdDateTime`.
-    pub time: &'static str,
+members! {
+    /// The members of a `signIn` the event is built from.
+    SignIn {
+        id: "id",
+        time: "createdDateTime",
+        event_types: "signInEventTypes",
+        sp_id: "servicePrincipalId",
+        upn: "userPrincipalName",
+        user_id: "userId",
+        is_interactive: "isInteractive",
+        app_id: "appId",
+        app_name: "appDisplayName",
+        sp_name: "servicePrincipalName",
+        resource_tenant: "resourceTenantId",
+        home_tenant: "homeTenantId",
+        sp_credential: "servicePrincipalCredentialKeyId",
+        user_name: "userDisplayName",
+        risk_v2: "riskEventTypes_v2",
+        risk: "riskEventTypes",
+        risk_level: "riskLevelDuringSignIn",
+        resource_id: "resourceId",
+        resource_name: "resourceDisplayName",
+        ip: "ipAddress",
+        user_agent: "userAgent",
+        client_app: "clientAppUsed",
+        status: "status",
+        steps: "authenticationDetails",
+        requirement: "authenticationRequirement",
+        mfa_detail: "mfaDetail",
+    }
 }
 
-/// Required fields of a Graph `signIn`.
-const GRAPH: Fields = Fields {
-    kind: KIND,
-    id: "id",
-    time: "createdDateTime",
-};
+members! {
+    /// `status`.
+    SignInStatus {
+        error_code: "errorCode",
+        failure_reason: "failureReason",
+    }
+}
 
-/// Builds the event from a `signIn` object `s` (with `raw` left `Null`). `time` overrides
-/// `createdDateTime` (Azure Monitor records carry their own `time`).
+members! {
+    /// An element of `authenticationDetails[]`.
+    Step {
+        requirement: "authenticationStepRequirement",
+        method: "authenticationMethod",
+        succeeded: "succeeded",
+    }
+}
+
+/// Builds the event from a `signIn` object `s` (with `raw` left `Null`); errors name `kind`.
+/// `time` overrides `createdDateTime` (Azure Monitor records carry their own `time`).
 pub(crate) fn build(
     s: &Value,
-    f: &Fields,
+    kind: RecordKind,
     time: Option<DateTime<Utc>>,
 ) -> Result<IdentityEvent, NormalizeError> {
+    let p = SignIn::of(Some(s));
     let time = match time {
         Some(t) => t,
-        None => req_time(s, f.time, f.kind)?,
+        None => required_time(p.time, "createdDateTime", kind)?,
     };
-    let uid = req_str(s, f.id, f.kind)?.to_owned();
-    let s = &crate::json::Fields::new(s);
+    let uid = required_str(p.id, "id", kind)?.to_owned();
 
-    let event_types: Vec<&str> = get(s, "signInEventTypes")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let sp_id = string_at(s, "servicePrincipalId").filter(|x| !is_nil_guid(x));
-    let is_sp = event_types
-        .iter()
-        .any(|t| matches!(*t, "servicePrincipal" | "managedIdentity"))
-        || (str_at(s, "userPrincipalName").is_none()
-            && str_at(s, "userId").is_none()
-            && sp_id.is_some());
-    let interactive = bool_at(s, "isInteractive").or_else(|| {
+    let event_types = || array_of(p.event_types).iter().filter_map(Value::as_str);
+    let has_type = |name: &str| event_types().any(|t| t == name);
+    let sp_id = str_of(p.sp_id).filter(|x| !is_nil_guid(x));
+    let upn = str_of(p.upn);
+    let is_sp = event_types().any(|t| matches!(t, "servicePrincipal" | "managedIdentity"))
+        || (upn.is_none() && str_of(p.user_id).is_none() && sp_id.is_some());
+    let interactive = bool_of(p.is_interactive).or_else(|| {
         if is_sp {
             Some(false)
-        } else if event_types.is_empty() {
+        } else if event_types().next().is_none() {
             Some(true)
         } else {
-            Some(event_types.contains(&"interactiveUser"))
+            Some(has_type("interactiveUser"))
         }
     });
-    let service = if event_types.contains(&"managedIdentity") {
+    let service = if has_type("managedIdentity") {
         "ManagedIdentitySignInLogs"
     } else if is_sp {
         "ServicePrincipalSignInLogs"
@@ -97,38 +124,54 @@ pub(crate) fn build(
         "SignInLogs"
     };
 
-    let (status, status_detail) = status(s);
-    let upn = string_at(s, "userPrincipalName");
+    let st = SignInStatus::of(p.status);
+    let code = text_of(st.error_code);
+    let status_detail = match code.as_deref() {
+        Some("0") | None => None,
+        Some(code) => Some(match str_of(st.failure_reason) {
+            Some(reason) => format!("{code}: {reason}"),
+            None => code.to_owned(),
+        }),
+    };
+    let status = match code.as_deref() {
+        Some("0") => Status::Success,
+        Some(_) => Status::Failure,
+        None => Status::Unknown,
+    };
     let actor = if is_sp {
-        let uid = sp_id.or_else(|| string_at(s, "appId"));
+        let uid = sp_id.or_else(|| str_of(p.app_id));
         Actor {
-            key: identity_key(None, &[uid.as_deref()]),
-            uid,
-            name: string_at(s, "servicePrincipalName").or_else(|| string_at(s, "appDisplayName")),
+            key: identity_key(None, &[uid]),
+            uid: uid.map(str::to_owned),
+            name: str_of(p.sp_name)
+                .or_else(|| str_of(p.app_name))
+                .map(str::to_owned),
             email: None,
             principal_type: PrincipalType::ServicePrincipal,
-            account: string_at(s, "resourceTenantId"),
-            credential_id: string_at(s, "servicePrincipalCredentialKeyId"),
+            account: string_of(p.resource_tenant),
+            credential_id: string_of(p.sp_credential),
             session_issuer: None,
         }
     } else {
-        let uid = string_at(s, "userId").filter(|x| !is_nil_guid(x));
-        let email = upn.clone().filter(|u| is_email(u));
+        let uid = str_of(p.user_id).filter(|x| !is_nil_guid(x));
+        let email = upn.filter(|u| is_email(u));
         Actor {
-            key: identity_key(email.as_deref(), &[uid.as_deref(), upn.as_deref()]),
-            uid,
-            name: string_at(s, "userDisplayName"),
-            email,
+            key: identity_key(email, &[uid, upn]),
+            uid: uid.map(str::to_owned),
+            name: string_of(p.user_name),
+            email: email.map(str::to_owned),
             principal_type: PrincipalType::User,
-            account: string_at(s, "homeTenantId").or_else(|| string_at(s, "resourceTenantId")),
+            account: str_of(p.home_tenant)
+                .or_else(|| str_of(p.resource_tenant))
+                .map(str::to_owned),
             credential_id: None,
             session_issuer: None,
         }
     };
 
-    let mut risk: Vec<String> = ["riskEventTypes_v2", "riskEventTypes"]
-        .iter()
-        .filter_map(|p| get(s, p).and_then(Value::as_array))
+    let mut risk: Vec<String> = [p.risk_v2, p.risk]
+        .into_iter()
+        .filter_map(|v| v.and_then(Value::as_array))
         .find(|a| !a.is_empty())
         .map(|a| {
             a.iter()
@@ -137,23 +180,23 @@ pub(crate) fn build(
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(level @ ("low" | "medium" | "high")) = str_at(s, "riskLevelDuringSignIn") {
+    if let Some(level @ ("low" | "medium" | "high")) = str_of(p.risk_level) {
         risk.push(format!("riskLevelDuringSignIn:{level}"));
     }
-    let (mfa, mfa_failed) = mfa(s, status);
+    let (mfa, mfa_failed) = mfa(&p, code.as_deref(), status);
 
     let mut targets = Vec::new();
-    if let Some(app) = string_at(s, "appId") {
+    if let Some(app) = string_of(p.app_id) {
         targets.push(Target {
             uid: Some(app),
-            name: string_at(s, "appDisplayName"),
+            name: string_of(p.app_name),
             kind: Some("application".to_owned()),
         });
     }
-    if let Some(res) = string_at(s, "resourceId") {
+    if let Some(res) = string_of(p.resource_id) {
         targets.push(Target {
             uid: Some(res),
-            name: string_at(s, "resourceDisplayName"),
+            name: string_of(p.resource_name),
             kind: Some("resource".to_owned()),
         });
     }
@@ -161,15 +204,15 @@ pub(crate) fn build(
     let activity = Activity::SignIn;
     Ok(IdentityEvent {
         time,
-        kind: f.kind,
+        kind,
         class: class_of(activity),
         activity,
         status,
         status_detail,
-        account: string_at(s, "resourceTenantId").or_else(|| actor.account.clone()),
+        account: string_of(p.resource_tenant).or_else(|| actor.account.clone()),
         region: None,
         actor,
-        src: endpoint(str_at(s, "ipAddress"), str_at(s, "userAgent")),
+        src: endpoint(str_of(p.ip), str_of(p.user_agent)),
         action: "Sign-in activity".to_owned(),
         service: Some(service.to_owned()),
         targets,
@@ -178,28 +221,12 @@ pub(crate) fn build(
             interactive,
             mfa_failed,
             risk,
-            client_app: string_at(s, "clientAppUsed"),
+            client_app: string_of(p.client_app),
         },
         oauth: None,
         uid,
         raw: Value::new(),
     })
-}
-
-/// `status.errorCode` (number or string) 0 -> Success, other -> Failure with
-/// "code: failureReason"; no status -> Unknown.
-fn status<'a>(s: impl Root<'a>) -> (Status, Option<String>) {
-    match text_at(s, "status.errorCode") {
-        Some(code) if code == "0" => (Status::Success, None),
-        Some(code) => {
-            let detail = match str_at(s, "status.failureReason") {
-                Some(reason) => format!("{code}: {reason}"),
-                None => code,
-            };
-            (Status::Failure, Some(detail))
-        }
-        None => (Status::Unknown, None),
-    }
 }
 
 /// Entra error codes that mean the MFA step itself failed (500121: strong authentication
@@ -209,40 +236,43 @@ const MFA_FAILURE_CODES: &[&str] = &["500121", "50158"];
 /// MFA facts: `Some(true)` when a second factor shows in `mfaDetail.authMethod` or a
 /// succeeded non-password `authenticationDetails` step, or the sign-in succeeded under
 /// `authenticationRequirement: multiFactorAuthentication`; `Some(false)` for
-/// `singleFactorAuthentication`. MFA failed when the error code says so or a second-factor
-/// step did not succeed.
-pub(crate) fn mfa<'a>(s: impl Root<'a>, status: Status) -> (Option<bool>, bool) {
-    let steps = get(s, "authenticationDetails")
-        .and_then(Value::as_array)
-        .map(|a| &a[..])
-        .unwrap_or_default();
-    let is_second_factor = |step: &Value| {
-        let requirement = str_at(step, "authenticationStepRequirement").unwrap_or_default();
-        let method = str_at(step, "authenticationMethod").unwrap_or_default();
-        requirement.to_ascii_lowercase().contains("factor")
+/// `singleFactorAuthentication`. MFA failed when the error code (`status.errorCode`, as
+/// text) says so or a second-factor step did not succeed.
+fn mfa(s: &SignIn<'_>, code: Option<&str>, status: Status) -> (Option<bool>, bool) {
+    let (mut second_ok, mut second_failed) = (false, false);
+    for step in array_of(s.steps) {
+        let step = Step::of(Some(step));
+        let requirement = str_of(step.requirement).unwrap_or_default();
+        let method = str_of(step.method).unwrap_or_default();
+        let second_factor = requirement
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"factor"))
             || !(method.is_empty()
                 || method.eq_ignore_ascii_case("Password")
-                || method.eq_ignore_ascii_case("Previously satisfied"))
-    };
-    let second_ok = steps
-        .iter()
-        .any(|st| is_second_factor(st) && bool_at(st, "succeeded") == Some(true));
-    let second_failed = steps
-        .iter()
-        .any(|st| is_second_factor(st) && bool_at(st, "succeeded") == Some(false));
-    let code_failed =
-        text_at(s, "status.errorCode").is_some_and(|c| MFA_FAILURE_CODES.contains(&c.as_str()));
-    let requirement = str_at(s, "authenticationRequirement");
+                || method.eq_ignore_ascii_case("Previously satisfied"));
+        if second_factor {
+            match bool_of(step.succeeded) {
+                Some(true) => second_ok = true,
+                Some(false) => second_failed = true,
+                None => {}
+            }
+        }
+    }
+    let code_failed = code.is_some_and(|c| MFA_FAILURE_CODES.contains(&c));
+    let requirement = str_of(s.requirement);
     let satisfied_mfa_requirement =
         requirement == Some("multiFactorAuthentication") && status == Status::Success;
-    let mfa =
-        if str_at(s, "mfaDetail.authMethod").is_some() || second_ok || satisfied_mfa_requirement {
-            Some(true)
-        } else if requirement == Some("singleFactorAuthentication") {
-            Some(false)
-        } else {
-            None
-        };
+    let mfa = if str_of(member(s.mfa_detail, "authMethod")).is_some()
+        || second_ok
+        || satisfied_mfa_requirement
+    {
+        Some(true)
+    } else if requirement == Some("singleFactorAuthentication") {
+        Some(false)
+    } else {
+        None
+    };
     (mfa, code_failed || second_failed)
 }
 
