@@ -77,7 +77,8 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             }
             e
         }
-        "AuditLogs" => entra_audit::build(props, &AUDIT, Some(time)).map_err(in_properties)?,
+        "AuditLogs" => entra_audit::build(props, RecordKind::AzureMonitorAudit, Some(time))
+            .map_err(in_properties)?,
         other => {
             return Err(NormalizeError::Invalid {
                 kind: kind_guess,
@@ -98,14 +99,6 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     event.raw = raw;
     Ok(vec![event])
 }
-
-/// Required fields of `properties` of an AuditLogs record (the time is the record's).
-const AUDIT: entra_audit::Fields = entra_audit::Fields {
-    kind: RecordKind::AzureMonitorAudit,
-    id: "id",
-    time: "activityDateTime",
-    action: "activityDisplayName",
-};
 
 /// Names a field of `properties` by its path from the record.
 fn in_properties(e: NormalizeError) -> NormalizeError {
@@ -134,14 +127,6 @@ fn rename_field(e: NormalizeError, f: impl Fn(&'static str) -> &'static str) -> 
         other => other,
     }
 }
-
-/// Required fields of a Log Analytics AuditLogs row.
-const LA_AUDIT: entra_audit::Fields = entra_audit::Fields {
-    kind: RecordKind::AzureMonitorAudit,
-    id: "Id",
-    time: "ActivityDateTime",
-    action: "ActivityDisplayName",
-};
 
 /// A Log Analytics `AuditLogs` row, rewritten into `directoryAudit` shape for
 /// [`entra_audit::build`]; `raw` stays the row as it was.
@@ -188,8 +173,8 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     }
     // Field names in errors are the row's columns: rename them back.
     let audit = Value::from(audit);
-    let mut event = entra_audit::build(&audit, &LA_AUDIT_INNER, Some(time))
-        .map_err(|e| rename_field(e, column_of))?;
+    let mut event =
+        entra_audit::build(&audit, KIND, Some(time)).map_err(|e| rename_field(e, column_of))?;
     if event.src.user_agent.is_none() {
         event.src.user_agent = string_at(&raw, "UserAgent");
     }
@@ -201,19 +186,12 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     Ok(vec![event])
 }
 
-/// Required fields of the rewritten row (names in `directoryAudit` shape).
-const LA_AUDIT_INNER: entra_audit::Fields = entra_audit::Fields {
-    kind: RecordKind::AzureMonitorAudit,
-    id: "id",
-    time: "activityDateTime",
-    action: "activityDisplayName",
-};
-
+/// The row's column of a field of the rewritten row, for errors.
 fn column_of(field: &'static str) -> &'static str {
     match field {
-        "id" => LA_AUDIT.id,
-        "activityDateTime" => LA_AUDIT.time,
-        "activityDisplayName" => LA_AUDIT.action,
+        "id" => "Id",
+        "activityDateTime" => "ActivityDateTime",
+        "activityDisplayName" => "ActivityDisplayName",
         other => other,
     }
 }

@@ -16,8 +16,9 @@ use chrono::{DateTime, Utc};
 
 use super::NormalizeError;
 use super::util::{
-    class_of, endpoint, get, identity_key, is_email, is_guid, is_nil_guid, parse_bool, req_str,
-    req_time, require_object, status_from_word, str_at, string_at,
+    array_of, class_of, endpoint, get, identity_key, is_email, is_guid, is_nil_guid, members,
+    parse_bool, require_object, required_str, required_time, status_from_word, str_at, str_of,
+    string_at, string_of,
 };
 use crate::model::{
     Activity, Actor, AuthFacts, IdentityEvent, OAuthGrant, PrincipalType, RecordKind, Status,
@@ -29,78 +30,119 @@ const KIND: RecordKind = RecordKind::EntraAudit;
 /// Normalizes one Graph `directoryAudit` into one event.
 pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
-    let mut event = build(&raw, &GRAPH, None)?;
+    let mut event = build(&raw, KIND, None)?;
     event.raw = raw;
     Ok(vec![event])
 }
 
-/// Where an audit's required fields are, for error messages.
-pub(crate) struct Fields {
-    /// The record kind errors report.
-    pub kind: RecordKind,
-    /// The path of `id`.
-    pub id: &'static str,
-    /// The path of `activityDateTime`.
-    pub time: &'static str,
-    /// The path of `activityDisplayName`.
-    pub action: &'static str,
+members! {
+    /// The members of a `directoryAudit` the event is built from.
+    Audit {
+        id: "id",
+        time: "activityDateTime",
+        action: "activityDisplayName",
+        targets: "targetResources",
+        result: "result",
+        result_reason: "resultReason",
+        details: "additionalDetails",
+        initiated_by: "initiatedBy",
+        tenant: "tenantId",
+        category: "category",
+    }
 }
 
-/// Required fields of a Graph `directoryAudit`.
-const GRAPH: Fields = Fields {
-    kind: KIND,
-    id: "id",
-    time: "activityDateTime",
-    action: "activityDisplayName",
-};
+members! {
+    /// `initiatedBy`.
+    InitiatedBy {
+        user: "user",
+        app: "app",
+    }
+}
 
-/// Builds the event from a `directoryAudit` object `a` (with `raw` left `Null`); `time`
-/// overrides `activityDateTime`.
+members! {
+    /// `initiatedBy.user`.
+    User {
+        id: "id",
+        upn: "userPrincipalName",
+        name: "displayName",
+        tenant: "homeTenantId",
+        ip: "ipAddress",
+    }
+}
+
+members! {
+    /// `initiatedBy.app`.
+    App {
+        sp_id: "servicePrincipalId",
+        app_id: "appId",
+        name: "displayName",
+        sp_name: "servicePrincipalName",
+    }
+}
+
+members! {
+    /// An element of `targetResources[]`.
+    TargetResource {
+        ty: "type",
+        ty_pascal: "Type",
+        id: "id",
+        name: "displayName",
+        upn: "userPrincipalName",
+    }
+}
+
+members! {
+    /// An element of `additionalDetails[]`.
+    Detail {
+        key: "key",
+        value: "value",
+    }
+}
+
+/// Builds the event from a `directoryAudit` object `a` (with `raw` left `Null`); errors name
+/// `kind`. `time` overrides `activityDateTime`.
 pub(crate) fn build(
     a: &Value,
-    f: &Fields,
+    kind: RecordKind,
     time: Option<DateTime<Utc>>,
 ) -> Result<IdentityEvent, NormalizeError> {
+    let m = Audit::of(Some(a));
     let time = match time {
         Some(t) => t,
-        None => req_time(a, f.time, f.kind)?,
+        None => required_time(m.time, "activityDateTime", kind)?,
     };
-    let uid = req_str(a, f.id, f.kind)?.to_owned();
-    let action = req_str(a, f.action, f.kind)?.to_owned();
-    let targets_raw = get(a, "targetResources")
-        .and_then(Value::as_array)
-        .map(|a| &a[..])
-        .unwrap_or_default();
-    let activity = activity(&action, targets_raw);
+    let uid = required_str(m.id, "id", kind)?.to_owned();
+    let action = required_str(m.action, "activityDisplayName", kind)?;
+    let targets_raw = array_of(m.targets);
+    let activity = activity(action, targets_raw);
 
-    let status = status_from_word(str_at(a, "result"));
+    let status = status_from_word(str_of(m.result));
     let status_detail = (status == Status::Failure)
-        .then(|| string_at(a, "resultReason"))
+        .then(|| string_of(m.result_reason))
         .flatten();
 
-    let user_agent = get(a, "additionalDetails")
-        .and_then(Value::as_array)
-        .and_then(|d| {
-            d.iter()
-                .find(|kv| str_at(kv, "key") == Some("User-Agent"))
-                .and_then(|kv| str_at(kv, "value"))
-        });
-    let (actor, ip) = actor(a);
-    let oauth = (activity == Activity::ConsentGrant).then(|| oauth_grant(&action, targets_raw));
+    let user_agent = m.details.and_then(Value::as_array).and_then(|d| {
+        d.iter()
+            .map(|kv| Detail::of(Some(kv)))
+            .find(|kv| str_of(kv.key) == Some("User-Agent"))
+            .and_then(|kv| str_of(kv.value))
+    });
+    let (actor, ip) = actor(&InitiatedBy::of(m.initiated_by));
+    let oauth = (activity == Activity::ConsentGrant).then(|| oauth_grant(action, targets_raw));
 
     Ok(IdentityEvent {
         time,
-        kind: f.kind,
+        kind,
         class: class_of(activity),
         activity,
         status,
         status_detail,
-        account: string_at(a, "tenantId"),
+        account: string_of(m.tenant),
         region: None,
         src: endpoint(ip, user_agent),
         actor,
-        action,
-        service: string_at(a, "category"),
+        action: action.to_owned(),
+        service: string_of(m.category),
         targets: targets_raw
             .iter()
             .map(target)
@@ -116,37 +158,40 @@ pub(crate) fn build(
 /// The initiator and its IP: `initiatedBy.user` (id, userPrincipalName, displayName,
 /// ipAddress) or `initiatedBy.app` (servicePrincipalId, appId, displayName). The all-zero
 /// GUID Entra logs for "no principal" is dropped.
-fn actor(a: &Value) -> (Actor, Option<&str>) {
-    let real = |v: Option<String>| v.filter(|x| !is_nil_guid(x));
-    if let Some(user) = get(a, "initiatedBy.user").filter(|u| u.is_object()) {
-        let uid = real(string_at(user, "id"));
-        let upn = string_at(user, "userPrincipalName");
-        let email = upn.clone().filter(|u| is_email(u));
+fn actor<'v>(by: &InitiatedBy<'v>) -> (Actor, Option<&'v str>) {
+    let real = |v: Option<&'v str>| v.filter(|x| !is_nil_guid(x));
+    if let Some(user) = by.user.filter(|u| u.is_object()) {
+        let user = User::of(Some(user));
+        let uid = real(str_of(user.id));
+        let upn = str_of(user.upn);
+        let email = upn.filter(|u| is_email(u));
         let has_principal = uid.is_some() || upn.is_some();
         let actor = Actor {
-            key: identity_key(email.as_deref(), &[uid.as_deref(), upn.as_deref()]),
-            uid,
-            name: string_at(user, "displayName"),
-            email,
+            key: identity_key(email, &[uid, upn]),
+            uid: uid.map(str::to_owned),
+            name: string_of(user.name),
+            email: email.map(str::to_owned),
             principal_type: if has_principal {
                 PrincipalType::User
             } else {
                 PrincipalType::Unknown
             },
-            account: string_at(user, "homeTenantId"),
+            account: string_of(user.tenant),
             ..Actor::default()
         };
-        if has_principal || get(a, "initiatedBy.app").is_none_or(Value::is_null) {
-            return (actor, str_at(user, "ipAddress"));
+        if has_principal || by.app.is_none_or(Value::is_null) {
+            return (actor, str_of(user.ip));
         }
     }
-    if let Some(app) = get(a, "initiatedBy.app").filter(|u| u.is_object()) {
-        let uid =
-            real(string_at(app, "servicePrincipalId")).or_else(|| real(string_at(app, "appId")));
+    if let Some(app) = by.app.filter(|u| u.is_object()) {
+        let app = App::of(Some(app));
+        let uid = real(str_of(app.sp_id)).or_else(|| real(str_of(app.app_id)));
         let actor = Actor {
-            key: identity_key(None, &[uid.as_deref()]),
-            uid,
-            name: string_at(app, "displayName").or_else(|| string_at(app, "servicePrincipalName")),
+            key: identity_key(None, &[uid]),
+            uid: uid.map(str::to_owned),
+            name: str_of(app.name)
+                .or_else(|| str_of(app.sp_name))
+                .map(str::to_owned),
             principal_type: PrincipalType::ServicePrincipal,
             ..Actor::default()
         };
@@ -156,16 +201,17 @@ fn actor(a: &Value) -> (Actor, Option<&str>) {
 }
 
 fn target(t: &Value) -> Target {
-    let kind = str_at(t, "type")
-        .or_else(|| str_at(t, "Type"))
+    let t = TargetResource::of(Some(t));
+    let kind = str_of(t.ty)
+        .or_else(|| str_of(t.ty_pascal))
         .filter(|k| !k.eq_ignore_ascii_case("N/A"))
         .map(|k| match k {
             "ServicePrincipal" => "service_principal".to_owned(),
             other => other.to_ascii_lowercase(),
         });
     Target {
-        uid: string_at(t, "id").filter(|x| !is_nil_guid(x)),
-        name: string_at(t, "displayName").or_else(|| string_at(t, "userPrincipalName")),
+        uid: str_of(t.id).filter(|x| !is_nil_guid(x)).map(str::to_owned),
+        name: str_of(t.name).or_else(|| str_of(t.upn)).map(str::to_owned),
         kind,
     }
 }

@@ -15,8 +15,8 @@ use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value, 
 
 use super::NormalizeError;
 use super::util::{
-    class_of, endpoint, get, identity_key, is_email, req_id, req_time, require_object, str_at,
-    string_at,
+    array_of, bool_of, class_of, endpoint, identity_key, is_email, member, members, require_object,
+    required_id, required_time, str_of, string_of, text_of,
 };
 use crate::model::{
     Activity, Actor, AuthFacts, IdentityEvent, OAuthGrant, PrincipalType, RecordKind, Status,
@@ -25,23 +25,58 @@ use crate::model::{
 
 const KIND: RecordKind = RecordKind::GoogleReports;
 
+members! {
+    /// The members of an activity the events are built from.
+    Record {
+        id: "id",
+        actor: "actor",
+        ip: "ipAddress",
+        events: "events",
+    }
+}
+
+members! {
+    /// The activity's `id`.
+    RecordId {
+        time: "time",
+        qualifier: "uniqueQualifier",
+        application: "applicationName",
+        customer: "customerId",
+    }
+}
+
+members! {
+    /// The activity's `actor`.
+    RecordActor {
+        email: "email",
+        profile_id: "profileId",
+        caller_type: "callerType",
+        key: "key",
+    }
+}
+
+members! {
+    /// An element of `events[]`.
+    Event {
+        name: "name",
+        parameters: "parameters",
+    }
+}
+
 /// Normalizes one Reports API activity into one event per element of `events[]`.
 pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     require_object(&raw, KIND)?;
-    let time = req_time(&raw, "id.time", KIND)?;
-    let qualifier = req_id(&raw, "id.uniqueQualifier", KIND)?;
-    // `events` is taken out so each event's `raw` is the rest of the activity plus that one
-    // event, without copying every other event into it.
-    let events = match raw.as_object_mut().and_then(|o| o.remove(&"events")) {
-        Some(v) if v.is_array() => v.into_array().unwrap_or_default(),
+    let r = Record::of(Some(&raw));
+    let id = RecordId::of(r.id);
+    let time = required_time(id.time, "id.time", KIND)?;
+    let qualifier = required_id(id.qualifier, "id.uniqueQualifier", KIND)?;
+    let events = match r.events {
+        Some(v) if v.is_array() => array_of(Some(v)),
         Some(other) => {
             return Err(NormalizeError::Invalid {
                 kind: KIND,
                 field: "events",
-                message: format!(
-                    "expected an array, found {}",
-                    super::util::type_name(&other)
-                ),
+                message: format!("expected an array, found {}", super::util::type_name(other)),
             });
         }
         None => {
@@ -51,16 +86,16 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             });
         }
     };
-    let application = string_at(&raw, "id.applicationName");
-    let actor = actor(&raw);
+    let application = str_of(id.application);
+    let actor = actor(&RecordActor::of(r.actor), id.customer);
     let several = events.len() > 1;
-    let last = events.len().saturating_sub(1);
-    let account = string_at(&raw, "id.customerId");
-    let src = endpoint(str_at(&raw, "ipAddress"), None);
+    let account = string_of(id.customer);
+    let src = endpoint(str_of(r.ip), None);
     let mut out = Vec::with_capacity(events.len());
-    for (index, ev) in events.into_iter().enumerate() {
-        let name = match ev.get("name").map(Value::as_ref) {
-            Some(ValueRef::String(s)) if !s.trim().is_empty() => s.trim().to_owned(),
+    for (index, ev) in events.iter().enumerate() {
+        let e = Event::of(Some(ev));
+        let name = match e.name.map(Value::as_ref) {
+            Some(ValueRef::String(s)) if !s.trim().is_empty() => s.trim(),
             Some(ValueRef::String(_)) | None | Some(ValueRef::Null) => {
                 return Err(NormalizeError::Missing {
                     kind: KIND,
@@ -78,26 +113,27 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 });
             }
         };
-        let activity = activity(application.as_deref(), &name);
-        let (status, status_detail) = match name.as_str() {
-            "login_failure" => (Status::Failure, param_str(&ev, "login_failure_type")),
+        let params = Params::of(e.parameters);
+        let activity = activity(application, name);
+        let (status, status_detail) = match name {
+            "login_failure" => (Status::Failure, param_str(params.login_failure_type)),
             "login_challenge"
-                if param_str(&ev, "login_challenge_status").as_deref()
+                if param_str(params.login_challenge_status).as_deref()
                     == Some("Challenge Failed") =>
             {
                 (Status::Failure, Some("Challenge Failed".to_owned()))
             }
             _ => (Status::Success, None),
         };
-        let auth = if application.as_deref() == Some("login") {
-            signin_auth(&ev, status)
+        let auth = if application == Some("login") {
+            signin_auth(&params, name, status)
         } else {
             AuthFacts::default()
         };
         let oauth = (activity == Activity::ConsentGrant).then(|| OAuthGrant {
-            app_id: param_str(&ev, "client_id"),
-            app_name: param_str(&ev, "app_name"),
-            scopes: param_list(&ev, "scope"),
+            app_id: param_str(params.client_id),
+            app_name: param_str(params.app_name),
+            scopes: param_list(params.scope),
             ..OAuthGrant::default()
         });
         let mut targets = Vec::new();
@@ -108,28 +144,19 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
                 kind: Some("application".to_owned()),
             });
         }
-        if let Some(user) = param_str(&ev, "USER_EMAIL") {
+        if let Some(user) = param_str(params.user_email) {
             targets.push(Target {
                 uid: Some(user.clone()),
                 name: Some(user),
                 kind: Some("user".to_owned()),
             });
         }
-        if let Some(role) = param_str(&ev, "ROLE_NAME") {
+        if let Some(role) = param_str(params.role_name) {
             targets.push(Target {
-                uid: param_str(&ev, "ROLE_ID"),
+                uid: param_str(params.role_id),
                 name: Some(role),
                 kind: Some("role".to_owned()),
             });
-        }
-        // The last event takes the activity itself: no copy for the usual single event.
-        let mut one = if index == last {
-            std::mem::take(&mut raw)
-        } else {
-            raw.clone()
-        };
-        if let Some(o) = one.as_object_mut() {
-            o.insert("events", Value::from(vec![ev]));
         }
         out.push(IdentityEvent {
             time,
@@ -142,8 +169,8 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             region: None,
             actor: actor.clone(),
             src: src.clone(),
-            action: name,
-            service: application.clone(),
+            action: name.to_owned(),
+            service: application.map(str::to_owned),
             targets,
             auth,
             oauth,
@@ -152,30 +179,55 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             } else {
                 qualifier.clone()
             },
-            raw: one,
+            raw: Value::new(),
         });
+    }
+    // Each event's `raw` is the activity with only that event in `events`. A lone event's
+    // is the activity as it came: no copy, no rewrite.
+    if let [one] = &mut out[..]
+        && !r.repeated
+    {
+        one.raw = raw;
+        return Ok(out);
+    }
+    let events = match raw.as_object_mut().and_then(|o| o.remove(&"events")) {
+        Some(v) => v.into_array().unwrap_or_default(),
+        None => return Ok(out),
+    };
+    let last = events.len().saturating_sub(1);
+    for ((index, ev), event) in events.into_iter().enumerate().zip(&mut out) {
+        // The last event takes the activity itself.
+        let mut one = if index == last {
+            std::mem::take(&mut raw)
+        } else {
+            raw.clone()
+        };
+        if let Some(o) = one.as_object_mut() {
+            o.insert("events", Value::from(vec![ev]));
+        }
+        event.raw = one;
     }
     Ok(out)
 }
 
 /// `actor.email` (lowercased: the key) and `actor.profileId`; `callerType: KEY` (an API key
-/// or system actor without profile) is a Service.
-fn actor(raw: &Value) -> Actor {
-    let email = string_at(raw, "actor.email").filter(|e| is_email(e));
-    let uid = string_at(raw, "actor.profileId");
-    let principal_type = match str_at(raw, "actor.callerType") {
+/// or system actor without profile) is a Service. The account is `id.customerId`.
+fn actor(a: &RecordActor<'_>, customer: Option<&Value>) -> Actor {
+    let email = str_of(a.email).filter(|e| is_email(e));
+    let uid = str_of(a.profile_id);
+    let principal_type = match str_of(a.caller_type) {
         Some("KEY") => PrincipalType::Service,
         _ if email.is_some() || uid.is_some() => PrincipalType::User,
         _ => PrincipalType::Unknown,
     };
-    let key_name = string_at(raw, "actor.key");
+    let key_name = str_of(a.key);
     Actor {
-        key: identity_key(email.as_deref(), &[uid.as_deref(), key_name.as_deref()]),
-        uid,
-        name: key_name,
-        email,
+        key: identity_key(email, &[uid, key_name]),
+        uid: uid.map(str::to_owned),
+        name: key_name.map(str::to_owned),
+        email: email.map(str::to_owned),
         principal_type,
-        account: string_at(raw, "id.customerId"),
+        account: string_of(customer),
         ..Actor::default()
     }
 }
@@ -183,18 +235,17 @@ fn actor(raw: &Value) -> Actor {
 /// Sign-in facts of a `login` event: interactive; MFA from `login_challenge_method`
 /// (`Some(false)` when only `password`, `Some(true)` when a second method shows);
 /// `is_suspicious` -> risk; a failed `login_challenge` is an MFA failure.
-fn signin_auth(ev: &Value, status: Status) -> AuthFacts {
-    let methods = param_list(ev, "login_challenge_method");
+fn signin_auth(params: &Params<'_>, name: &str, status: Status) -> AuthFacts {
+    let methods = param_list(params.login_challenge_method);
     let mfa = (!methods.is_empty()).then(|| {
         methods
             .iter()
             .any(|m| !matches!(m.as_str(), "password" | "none" | "None"))
     });
     let mut risk = Vec::new();
-    if param_bool(ev, "is_suspicious") == Some(true) {
+    if param_bool(params.is_suspicious) == Some(true) {
         risk.push("is_suspicious".to_owned());
     }
-    let name = str_at(ev, "name").unwrap_or_default();
     AuthFacts {
         mfa,
         interactive: Some(true),
@@ -234,39 +285,71 @@ pub(crate) fn activity(application: Option<&str>, name: &str) -> Activity {
     }
 }
 
-fn param<'a>(ev: &'a Value, name: &str) -> Option<&'a Value> {
-    get(ev, "parameters")?
-        .as_array()?
-        .iter()
-        .find(|p| str_at(p, "name") == Some(name))
+/// The parameters of an event that picket reads: the first of each name, found in one walk
+/// over `parameters[]`.
+#[derive(Default)]
+struct Params<'v> {
+    login_failure_type: Option<&'v Value>,
+    login_challenge_status: Option<&'v Value>,
+    login_challenge_method: Option<&'v Value>,
+    is_suspicious: Option<&'v Value>,
+    client_id: Option<&'v Value>,
+    app_name: Option<&'v Value>,
+    scope: Option<&'v Value>,
+    user_email: Option<&'v Value>,
+    role_name: Option<&'v Value>,
+    role_id: Option<&'v Value>,
+}
+
+impl<'v> Params<'v> {
+    fn of(parameters: Option<&'v Value>) -> Self {
+        let mut out = Params::default();
+        for p in array_of(parameters) {
+            let slot = match str_of(member(Some(p), "name")) {
+                Some("login_failure_type") => &mut out.login_failure_type,
+                Some("login_challenge_status") => &mut out.login_challenge_status,
+                Some("login_challenge_method") => &mut out.login_challenge_method,
+                Some("is_suspicious") => &mut out.is_suspicious,
+                Some("client_id") => &mut out.client_id,
+                Some("app_name") => &mut out.app_name,
+                Some("scope") => &mut out.scope,
+                Some("USER_EMAIL") => &mut out.user_email,
+                Some("ROLE_NAME") => &mut out.role_name,
+                Some("ROLE_ID") => &mut out.role_id,
+                _ => continue,
+            };
+            slot.get_or_insert(p);
+        }
+        out
+    }
 }
 
 /// A parameter's `value` (or `intValue`) as text.
-fn param_str(ev: &Value, name: &str) -> Option<String> {
-    let p = param(ev, name)?;
-    string_at(p, "value").or_else(|| super::util::text_at(p, "intValue"))
+fn param_str(p: Option<&Value>) -> Option<String> {
+    let p = Some(p?);
+    string_of(member(p, "value")).or_else(|| text_of(member(p, "intValue")))
 }
 
 /// A parameter's `multiValue` (or a space-separated `value`).
-fn param_list(ev: &Value, name: &str) -> Vec<String> {
-    let Some(p) = param(ev, name) else {
+fn param_list(p: Option<&Value>) -> Vec<String> {
+    let Some(p) = p else {
         return Vec::new();
     };
-    match get(p, "multiValue").and_then(Value::as_array) {
+    match member(Some(p), "multiValue").and_then(Value::as_array) {
         Some(a) => a
             .iter()
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
-        None => str_at(p, "value")
+        None => str_of(member(Some(p), "value"))
             .map(|v| v.split_whitespace().map(str::to_owned).collect())
             .unwrap_or_default(),
     }
 }
 
-fn param_bool(ev: &Value, name: &str) -> Option<bool> {
-    let p = param(ev, name)?;
-    super::util::bool_at(p, "boolValue").or_else(|| super::util::bool_at(p, "value"))
+fn param_bool(p: Option<&Value>) -> Option<bool> {
+    let p = Some(p?);
+    bool_of(member(p, "boolValue")).or_else(|| bool_of(member(p, "value")))
 }
 
 #[cfg(test)]
