@@ -21,10 +21,15 @@ impl Entry {
     }
 }
 
-/// A `StateStore` in a mutex-guarded ordered map.
+/// Namespace -> key -> entry.
+type Map = BTreeMap<String, BTreeMap<String, Entry>>;
+
+/// A `StateStore` in a mutex-guarded ordered map, one per namespace: a lookup borrows the
+/// caller's names (no key is built to find an entry) and an update rewrites the entry in
+/// place.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    map: Mutex<BTreeMap<(String, String), Entry>>,
+    map: Mutex<Map>,
 }
 
 impl MemoryStore {
@@ -33,15 +38,59 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
         // A panic while holding the lock cannot leave an entry half-written (every write is
         // one insert), so a poisoned map is still consistent.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn k(ns: &str, key: &str) -> (String, String) {
-    (ns.to_string(), key.to_string())
+fn entry<'m>(map: &'m Map, ns: &str, key: &str) -> Option<&'m Entry> {
+    map.get(ns).and_then(|m| m.get(key))
+}
+
+fn live<'m>(map: &'m Map, ns: &str, key: &str, now: DateTime<Utc>) -> Option<&'m Entry> {
+    entry(map, ns, key).filter(|e| e.live(now))
+}
+
+fn versioned(e: &Entry) -> Versioned {
+    Versioned {
+        value: e.value.clone(),
+        version: e.version,
+    }
+}
+
+/// Writes an entry, reusing the existing one's key and buffer.
+fn set(
+    map: &mut Map,
+    ns: &str,
+    key: &str,
+    value: &[u8],
+    version: u64,
+    expires: Option<DateTime<Utc>>,
+) {
+    let keys = match map.get_mut(ns) {
+        Some(keys) => keys,
+        None => map.entry(ns.to_string()).or_default(),
+    };
+    match keys.get_mut(key) {
+        Some(e) => {
+            e.value.clear();
+            e.value.extend_from_slice(value);
+            e.version = version;
+            e.expires = expires;
+        }
+        None => {
+            keys.insert(
+                key.to_string(),
+                Entry {
+                    value: value.to_vec(),
+                    version,
+                    expires,
+                },
+            );
+        }
+    }
 }
 
 impl StateStore for MemoryStore {
@@ -59,14 +108,7 @@ impl StateStore for MemoryStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Versioned>, StateError> {
-        let map = self.lock();
-        Ok(map
-            .get(&k(ns, key))
-            .filter(|e| e.live(now))
-            .map(|e| Versioned {
-                value: e.value.clone(),
-                version: e.version,
-            }))
+        Ok(live(&self.lock(), ns, key, now).map(versioned))
     }
 
     fn get_many(
@@ -78,14 +120,7 @@ impl StateStore for MemoryStore {
         let map = self.lock();
         Ok(keys
             .iter()
-            .map(|key| {
-                map.get(&k(ns, key))
-                    .filter(|e| e.live(now))
-                    .map(|e| Versioned {
-                        value: e.value.clone(),
-                        version: e.version,
-                    })
-            })
+            .map(|key| live(&map, ns, key, now).map(versioned))
             .collect())
     }
 
@@ -98,18 +133,8 @@ impl StateStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StateError> {
         let mut map = self.lock();
-        let version = map
-            .get(&k(ns, key))
-            .filter(|e| e.live(now))
-            .map_or(1, |e| e.version + 1);
-        map.insert(
-            k(ns, key),
-            Entry {
-                value: value.to_vec(),
-                version,
-                expires,
-            },
-        );
+        let version = live(&map, ns, key, now).map_or(1, |e| e.version + 1);
+        set(&mut map, ns, key, value, version, expires);
         Ok(version)
     }
 
@@ -122,17 +147,10 @@ impl StateStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
         let mut map = self.lock();
-        if map.get(&k(ns, key)).is_some_and(|e| e.live(now)) {
+        if live(&map, ns, key, now).is_some() {
             return Ok(false);
         }
-        map.insert(
-            k(ns, key),
-            Entry {
-                value: value.to_vec(),
-                version: 1,
-                expires,
-            },
-        );
+        set(&mut map, ns, key, value, 1, expires);
         Ok(true)
     }
 
@@ -146,28 +164,20 @@ impl StateStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<CasOutcome, StateError> {
         let mut map = self.lock();
-        let current = map.get(&k(ns, key)).filter(|e| e.live(now));
+        let current = live(&map, ns, key, now);
         let current_version = current.map(|e| e.version);
         if current_version != expected {
-            return Ok(CasOutcome::Conflict(current.map(|e| Versioned {
-                value: e.value.clone(),
-                version: e.version,
-            })));
+            return Ok(CasOutcome::Conflict(current.map(versioned)));
         }
         let version = current_version.map_or(1, |v| v + 1);
-        map.insert(
-            k(ns, key),
-            Entry {
-                value: value.to_vec(),
-                version,
-                expires,
-            },
-        );
+        set(&mut map, ns, key, value, version, expires);
         Ok(CasOutcome::Written(version))
     }
 
     fn delete(&self, ns: &str, key: &str) -> Result<(), StateError> {
-        self.lock().remove(&k(ns, key));
+        if let Some(keys) = self.lock().get_mut(ns) {
+            keys.remove(key);
+        }
         Ok(())
     }
 
@@ -179,20 +189,18 @@ impl StateStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, Versioned)>, StateError> {
         let map = self.lock();
-        Ok(map
-            .range(k(ns, prefix)..)
-            .take_while(|((n, key), _)| n == ns && key.starts_with(prefix))
+        let Some(keys) = map.get(ns) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(key, _)| key.starts_with(prefix))
             .filter(|(_, e)| e.live(now))
             .take(limit)
-            .map(|((_, key), e)| {
-                (
-                    key.clone(),
-                    Versioned {
-                        value: e.value.clone(),
-                        version: e.version,
-                    },
-                )
-            })
+            .map(|(key, e)| (key.clone(), versioned(e)))
             .collect())
     }
 
@@ -206,7 +214,7 @@ impl StateStore for MemoryStore {
     ) -> Result<CounterOutcome, StateError> {
         let (bucket_key, expires) = super::window_bucket(key, window_secs, at);
         let mut map = self.lock();
-        let (count, version) = match map.get(&k(ns, &bucket_key)) {
+        let (count, version) = match entry(&map, ns, &bucket_key) {
             Some(e) => (super::decode_count(ns, &bucket_key, &e.value)?, e.version),
             None => (0, 0),
         };
@@ -214,13 +222,13 @@ impl StateStore for MemoryStore {
             // Nothing is written: a refused first increment leaves no (version 0) entry.
             return Ok(CounterOutcome::LimitReached(count));
         }
-        map.insert(
-            k(ns, &bucket_key),
-            Entry {
-                value: (count + 1).to_be_bytes().to_vec(),
-                version: version + 1,
-                expires: Some(expires),
-            },
+        set(
+            &mut map,
+            ns,
+            &bucket_key,
+            &(count + 1).to_be_bytes(),
+            version + 1,
+            Some(expires),
         );
         Ok(CounterOutcome::Counted(count + 1))
     }
