@@ -229,7 +229,7 @@ pub struct Records {
     index: usize,
     buf: Vec<u8>,
     /// Records decoded but not handed out yet, with their line.
-    pending: VecDeque<(Value, Option<usize>)>,
+    pending: VecDeque<Pending>,
     /// The first line, read while choosing the mode.
     first_line: Option<Vec<u8>>,
 }
@@ -359,9 +359,7 @@ impl Records {
         if !crate::json::too_deep(doc)
             && let Ok(v) = sonic_rs::from_slice::<Value>(doc)
         {
-            let mut records = Vec::new();
-            unwrap_container(v, &mut records);
-            self.pending.extend(records.into_iter().map(|r| (r, None)));
+            unwrap_container(v, None, &mut self.pending);
             return None;
         }
         // Several values in a row, or damage: serde_json's stream finds where each value
@@ -375,15 +373,14 @@ impl Records {
                 .and_then(|_| crate::json::parse(&doc[offset..end]))
             {
                 Ok(v) => {
-                    let mut records = Vec::new();
-                    unwrap_container(v, &mut records);
-                    self.pending.extend(records.into_iter().map(|r| (r, None)));
+                    unwrap_container(v, None, &mut self.pending);
                     offset = end;
                 }
                 Err(msg) => {
                     let salvaged = salvage_array(&doc[offset..]);
                     let n = salvaged.len();
-                    self.pending.extend(salvaged.into_iter().map(|r| (r, None)));
+                    self.pending
+                        .extend(salvaged.into_iter().map(|r| (r, None, None)));
                     let message = if n > 0 {
                         format!("{msg} (the {n} record(s) before it were kept)")
                     } else {
@@ -474,10 +471,7 @@ impl Records {
         });
         match parsed {
             Ok(v) => {
-                let mut records = Vec::new();
-                unwrap_container(v, &mut records);
-                self.pending
-                    .extend(records.into_iter().map(|r| (r, Some(line))));
+                unwrap_container(v, Some(line), &mut self.pending);
                 Some(Ok(()))
             }
             Err(e) => {
@@ -493,12 +487,12 @@ impl Iterator for Records {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((value, line)) = self.pending.pop_front() {
+            if let Some((value, kind, line)) = self.pending.pop_front() {
                 let origin = self.origin(line);
                 self.index += 1;
                 return Some(Ok(RawRecord {
                     value,
-                    kind: None,
+                    kind,
                     origin,
                 }));
             }
@@ -524,10 +518,24 @@ const LINE_TOO_LONG: &str = "line longer than the limit";
 /// The keys whose array value holds the records of a container, in the order they are tried.
 const CONTAINER_KEYS: [&str; 4] = ["Records", "value", "items", "entries"];
 
-/// Splits the containers providers wrap records in.
-fn unwrap_container(mut v: Value, out: &mut Vec<Value>) {
+/// A record waiting to be returned: its value, its kind when already recognised, its line.
+type Pending = (Value, Option<RecordKind>, Option<usize>);
+
+/// Splits the containers providers wrap records in, into `out`. A value recognised as a
+/// record is no container, and keeps the kind it was recognised as (the pipeline would
+/// otherwise walk its members again to find it).
+fn unwrap_container(mut v: Value, line: Option<usize>, out: &mut VecDeque<Pending>) {
     if v.is_array() {
-        out.extend(v.into_array().unwrap_or_default());
+        out.extend(
+            v.into_array()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (r, None, line)),
+        );
+        return;
+    }
+    if let Some(kind) = crate::normalize::detect_kind(&v) {
+        out.push_back((v, Some(kind), line));
         return;
     }
     if let Some(key) = container_key(&v) {
@@ -536,10 +544,10 @@ fn unwrap_container(mut v: Value, out: &mut Vec<Value>) {
             .and_then(|o| o.remove(&key))
             .and_then(Value::into_array)
             .unwrap_or_default();
-        out.extend(items);
+        out.extend(items.into_iter().map(|r| (r, None, line)));
         return;
     }
-    out.push(v);
+    out.push_back((v, None, line));
 }
 
 /// The container key whose array holds `v`'s records, unless `v` is an object that looks like
