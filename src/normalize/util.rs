@@ -5,7 +5,7 @@
 //! To add a helper: keep it pure and total (no panics on any JSON), and give it a unit test
 //! at the bottom of this file.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Value, ValueRef};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
@@ -108,8 +108,19 @@ pub(crate) fn member<'a>(v: Option<&'a Value>, key: &str) -> Option<&'a Value> {
 #[inline]
 pub(crate) fn str_of(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)
-        .map(str::trim)
+        .map(trim)
         .filter(|s| !s.is_empty())
+}
+
+/// `str::trim`, skipped when both ends are visible ASCII (nearly every logged value): such a
+/// byte is a whole char and no whitespace, so `trim` would return `s` itself.
+#[inline]
+fn trim(s: &str) -> &str {
+    match s.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        [only] if only.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
 }
 
 /// [`str_of`] as an owned `String`.
@@ -121,7 +132,7 @@ pub(crate) fn string_of(v: Option<&Value>) -> Option<String> {
 /// A scalar as text (what [`text_at`] reads at a path).
 pub(crate) fn text_of(v: Option<&Value>) -> Option<String> {
     match v?.as_ref() {
-        ValueRef::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        ValueRef::String(s) if !trim(s).is_empty() => Some(trim(s).to_owned()),
         ValueRef::Number(n) => Some(n.to_string()),
         ValueRef::Bool(b) => Some(b.to_string()),
         _ => None,
@@ -222,7 +233,7 @@ pub(crate) fn required_str<'a>(
 ) -> Result<&'a str, NormalizeError> {
     match v.map(Value::as_ref) {
         None | Some(ValueRef::Null) => Err(NormalizeError::Missing { kind, field: path }),
-        Some(ValueRef::String(s)) if !s.trim().is_empty() => Ok(s.trim()),
+        Some(ValueRef::String(s)) if !trim(s).is_empty() => Ok(trim(s)),
         Some(ValueRef::String(_)) => Err(NormalizeError::Invalid {
             kind,
             field: path,
@@ -333,7 +344,29 @@ pub(crate) fn parse_ip(raw: &str) -> Option<IpAddr> {
         .strip_prefix('[')
         .and_then(|x| x.strip_suffix(']'))
         .unwrap_or(s);
-    s.parse().ok()
+    parse_ipv4(s.as_bytes())
+        .map(IpAddr::V4)
+        .or_else(|| s.parse().ok())
+}
+
+/// Dotted-quad IPv4 without leading zeros, the one form std's parser takes, read without its
+/// general machinery; `None` for everything else (std then decides).
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split(|&c| c == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty()
+            || part.len() > 3
+            || (part.len() > 1 && part[0] == b'0')
+            || !part.iter().all(u8::is_ascii_digit)
+        {
+            return None;
+        }
+        let n = part.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+        *octet = u8::try_from(n).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// An [`Endpoint`] from the logged address text and user agent; enrichment fills the rest.
@@ -566,6 +599,28 @@ mod tests {
         assert_eq!(parse_ip("private"), None);
         assert_eq!(parse_ip("gce-internal-ip"), None);
         assert_eq!(parse_ip("[2001:db8::1]"), "2001:db8::1".parse().ok());
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.1.20",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..2.3",
+            "01.2.3.4",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "::ffff:1.2.3.4",
+            "1.2.3.1000",
+            "",
+        ] {
+            assert_eq!(parse_ip(s), s.trim().parse().ok(), "{s}");
+        }
+        assert_eq!(trim(" a "), "a");
+        assert_eq!(trim("a\u{a0}"), "a");
+        assert_eq!(trim("\t"), "");
+        assert_eq!(trim("x"), "x");
         let e = endpoint(Some("08.1.250.216"), Some("ua"));
         assert_eq!((e.ip, e.raw.as_deref()), (None, Some("08.1.250.216")));
     }
