@@ -20,6 +20,8 @@ pub mod m365_audit;
 pub mod okta;
 mod util;
 
+pub(crate) use util::parse_time;
+
 /// Why a record could not be normalized.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum NormalizeError {

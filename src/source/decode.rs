@@ -731,14 +731,9 @@ pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
             .or_else(|| raw.get("TimeGenerated")),
         RecordKind::Okta => raw.get("published"),
     }?;
-    let s = s.as_str()?;
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        // The Unified Audit Log writes UTC times without an offset.
-        Err(_) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-            .ok()
-            .map(|n| n.and_utc()),
-    }
+    // As the normalizers read times (the Unified Audit Log writes UTC times without an
+    // offset).
+    crate::normalize::parse_time(s.as_str()?)
 }
 
 #[cfg(test)]
