@@ -537,6 +537,7 @@ fn as_f64(v: &Value) -> Option<f64> {
 impl VMatch {
     fn on(&self, v: &Value, k: usize, raw: &Record<'_>) -> bool {
         match self {
+            VMatch::Str(p) if let Some(s) = v.as_str() => p.is_match(s),
             VMatch::Str(p) => match (v.as_ref(), p.exact_number()) {
                 // Numbers compare numerically with an exact numeric literal: no allocation.
                 (ValueRef::Number(n), Some(want)) => n.as_f64() == Some(want),

@@ -258,11 +258,14 @@ fn walk<'v>(v: &'v Value, steps: &[Step], f: &mut dyn FnMut(&'v Value) -> bool) 
         }
         return false;
     };
-    match v.as_ref() {
-        ValueRef::Array(items) => items.iter().any(|item| walk(item, steps, f)),
-        ValueRef::Object(obj) => step_into(step, |k| member(obj, k), rest, f),
-        _ => false,
+    // Two type tests: cheaper than `as_ref`, which unpacks every kind of value.
+    if let Some(obj) = v.as_object() {
+        return step_into(step, |k| member(obj, k), rest, f);
     }
+    if let Some(items) = v.as_array() {
+        return items.iter().any(|item| walk(item, steps, f));
+    }
+    false
 }
 
 /// One step into an object whose members `member` finds, then the `rest` of the path.
@@ -294,6 +297,9 @@ fn step_into<'v>(
 /// numbers and booleans in their JSON spelling, objects and arrays as compact JSON. `None`
 /// for null.
 pub fn string_form(v: &Value) -> Option<Cow<'_, str>> {
+    if let Some(s) = v.as_str() {
+        return Some(Cow::Borrowed(s));
+    }
     match v.as_ref() {
         ValueRef::Null => None,
         ValueRef::String(s) => Some(Cow::Borrowed(s)),
