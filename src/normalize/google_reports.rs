@@ -190,12 +190,14 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         one.raw = raw;
         return Ok(out);
     }
-    let events = match raw.as_object_mut().and_then(|o| o.remove(&"events")) {
-        Some(v) => v.into_array().unwrap_or_default(),
-        None => return Ok(out),
-    };
-    let last = events.len().saturating_sub(1);
-    for ((index, ev), event) in events.into_iter().enumerate().zip(&mut out) {
+    // Copies of the events read above (the first `events` should the key repeat), before
+    // the activity is rewritten.
+    let events = events.to_vec();
+    if let Some(o) = raw.as_object_mut() {
+        o.remove(&"events");
+    }
+    let last = out.len().saturating_sub(1);
+    for (index, (ev, event)) in events.into_iter().zip(&mut out).enumerate() {
         // The last event takes the activity itself.
         let mut one = if index == last {
             std::mem::take(&mut raw)
@@ -393,6 +395,18 @@ mod tests {
         assert_eq!(e.actor.key, "carol@example.com");
         assert_eq!(e.src.ip, "2001:db8::7".parse().ok());
         assert_eq!(out[1].activity, Activity::ApiCall);
+    }
+
+    #[test]
+    fn repeated_events_key_reads_the_first_consistently() {
+        let text = r#"{"kind": "admin#reports#activity",
+            "id": {"time": "2024-06-01T08:00:00Z", "uniqueQualifier": "7", "applicationName": "admin"},
+            "events": [{"name": "FIRST"}], "events": [{"name": "SECOND"}, {"name": "THIRD"}]}"#;
+        let v = crate::json::parse(text.as_bytes()).expect("parses");
+        let out = normalize(v).expect("ok");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].action, "FIRST");
+        assert_eq!(out[0].raw["events"][0]["name"], "FIRST");
     }
 
     #[test]
