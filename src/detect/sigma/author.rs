@@ -112,7 +112,8 @@ pub fn event_for(kind: RecordKind, raw: &Value, fallback_uid: &str) -> IdentityE
         e.raw = raw.clone();
         return e;
     }
-    let view = super::record_view(kind, raw);
+    let rec = super::view_record(kind, raw);
+    let view = rec.value();
     let time = [
         "eventTime",
         "createdDateTime",
@@ -197,11 +198,11 @@ fn run_case(set: &RuleSet, file_ids: &BTreeSet<String>, case: &Case) -> Result<b
         let event = event_for(kind, raw, &format!("case-event-{i}"));
         // Base rules that only feed correlations still count for single-event cases.
         if case.events.is_none() {
-            let view = super::record_view(kind, raw);
+            let rec = super::view_record(kind, raw);
             fired |= set
                 .rules()
                 .iter()
-                .any(|r| wanted.contains(&r.meta.id) && r.matches(kind, view));
+                .any(|r| wanted.contains(&r.meta.id) && r.matches_record(kind, &rec));
         }
         let cx = DetectContext {
             state: &store,

@@ -46,28 +46,10 @@ pub const DEDUP_NAMESPACE: &str = "sigma-dedup";
 /// Severity of rules without a `level`.
 pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
 
-/// The record rules see: a CloudTrail record inside an EventBridge envelope, and a Unified
-/// Audit Log record inside a `Search-UnifiedAuditLog` wrapper (`AuditData` as an object), are
-/// unwrapped. (Normalized events already hold the inner record as `raw`.)
-pub fn record_view(kind: RecordKind, raw: &Raw) -> &Raw {
-    if kind == RecordKind::Cloudtrail
-        && raw.get("detail-type").is_some()
-        && let Some(detail) = raw.get("detail")
-    {
-        return detail;
-    }
-    if kind == RecordKind::M365Audit
-        && raw.get("CreationTime").is_none()
-        && let Some(data) = raw.get("AuditData")
-        && data.is_object()
-    {
-        return data;
-    }
-    raw
-}
-
-/// [`record_view`] of `raw`, indexed for matching. The envelope checks use the index the
-/// rules use anyway, rather than walking the record's members once more for each.
+/// The record rules see, indexed for matching: a CloudTrail record inside an EventBridge
+/// envelope, and a Unified Audit Log record inside a `Search-UnifiedAuditLog` wrapper
+/// (`AuditData` as an object), are unwrapped. (Normalized events already hold the inner record
+/// as `raw`.) The envelope checks use the index the rules use anyway.
 pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
     let rec = Record::new(raw);
     let inner = match kind {
@@ -81,6 +63,11 @@ pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
         Some(v) => Record::new(v),
         None => rec,
     }
+}
+
+/// The record [`view_record`] indexes, for callers that want the value alone.
+pub fn record_view(kind: RecordKind, raw: &Raw) -> &Raw {
+    view_record(kind, raw).value()
 }
 
 /// Runs a [`RuleSet`] on events and reports findings.

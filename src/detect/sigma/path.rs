@@ -186,7 +186,7 @@ struct Memo<'v> {
 }
 
 impl<'v> Record<'v> {
-    /// Indexes `value`, which should be what [`super::record_view`] gives.
+    /// Indexes `value` as it is ([`super::view_record`] unwraps envelopes first).
     pub fn new(value: &'v Value) -> Record<'v> {
         Record {
             value,

@@ -78,7 +78,7 @@ impl Rule {
         self.matches_record(kind, &super::view_record(kind, raw))
     }
 
-    /// [`Rule::matches`] on a record already unwrapped ([`super::record_view`]) and indexed:
+    /// [`Rule::matches`] on a record already unwrapped ([`super::view_record`]) and indexed:
     /// what the detector does once per event for all its candidate rules.
     pub fn matches_record(&self, kind: RecordKind, rec: &Record<'_>) -> bool {
         self.kinds.contains(&kind) && self.detection.matches(kind, rec)
