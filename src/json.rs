@@ -97,14 +97,21 @@ impl<'v> Fields<'v> {
             sigs: SmallVec::new(),
             members: SmallVec::new(),
         };
+        fields.reset(v);
+        fields
+    }
+
+    /// Indexes the members of `v` instead, in place (the index is large enough that moving
+    /// a new one costs more than refilling this one).
+    pub fn reset(&mut self, v: &'v Value) {
+        self.sigs.clear();
+        self.members.clear();
         if let Some(obj) = v.as_object() {
             // `extend` reserves once and then writes without a capacity check per member.
-            fields.members.extend(obj.iter());
-            fields
-                .sigs
-                .extend(fields.members.iter().map(|(k, _)| signature(k)));
+            self.members.extend(obj.iter());
+            self.sigs
+                .extend(self.members.iter().map(|(k, _)| signature(k)));
         }
-        fields
     }
 
     /// The members whose key may be `key` (same signature).

@@ -52,11 +52,18 @@ fn principal_form(principal: &str) -> Form {
     }
 }
 
+/// Principal -> identity key. Looked up for up to five principals of every event, so hashed
+/// with foldhash rather than std's SipHash.
+type AliasMap = HashMap<String, String, foldhash::fast::RandomState>;
+
+/// The longest principal [`Identities::alias`] folds in a stack buffer.
+const FOLD_ON_STACK: usize = 128;
+
 /// The alias table and the protected patterns, ready for lookups.
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
-    exact: HashMap<String, String>,
-    folded: HashMap<String, String>,
+    exact: AliasMap,
+    folded: AliasMap,
     protected: Vec<Glob>,
 }
 
@@ -64,8 +71,8 @@ impl Identities {
     /// Validates and indexes `[identities]`: empty entries and aliases that collide once case
     /// is folded (`Alice@x` and `alice@x` to different keys) are errors.
     pub fn from_config(config: &IdentitiesConfig) -> Result<Identities, EnrichError> {
-        let mut exact = HashMap::new();
-        let mut folded: HashMap<String, String> = HashMap::new();
+        let mut exact = AliasMap::default();
+        let mut folded = AliasMap::default();
         for (principal, key) in &config.aliases {
             let alias_err = |message: &str| EnrichError::Alias {
                 principal: principal.clone(),
@@ -121,6 +128,17 @@ impl Identities {
         }
         match principal_form(principal) {
             Form::Exact => self.exact.get(principal),
+            Form::Folded if self.folded.is_empty() => None,
+            // The usual email or UPN is short ASCII: folded on the stack, not in a new String.
+            Form::Folded if principal.is_ascii() && principal.len() <= FOLD_ON_STACK => {
+                let mut buf = [0u8; FOLD_ON_STACK];
+                let folded = &mut buf[..principal.len()];
+                folded.copy_from_slice(principal.as_bytes());
+                folded.make_ascii_lowercase();
+                std::str::from_utf8(folded)
+                    .ok()
+                    .and_then(|key| self.folded.get(key))
+            }
             Form::Folded => self.folded.get(&principal.to_lowercase()),
         }
         .map(String::as_str)
@@ -365,6 +383,23 @@ mod tests {
         );
         assert_eq!(i.alias("108234567890123456789"), Some("bob@corp.example"));
         assert_eq!(i.alias("10823456789012345678"), None);
+    }
+
+    #[test]
+    fn long_and_non_ascii_emails_fold_like_short_ones() {
+        let long = format!("{}@Corp.Example", "A".repeat(150));
+        let i = ids(
+            &[],
+            &[
+                (long.as_str(), "long@corp.example"),
+                ("Zoë.Ünï@Corp.Example", "zoe@corp.example"),
+            ],
+        );
+        assert_eq!(i.alias(&long.to_uppercase()), Some("long@corp.example"));
+        assert_eq!(i.alias(&long.to_lowercase()), Some("long@corp.example"));
+        assert_eq!(i.alias("ZOË.ÜNÏ@CORP.EXAMPLE"), Some("zoe@corp.example"));
+        assert_eq!(i.alias("zoë.ünï@corp.example"), Some("zoe@corp.example"));
+        assert_eq!(i.alias("zoe.uni@corp.example"), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
 /// (`AuditData` as an object), are unwrapped. (Normalized events already hold the inner record
 /// as `raw`.) The envelope checks use the index the rules use anyway.
 pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
-    let rec = Record::new(raw);
+    let mut rec = Record::new(raw);
     let inner = match kind {
         RecordKind::Cloudtrail if rec.field("detail-type").is_some() => rec.field("detail"),
         RecordKind::M365Audit if rec.field("CreationTime").is_none() => {
@@ -59,10 +59,10 @@ pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
         }
         _ => None,
     };
-    match inner {
-        Some(v) => Record::new(v),
-        None => rec,
+    if let Some(v) = inner {
+        rec.reindex(v);
     }
+    rec
 }
 
 /// The record [`view_record`] indexes, for callers that want the value alone.

@@ -144,7 +144,7 @@ impl FieldPath {
     }
 
     /// Every value the path reaches, in the order [`FieldPath::any`] offers them.
-    fn walk_all<'v>(&self, rec: &Record<'v>, out: &mut Vec<&'v Value>) {
+    fn walk_all<'v>(&self, rec: &Record<'v>, out: &mut SmallVec<[&'v Value; 32]>) {
         let f = &mut |v| {
             out.push(v);
             false
@@ -182,7 +182,7 @@ pub struct Record<'v> {
 struct Memo<'v> {
     ids: SmallVec<[u32; 32]>,
     spans: SmallVec<[(u32, u32); 32]>,
-    values: Vec<&'v Value>,
+    values: SmallVec<[&'v Value; 32]>,
 }
 
 impl<'v> Record<'v> {
@@ -191,11 +191,19 @@ impl<'v> Record<'v> {
         Record {
             value,
             fields: Fields::new(value),
-            memo: RefCell::new(Memo {
-                values: Vec::with_capacity(32),
-                ..Memo::default()
-            }),
+            memo: RefCell::default(),
         }
+    }
+
+    /// Indexes `value` instead, in place: an envelope's inner record takes its envelope's
+    /// index without moving a new one (it is large) into place.
+    pub fn reindex(&mut self, value: &'v Value) {
+        self.value = value;
+        self.fields.reset(value);
+        let memo = self.memo.get_mut();
+        memo.ids.clear();
+        memo.spans.clear();
+        memo.values.clear();
     }
 
     /// The record.

@@ -10,10 +10,11 @@
 //! the kind's fallback list, tried on every record. To index on one more field, add its raw
 //! path to [`DISCRIMINATING`]: a field with few values, whose usual value rules do not ask for.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::json::Value;
+use crate::json::{JsonValueTrait, Value};
 use serde::Deserialize;
 
 use super::detection::{FieldMatch, N_KINDS, kind_idx};
@@ -605,10 +606,19 @@ impl RuleSet {
         out.rules.extend_from_slice(&ki.fallback);
         let epoch = out.epoch;
         let mut buf = std::mem::take(&mut out.folded);
+        // Integers (a sign-in's `errorCode`) are spelled here, without a `String` each.
+        let mut digits = itoa::Buffer::new();
         for (path, map) in &ki.keyed {
             path.any(raw, &mut |v| {
-                let Some(s) = string_form(v) else {
-                    return false;
+                let s = if let Some(s) = v.as_str() {
+                    Cow::Borrowed(s)
+                } else if let Some(n) = v.as_i64() {
+                    Cow::Borrowed(digits.format(n))
+                } else {
+                    match string_form(v) {
+                        Some(s) => s,
+                        None => return false,
+                    }
                 };
                 let folded: &str = if s.bytes().any(|b| b.is_ascii_uppercase()) {
                     buf.clear();
