@@ -164,14 +164,25 @@ impl StateStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> Result<CasOutcome, StateError> {
         let mut map = self.lock();
-        let current = live(&map, ns, key, now);
-        let current_version = current.map(|e| e.version);
-        if current_version != expected {
-            return Ok(CasOutcome::Conflict(current.map(versioned)));
+        // One walk to the entry, compared and rewritten in place (a correlation writes its
+        // window on every match).
+        if let Some(e) = map.get_mut(ns).and_then(|keys| keys.get_mut(key)) {
+            let current = e.live(now).then_some(e.version);
+            if current != expected {
+                return Ok(CasOutcome::Conflict(current.map(|_| versioned(e))));
+            }
+            let version = current.map_or(1, |v| v + 1);
+            e.value.clear();
+            e.value.extend_from_slice(value);
+            e.version = version;
+            e.expires = expires;
+            return Ok(CasOutcome::Written(version));
         }
-        let version = current_version.map_or(1, |v| v + 1);
-        set(&mut map, ns, key, value, version, expires);
-        Ok(CasOutcome::Written(version))
+        if expected.is_some() {
+            return Ok(CasOutcome::Conflict(None));
+        }
+        set(&mut map, ns, key, value, 1, expires);
+        Ok(CasOutcome::Written(1))
     }
 
     fn delete(&self, ns: &str, key: &str) -> Result<(), StateError> {
