@@ -109,9 +109,38 @@ pub struct BoundCorrelation {
     pub(crate) refs: Vec<CorrRef>,
 }
 
-/// Index keys by folded literal.
+/// Index keys by folded literal, with the set of the literals' lengths: most values a record
+/// holds at a keyed path are the usual ones no rule asks for, and most of those differ in
+/// length from every literal, so they are dismissed before being folded and hashed.
 /// Literals are rule text, not input: a fast hasher is safe (the map never grows from records).
-type LiteralMap = HashMap<Box<str>, Vec<u32>, foldhash::fast::RandomState>;
+#[derive(Debug, Default, Clone)]
+struct LiteralMap {
+    keys: HashMap<Box<str>, Vec<u32>, foldhash::fast::RandomState>,
+    /// Bit `n` set when a literal is `n` bytes long (bit 63: 63 bytes or more).
+    lengths: u64,
+}
+
+impl LiteralMap {
+    fn length_bit(len: usize) -> u64 {
+        1 << len.min(63)
+    }
+
+    /// The keys of literal `l` (folded), to add to.
+    fn keys_of(&mut self, l: &str) -> &mut Vec<u32> {
+        self.lengths |= Self::length_bit(l.len());
+        self.keys.entry(l.into()).or_default()
+    }
+
+    /// Whether some literal is as long as `value` (folding keeps the length in bytes).
+    fn may_hold(&self, value: &str) -> bool {
+        self.lengths & Self::length_bit(value.len()) != 0
+    }
+
+    /// The keys of the folded value.
+    fn get(&self, folded: &str) -> &[u32] {
+        self.keys.get(folded).map_or(&[][..], Vec::as_slice)
+    }
+}
 
 /// The rule index of one record kind. Each alternative set of required matches of a rule
 /// ([`super::detection::Detection::alternatives`]) is a *set*; each plain equality of a set on
@@ -520,7 +549,7 @@ impl RuleSet {
                                 }
                             };
                             for l in &lits {
-                                let list = ki.keyed[slot].1.entry((*l).into()).or_default();
+                                let list = ki.keyed[slot].1.keys_of(l);
                                 if list.last() != Some(&key) {
                                     list.push(key);
                                 }
@@ -620,6 +649,9 @@ impl RuleSet {
                         None => return false,
                     }
                 };
+                if !map.may_hold(&s) {
+                    return false;
+                }
                 let folded: &str = if s.bytes().any(|b| b.is_ascii_uppercase()) {
                     buf.clear();
                     buf.push_str(&s);
@@ -628,7 +660,7 @@ impl RuleSet {
                 } else {
                     &s
                 };
-                for &key in map.get(folded).map_or(&[][..], Vec::as_slice) {
+                for &key in map.get(folded) {
                     let seen = &mut out.key_seen[key as usize];
                     if *seen == epoch {
                         continue;
@@ -707,6 +739,22 @@ pub(crate) fn first_value(res: &Resolved, kind: RecordKind, raw: &Record<'_>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_lengths_dismiss_values_before_lookup() {
+        let mut m = LiteralMap::default();
+        m.keys_of("consolelogin").push(1);
+        m.keys_of(&"x".repeat(70)).push(2);
+        assert!(m.may_hold("ConsoleLogin"), "folding keeps the length");
+        assert_eq!(m.get("consolelogin"), [1]);
+        assert!(!m.may_hold("GetObject"));
+        assert!(
+            m.may_hold(&"y".repeat(63)),
+            "63 bytes and more share one bit"
+        );
+        assert!(m.get(&"y".repeat(63)).is_empty());
+        assert_eq!(m.get(&"x".repeat(70)), [2]);
+    }
 
     const RULE: &str = "title: A\nid: a\nname: base_a\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateUser}\n  condition: sel\n";
 
