@@ -118,6 +118,9 @@ struct LiteralMap {
     keys: HashMap<Box<str>, Vec<u32>, foldhash::fast::RandomState>,
     /// Bit `n` set when a literal is `n` bytes long (bit 63: 63 bytes or more).
     lengths: u64,
+    /// Whether a literal is the JSON text of an array or object (starts with `[` or `{`):
+    /// else an array or object a path reaches is not spelled out to be looked up.
+    structured: bool,
 }
 
 impl LiteralMap {
@@ -128,6 +131,7 @@ impl LiteralMap {
     /// The keys of literal `l` (folded), to add to.
     fn keys_of(&mut self, l: &str) -> &mut Vec<u32> {
         self.lengths |= Self::length_bit(l.len());
+        self.structured |= l.starts_with(['[', '{']);
         self.keys.entry(l.into()).or_default()
     }
 
@@ -643,6 +647,8 @@ impl RuleSet {
                     Cow::Borrowed(s)
                 } else if let Some(n) = v.as_i64() {
                     Cow::Borrowed(digits.format(n))
+                } else if !map.structured && (v.is_array() || v.is_object()) {
+                    return false;
                 } else {
                     match string_form(v) {
                         Some(s) => s,
@@ -754,6 +760,12 @@ mod tests {
         );
         assert!(m.get(&"y".repeat(63)).is_empty());
         assert_eq!(m.get(&"x".repeat(70)), [2]);
+        assert!(!m.structured);
+        m.keys_of("[\"a\"]").push(3);
+        assert!(
+            m.structured,
+            "an array literal makes arrays worth spelling out"
+        );
     }
 
     const RULE: &str = "title: A\nid: a\nname: base_a\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel: {eventName: CreateUser}\n  condition: sel\n";
