@@ -19,6 +19,14 @@ impl Entry {
     fn live(&self, now: DateTime<Utc>) -> bool {
         self.expires.is_none_or(|e| e > now)
     }
+
+    /// Rewrites the entry in place, reusing its buffer.
+    fn rewrite(&mut self, value: &[u8], version: u64, expires: Option<DateTime<Utc>>) {
+        self.value.clear();
+        self.value.extend_from_slice(value);
+        self.version = version;
+        self.expires = expires;
+    }
 }
 
 /// Namespace -> key -> entry.
@@ -74,12 +82,7 @@ fn set(
         None => map.entry(ns.to_string()).or_default(),
     };
     match keys.get_mut(key) {
-        Some(e) => {
-            e.value.clear();
-            e.value.extend_from_slice(value);
-            e.version = version;
-            e.expires = expires;
-        }
+        Some(e) => e.rewrite(value, version, expires),
         None => {
             keys.insert(
                 key.to_string(),
@@ -172,10 +175,7 @@ impl StateStore for MemoryStore {
                 return Ok(CasOutcome::Conflict(current.map(|_| versioned(e))));
             }
             let version = current.map_or(1, |v| v + 1);
-            e.value.clear();
-            e.value.extend_from_slice(value);
-            e.version = version;
-            e.expires = expires;
+            e.rewrite(value, version, expires);
             return Ok(CasOutcome::Written(version));
         }
         if expected.is_some() {
