@@ -79,7 +79,8 @@ pub fn story_records() -> Vec<RawRecord> {
         })
         .collect();
     records.sort_by_key(|r| {
-        crate::normalize::detect_kind(&r.value).and_then(|k| decode::record_time(k, &r.value))
+        crate::normalize::detect_kind_in(r.value.fields())
+            .and_then(|k| decode::record_time(k, r.value.fields()))
     });
     records
 }

@@ -7,7 +7,6 @@
 //! replay -- json`). Everything else picket reads or writes as JSON (configs, API responses,
 //! state, outputs) stays `serde_json`.
 
-use smallvec::SmallVec;
 pub use sonic_rs::{
     Array, JsonContainerTrait, JsonNumberTrait, JsonValueMutTrait, JsonValueTrait, Object, Value,
     ValueRef, json, to_value,
@@ -93,51 +92,92 @@ fn brackets_at_most(bytes: &[u8], limit: usize) -> bool {
     true
 }
 
-/// An object's members, indexed once so that each lookup is a scan of small integers rather
-/// than of the keys' strings: a record's root object has 15 to 40 members, and the normalizers
-/// and the Sigma rules look up dozens of fields in it per record. sonic-rs's own lookup
-/// compares each key in turn; on the replay mix that was a third of the time per record.
+/// An object's members, indexed once so that each lookup is a probe of a small hash table
+/// rather than a walk over the keys' strings: a record's root object has 15 to 40 members,
+/// and the normalizers and the Sigma rules look up dozens of fields in it per record.
+/// sonic-rs's own lookup compares each key in turn; on the replay mix that was a third of the
+/// time per record.
 ///
 /// Built from anything: a non-object gives an index without members.
 pub struct Fields<'v> {
-    /// Each member's key signature, apart so that a lookup scans one dense array.
-    sigs: SmallVec<[u32; 32]>,
-    members: SmallVec<[(&'v str, &'v Value); 32]>,
+    /// The object indexed (`None` for a non-object).
+    object: Option<&'v Value>,
+    members: Vec<(&'v str, &'v Value)>,
+    /// Open addressing over the keys' signatures ([`signature`]), linear probing: slot ->
+    /// (signature, member index + 1; 0: empty). Members are inserted in document order, so
+    /// along a probe sequence the members of one signature come in document order too (the
+    /// first exact match is the first member of that name, as `get` on the object finds it).
+    /// `Vec`s, not inline arrays: a [`Raw`] holds its index, which must be covariant.
+    slots: Vec<(u32, u32)>,
+    /// Whether two members have exactly the same name (ambiguous JSON).
+    repeated: bool,
 }
 
 impl<'v> Fields<'v> {
     /// Indexes the members of `v` (none when it is not an object).
     pub fn new(v: &'v Value) -> Fields<'v> {
         let mut fields = Fields {
-            sigs: SmallVec::new(),
-            members: SmallVec::new(),
+            object: None,
+            members: Vec::new(),
+            slots: Vec::new(),
+            repeated: false,
         };
         fields.reset(v);
         fields
     }
 
-    /// Indexes the members of `v` instead, in place (the index is large enough that moving
-    /// a new one costs more than refilling this one).
+    /// Indexes the members of `v` instead, in place (keeping the allocations).
     pub fn reset(&mut self, v: &'v Value) {
-        self.sigs.clear();
         self.members.clear();
-        if let Some(obj) = v.as_object() {
-            // `extend` reserves once and then writes without a capacity check per member.
-            self.members.extend(obj.iter());
-            self.sigs
-                .extend(self.members.iter().map(|(k, _)| signature(k)));
+        self.slots.clear();
+        self.repeated = false;
+        self.object = None;
+        let Some(obj) = v.as_object() else {
+            return;
+        };
+        self.object = Some(v);
+        // `extend` reserves once and then writes without a capacity check per member.
+        self.members.extend(obj.iter());
+        // At most half full, at least 32 slots.
+        let size = (self.members.len() * 2).next_power_of_two().max(32);
+        self.slots.resize(size, (0, 0));
+        let mask = size - 1;
+        for (i, &(key, _)) in self.members.iter().enumerate() {
+            let sig = signature(key);
+            let mut at = home(sig, mask);
+            loop {
+                let (s, slot) = self.slots[at];
+                if slot == 0 {
+                    // Member counts are bounded by the document size limit, far below u32.
+                    self.slots[at] = (sig, u32::try_from(i + 1).unwrap_or(u32::MAX));
+                    break;
+                }
+                if s == sig && self.members[slot as usize - 1].0 == key {
+                    self.repeated = true;
+                }
+                at = (at + 1) & mask;
+            }
         }
     }
 
-    /// The members whose key may be `key` (same signature).
+    /// The members whose key may be `key` (same signature), in document order.
     #[inline]
     fn maybe(&self, key: &str) -> impl Iterator<Item = (&'v str, &'v Value)> + '_ {
         let sig = signature(key);
-        self.sigs
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| **s == sig)
-            .map(|(i, _)| self.members[i])
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut at = home(sig, mask);
+        std::iter::from_fn(move || {
+            loop {
+                let (s, slot) = *self.slots.get(at)?;
+                if slot == 0 {
+                    return None;
+                }
+                at = (at + 1) & mask;
+                if s == sig {
+                    return self.members.get(slot as usize - 1).copied();
+                }
+            }
+        })
     }
 
     /// The first member named exactly `key`.
@@ -172,6 +212,122 @@ impl<'v> Fields<'v> {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+
+    /// Whether two members have exactly the same name.
+    pub fn repeated(&self) -> bool {
+        self.repeated
+    }
+
+    /// The object indexed, when it is one.
+    pub fn object(&self) -> Option<&'v Value> {
+        self.object
+    }
+
+    /// The members, in document order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'v str, &'v Value)> + '_ {
+        self.members.iter().copied()
+    }
+}
+
+self_cell::self_cell!(
+    /// A value and the index of its root members, in one allocation.
+    struct Indexed {
+        owner: Value,
+        #[covariant]
+        dependent: Fields,
+    }
+);
+
+/// A raw record with its root members indexed ([`Fields`]) once, when it is read: the kind
+/// detection, replay's ordering, the normalizer and the Sigma rules all look up root fields,
+/// and each walking the root's members again cost more than the lookups themselves. Reads as
+/// the [`Value`] it holds. The default (`null`, as a new event holds until its record is
+/// moved in) allocates nothing.
+#[derive(Default)]
+pub struct Raw(Option<Indexed>);
+
+/// What a default [`Raw`] reads as.
+static NULL: Value = Value::new();
+static NO_FIELDS: Fields<'static> = Fields {
+    object: None,
+    members: Vec::new(),
+    slots: Vec::new(),
+    repeated: false,
+};
+
+impl Raw {
+    /// Indexes `value`.
+    pub fn new(value: Value) -> Raw {
+        Raw(Some(Indexed::new(value, |v| Fields::new(v))))
+    }
+
+    /// The record.
+    pub fn value(&self) -> &Value {
+        match &self.0 {
+            Some(cell) => cell.borrow_owner(),
+            None => &NULL,
+        }
+    }
+
+    /// Its root members.
+    pub fn fields(&self) -> &Fields<'_> {
+        match &self.0 {
+            Some(cell) => cell.borrow_dependent(),
+            None => &NO_FIELDS,
+        }
+    }
+
+    /// The record, without its index (to change it).
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Some(cell) => cell.into_owner(),
+            None => Value::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Raw {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl From<Value> for Raw {
+    fn from(value: Value) -> Raw {
+        Raw::new(value)
+    }
+}
+
+impl Clone for Raw {
+    fn clone(&self) -> Raw {
+        Raw::new(self.value().clone())
+    }
+}
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Raw) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value().fmt(f)
+    }
+}
+
+impl serde::Serialize for Raw {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
+}
+
+/// The slot a signature's probe sequence starts at (`mask`: the table size less one).
+#[inline]
+fn home(sig: u32, mask: usize) -> usize {
+    (u64::from(sig).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
 }
 
 /// A key's length and its first and last four bytes with ASCII case folded away (and a few
@@ -231,6 +387,42 @@ mod tests {
         .unwrap();
         let f = Fields::new(&wide);
         assert_eq!(f.member("K77").and_then(|v| v.as_u64()), Some(77));
+        assert!((0..100).all(|i| f.get(&format!("k{i}")).and_then(|v| v.as_u64()) == Some(i)));
+        assert!(!f.repeated());
+    }
+
+    #[test]
+    fn fields_keep_document_order_among_repeated_names() {
+        let v = parse(br#"{"b": 0, "a": 1, "A": 2, "a": 3, "c": 4}"#).unwrap();
+        let f = Fields::new(&v);
+        assert!(f.repeated());
+        assert_eq!(f.get("a").and_then(|v| v.as_u64()), Some(1));
+        assert_eq!(f.member("A").and_then(|v| v.as_u64()), Some(2));
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["b", "a", "A", "a", "c"]);
+        let once = parse(br#"{"a": 1, "A": 2}"#).unwrap();
+        assert!(!Fields::new(&once).repeated(), "only exact names repeat");
+    }
+
+    #[test]
+    fn raw_records_carry_their_index() {
+        let raw = Raw::new(parse(br#"{"eventName": "x", "n": 1}"#).unwrap());
+        assert_eq!(
+            raw.fields().get("eventName").and_then(|v| v.as_str()),
+            Some("x")
+        );
+        assert_eq!(
+            raw.get("n").and_then(|v| v.as_u64()),
+            Some(1),
+            "reads as its value"
+        );
+        let copy = raw.clone();
+        assert_eq!(copy, raw);
+        assert_eq!(copy.fields().get("n").and_then(|v| v.as_u64()), Some(1));
+        assert_eq!(raw.into_value()["eventName"].as_str(), Some("x"));
+        let none = Raw::default();
+        assert!(none.is_null() && none.fields().is_empty() && none.fields().object().is_none());
+        assert!(Raw::new(json!([1])).fields().is_empty());
     }
 
     fn nested(n: usize) -> String {

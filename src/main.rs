@@ -690,8 +690,8 @@ impl TimeRange {
         let kind = r
             .kind
             .or(self.kind)
-            .or_else(|| picket::normalize::detect_kind(&r.value));
-        match kind.and_then(|k| picket::source::decode::record_time(k, &r.value)) {
+            .or_else(|| picket::normalize::detect_kind_in(r.value.fields()));
+        match kind.and_then(|k| picket::source::decode::record_time(k, r.value.fields())) {
             Some(t) => self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u),
             None => true,
         }

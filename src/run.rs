@@ -267,8 +267,10 @@ impl Runner {
             let records = batch.records.len() as u64;
             let mut next = slot.status.clone();
             for r in &batch.records {
-                let kind = r.kind.or_else(|| crate::normalize::detect_kind(&r.value));
-                if let Some(t) = kind.and_then(|k| decode::record_time(k, &r.value))
+                let kind = r
+                    .kind
+                    .or_else(|| crate::normalize::detect_kind_in(r.value.fields()));
+                if let Some(t) = kind.and_then(|k| decode::record_time(k, r.value.fields()))
                     && next.newest_event.is_none_or(|n| t > n)
                 {
                     next.newest_event = Some(t);

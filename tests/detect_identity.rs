@@ -57,7 +57,7 @@ fn event(uid: &str, key: &str, min: i64, kind: RecordKind, activity: Activity) -
         },
         oauth: None,
         uid: uid.into(),
-        raw: picket::json::Value::new(),
+        raw: picket::json::Raw::default(),
     }
 }
 

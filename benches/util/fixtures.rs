@@ -30,7 +30,7 @@ pub fn records(keep: impl Fn(RecordKind) -> bool) -> Vec<(RecordKind, Value)> {
             };
             for r in from_bytes(bytes, &p.display().to_string(), Limits::default()).flatten() {
                 if let Some(k) = detect_kind(&r.value).filter(|k| keep(*k)) {
-                    out.push((k, r.value));
+                    out.push((k, r.value.into_value()));
                 }
             }
         }

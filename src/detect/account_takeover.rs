@@ -628,7 +628,7 @@ mod tests {
             auth: AuthFacts::default(),
             oauth: None,
             uid: uid.into(),
-            raw: crate::json::Value::new(),
+            raw: crate::json::Raw::default(),
         }
     }
 

@@ -1242,7 +1242,7 @@ mod tests {
             },
             oauth: None,
             uid: uid.into(),
-            raw: crate::json::Value::new(),
+            raw: crate::json::Raw::default(),
         }
     }
 

@@ -492,7 +492,7 @@ mod tests {
                 ..OAuthGrant::default()
             }),
             uid: uid.into(),
-            raw: crate::json::Value::new(),
+            raw: crate::json::Raw::default(),
         }
     }
 

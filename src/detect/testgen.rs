@@ -21,7 +21,7 @@ pub mod mmdb_writer;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::json::{Value, json};
+use crate::json::{Raw, Value, json};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use ipnet::IpNet;
 
@@ -75,7 +75,7 @@ pub fn bare_event(
         auth: AuthFacts::default(),
         oauth: None,
         uid: uid.to_string(),
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     }
 }
 
@@ -422,7 +422,7 @@ impl Month {
         let mut normalized = 0;
         for g in self.records {
             let mut event = g.event;
-            let raw = std::mem::replace(&mut event.raw, Value::new());
+            let raw = std::mem::take(&mut event.raw).into_value();
             let mut e = match crate::normalize::normalize(event.kind, raw) {
                 Ok(mut v) if v.len() == 1 => {
                     normalized += 1;
@@ -430,7 +430,7 @@ impl Month {
                 }
                 _ => event,
             };
-            e.raw = Value::new();
+            e.raw = Raw::default();
             enricher.enrich(&mut e);
             out.push(e);
         }
@@ -560,7 +560,7 @@ impl Ctx {
                 }
             }
         };
-        event.raw = raw;
+        event.raw = raw.into();
         self.month.records.push(Generated {
             delivered: event.time + Duration::minutes(lag),
             event,

@@ -153,7 +153,7 @@ mod tests {
             auth: AuthFacts::default(),
             oauth: None,
             uid: "e1".into(),
-            raw: crate::json::Value::new(),
+            raw: crate::json::Raw::default(),
         }
     }
 

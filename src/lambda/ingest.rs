@@ -131,8 +131,10 @@ impl Ingest {
     ) -> Result<BatchReport, LambdaError> {
         let records = self.records(body, id).await?;
         for r in &records {
-            let kind = r.kind.or_else(|| crate::normalize::detect_kind(&r.value));
-            if let Some(t) = kind.and_then(|k| decode::record_time(k, &r.value))
+            let kind = r
+                .kind
+                .or_else(|| crate::normalize::detect_kind_in(r.value.fields()));
+            if let Some(t) = kind.and_then(|k| decode::record_time(k, r.value.fields()))
                 && newest.is_none_or(|n| t > n)
             {
                 *newest = Some(t);
@@ -162,7 +164,7 @@ impl Ingest {
                 v.get("id").and_then(|i| i.as_str()).unwrap_or(id)
             );
             return Ok(vec![RawRecord {
-                value: v,
+                value: v.into(),
                 kind: Some(RecordKind::Cloudtrail),
                 origin: Origin {
                     source: Arc::from(source),

@@ -361,7 +361,7 @@ pub struct IdentityEvent {
     pub uid: String,
     /// The raw record the event came from (rules match on it).
     #[serde(skip)]
-    pub raw: crate::json::Value,
+    pub raw: crate::json::Raw,
 }
 
 impl IdentityEvent {

@@ -23,7 +23,7 @@
 //!
 //! To classify one more operation: add it (lowercase) to the table in [`activity`].
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{JsonContainerTrait, JsonValueTrait, Raw, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -41,7 +41,8 @@ const OID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/objectiden
 const TID_CLAIM: &str = "http://schemas.microsoft.com/identity/claims/tenantid";
 
 /// Normalizes one activity log record into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
     let mut event = build(&raw)?;
     event.raw = raw;
@@ -164,7 +165,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth: AuthFacts::default(),
         oauth: None,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 

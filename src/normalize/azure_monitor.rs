@@ -15,7 +15,7 @@
 //!
 //! To add a category: a match arm in [`normalize`].
 
-use crate::json::{JsonValueTrait, Object, Value};
+use crate::json::{Fields, JsonValueTrait, Object, Raw, Value};
 
 use super::NormalizeError;
 use super::util::{is_nil_guid, req_str, req_time, require_object, str_at, string_at, text_at};
@@ -23,10 +23,11 @@ use super::{entra_audit, entra_signin};
 use crate::model::{IdentityEvent, RecordKind, Status};
 
 /// Normalizes one Azure Monitor export record (or Log Analytics AuditLogs row) into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, RecordKind::AzureMonitorSignin)?;
     if raw.get("properties").is_none() && raw.get("ActivityDisplayName").is_some() {
-        return log_analytics_audit(raw);
+        return log_analytics_audit(raw.into_value());
     }
     let kind_guess = match str_at(&raw, "category") {
         Some("AuditLogs") => RecordKind::AzureMonitorAudit,
@@ -58,8 +59,12 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         | "NonInteractiveUserSignInLogs"
         | "ServicePrincipalSignInLogs"
         | "ManagedIdentitySignInLogs" => {
-            let mut e = entra_signin::build(props, RecordKind::AzureMonitorSignin, Some(time))
-                .map_err(in_properties)?;
+            let mut e = entra_signin::build(
+                &Fields::new(props),
+                RecordKind::AzureMonitorSignin,
+                Some(time),
+            )
+            .map_err(in_properties)?;
             e.auth.interactive = Some(category == "SignInLogs");
             e.service = Some(category.to_owned());
             if e.status == Status::Unknown {
@@ -77,8 +82,12 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             }
             e
         }
-        "AuditLogs" => entra_audit::build(props, RecordKind::AzureMonitorAudit, Some(time))
-            .map_err(in_properties)?,
+        "AuditLogs" => entra_audit::build(
+            &Fields::new(props),
+            RecordKind::AzureMonitorAudit,
+            Some(time),
+        )
+        .map_err(in_properties)?,
         other => {
             return Err(NormalizeError::Invalid {
                 kind: kind_guess,
@@ -173,8 +182,8 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     }
     // Field names in errors are the row's columns: rename them back.
     let audit = Value::from(audit);
-    let mut event =
-        entra_audit::build(&audit, KIND, Some(time)).map_err(|e| rename_field(e, column_of))?;
+    let mut event = entra_audit::build(&Fields::new(&audit), KIND, Some(time))
+        .map_err(|e| rename_field(e, column_of))?;
     if event.src.user_agent.is_none() {
         event.src.user_agent = string_at(&raw, "UserAgent");
     }
@@ -182,7 +191,7 @@ fn log_analytics_audit(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>
     event.account = string_at(&raw, "AADTenantId")
         .or_else(|| string_at(&raw, "TenantId"))
         .filter(|t| !is_nil_guid(t));
-    event.raw = raw;
+    event.raw = raw.into();
     Ok(vec![event])
 }
 
@@ -287,7 +296,7 @@ mod tests {
             e.oauth.map(|o| o.scopes),
             Some(vec!["User.Read".to_owned(), "Mail.ReadWrite".to_owned()])
         );
-        assert_eq!(e.raw, row);
+        assert_eq!(*e.raw, row);
         let mut bad = row;
         bad["InitiatedBy"] = json!("{not json");
         assert!(matches!(

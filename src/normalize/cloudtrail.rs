@@ -11,7 +11,7 @@
 //!
 //! To classify one more API: add its `eventName` to the table in [`activity`].
 
-use crate::json::{JsonValueMutTrait, Value};
+use crate::json::{JsonValueMutTrait, Raw, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -92,12 +92,13 @@ members! {
 }
 
 /// Normalizes one CloudTrail record (or EventBridge envelope of one) into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
-    let r = Record::of(Some(&raw));
+    let r = Record::in_fields(raw.fields());
     if str_of(r.detail_type).is_some() {
-        let record = unwrap_envelope(raw)?;
-        let mut event = from_record(&Record::of(Some(&record)))?;
+        let record = Raw::new(unwrap_envelope(raw.into_value())?);
+        let mut event = from_record(&Record::in_fields(record.fields()))?;
         event.raw = record;
         return Ok(vec![event]);
     }
@@ -186,7 +187,7 @@ fn from_record(r: &Record<'_>) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth: None,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 
@@ -539,7 +540,7 @@ mod tests {
         assert_eq!(super::super::detect_kind(&envelope), Some(KIND));
         let e = one(envelope);
         assert_eq!(e.uid, "c-1");
-        assert_eq!(e.raw, inner);
+        assert_eq!(*e.raw, inner);
         assert_eq!(e.activity, Activity::SignIn);
 
         let bad = json!({"detail-type": "EC2 Instance State-change Notification", "detail": {}});

@@ -11,7 +11,7 @@
 //!
 //! To classify one more activity: add its display name to [`activity`].
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Raw, Value};
 use chrono::{DateTime, Utc};
 
 use super::NormalizeError;
@@ -28,9 +28,10 @@ use crate::model::{
 const KIND: RecordKind = RecordKind::EntraAudit;
 
 /// Normalizes one Graph `directoryAudit` into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
-    let mut event = build(&raw, KIND, None)?;
+    let mut event = build(raw.fields(), KIND, None)?;
     event.raw = raw;
     Ok(vec![event])
 }
@@ -102,11 +103,11 @@ members! {
 /// Builds the event from a `directoryAudit` object `a` (with `raw` left `Null`); errors name
 /// `kind`. `time` overrides `activityDateTime`.
 pub(crate) fn build(
-    a: &Value,
+    a: &Fields<'_>,
     kind: RecordKind,
     time: Option<DateTime<Utc>>,
 ) -> Result<IdentityEvent, NormalizeError> {
-    let m = Audit::of(Some(a));
+    let m = Audit::in_fields(a);
     let time = match time {
         Some(t) => t,
         None => required_time(m.time, "activityDateTime", kind)?,
@@ -151,7 +152,7 @@ pub(crate) fn build(
         auth: AuthFacts::default(),
         oauth,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 

@@ -14,7 +14,7 @@
 //!
 //! To read one more field: add it to [`build`] and a fixture showing it.
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Raw, Value};
 use chrono::{DateTime, Utc};
 
 use super::NormalizeError;
@@ -29,9 +29,10 @@ use crate::model::{
 const KIND: RecordKind = RecordKind::EntraSignin;
 
 /// Normalizes one Graph `signIn` into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
-    let mut event = build(&raw, KIND, None)?;
+    let mut event = build(raw.fields(), KIND, None)?;
     event.raw = raw;
     Ok(vec![event])
 }
@@ -88,11 +89,11 @@ members! {
 /// Builds the event from a `signIn` object `s` (with `raw` left `Null`); errors name `kind`.
 /// `time` overrides `createdDateTime` (Azure Monitor records carry their own `time`).
 pub(crate) fn build(
-    s: &Value,
+    s: &Fields<'_>,
     kind: RecordKind,
     time: Option<DateTime<Utc>>,
 ) -> Result<IdentityEvent, NormalizeError> {
-    let p = SignIn::of(Some(s));
+    let p = SignIn::in_fields(s);
     let time = match time {
         Some(t) => t,
         None => required_time(p.time, "createdDateTime", kind)?,
@@ -225,7 +226,7 @@ pub(crate) fn build(
         },
         oauth: None,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 

@@ -14,7 +14,7 @@
 //!
 //! To classify one more method: add it to [`activity`].
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{JsonContainerTrait, JsonValueTrait, Raw, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -29,7 +29,8 @@ const KIND: RecordKind = RecordKind::GcpAudit;
 const AUDIT_LOG_TYPE: &str = "type.googleapis.com/google.cloud.audit.AuditLog";
 
 /// Normalizes one audit `LogEntry` into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
     let p = match raw.get("protoPayload") {
         Some(p) if p.is_object() => p,

@@ -11,7 +11,7 @@
 //!
 //! To classify one more event: add its (application, name) to [`activity`].
 
-use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value, ValueRef};
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Raw, Value, ValueRef};
 
 use super::NormalizeError;
 use super::util::{
@@ -64,9 +64,10 @@ members! {
 }
 
 /// Normalizes one Reports API activity into one event per element of `events[]`.
-pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
-    let r = Record::of(Some(&raw));
+    let r = Record::in_fields(raw.fields());
     let id = RecordId::of(r.id);
     let time = required_time(id.time, "id.time", KIND)?;
     let qualifier = required_id(id.qualifier, "id.uniqueQualifier", KIND)?;
@@ -179,7 +180,7 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
             } else {
                 qualifier.clone()
             },
-            raw: Value::new(),
+            raw: crate::json::Raw::default(),
         });
     }
     // Each event's `raw` is the activity with only that event in `events`. A lone event's
@@ -193,6 +194,7 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
     // Copies of the events read above (the first `events` should the key repeat), before
     // the activity is rewritten.
     let events = events.to_vec();
+    let mut raw = raw.into_value();
     if let Some(o) = raw.as_object_mut() {
         o.remove(&"events");
     }
@@ -207,7 +209,7 @@ pub fn normalize(mut raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         if let Some(o) = one.as_object_mut() {
             o.insert("events", Value::from(vec![ev]));
         }
-        event.raw = one;
+        event.raw = one.into();
     }
     Ok(out)
 }

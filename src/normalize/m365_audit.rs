@@ -33,7 +33,7 @@
 
 use std::net::IpAddr;
 
-use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value, json};
+use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Raw, Value, json};
 
 use super::NormalizeError;
 use super::entra_audit;
@@ -48,7 +48,8 @@ use crate::model::{
 const KIND: RecordKind = RecordKind::M365Audit;
 
 /// Normalizes one UAL record (or a `Search-UnifiedAuditLog` wrapper of one) into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
     if raw.get("CreationTime").is_none() && raw.get("OfficeWorkload").is_some() {
         let mut event = build(&from_log_analytics(&raw)).map_err(|e| match e {
@@ -71,7 +72,7 @@ pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
         return Ok(vec![event]);
     }
     let record = match raw.get("AuditData") {
-        Some(_) if raw.get("CreationTime").is_none() => unwrap(raw)?,
+        Some(_) if raw.get("CreationTime").is_none() => Raw::new(unwrap(raw.into_value())?),
         _ => raw,
     };
     let mut event = build(&record)?;
@@ -261,7 +262,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 
@@ -492,7 +493,7 @@ mod tests {
                 .iter()
                 .any(|t| t.uid.as_deref() == Some("x@evil.example"))
         );
-        assert_eq!(e.raw, row);
+        assert_eq!(*e.raw, row);
         let mut bad = row;
         bad.as_object_mut().map(|o| o.remove(&"OfficeId"));
         assert_eq!(
@@ -570,7 +571,7 @@ mod tests {
             "AuditData": inner.to_string()});
         assert_eq!(super::super::detect_kind(&wrapper), Some(KIND));
         let w = one(wrapper);
-        assert_eq!(w.raw, inner);
+        assert_eq!(*w.raw, inner);
         assert_eq!(w.uid, "x-1");
 
         let audit_off = json!({"CreationTime": "2023-05-20T10:54:05", "Id": "a-1",

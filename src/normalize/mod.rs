@@ -5,7 +5,7 @@
 //! `pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError>`, a line in
 //! [`normalize`] and in [`detect_kind`], and golden files under `tests/golden/normalize/`.
 
-use crate::json::{JsonContainerTrait, JsonValueTrait, Value};
+use crate::json::{Fields, JsonValueTrait, Raw, Value};
 
 use crate::model::{IdentityEvent, RecordKind};
 
@@ -64,70 +64,33 @@ const ACTIVITY_CATEGORIES: &[&str] = &[
     "Action",
 ];
 
-util::members! {
-    /// The members whose presence (or value) tells a record's kind.
-    Shape {
-        event_version: "eventVersion",
-        event_source: "eventSource",
-        detail_type: "detail-type",
-        kind: "kind",
-        proto_payload: "protoPayload",
-        log_name: "logName",
-        category: "category",
-        properties: "properties",
-        operation_name_value: "OperationNameValue",
-        event_data_id: "eventDataId",
-        operation_name: "operationName",
-        time: "time",
-        resource_id: "resourceId",
-        creation_time: "CreationTime",
-        operation: "Operation",
-        workload: "Workload",
-        record_type: "RecordType",
-        audit_data: "AuditData",
-        operations: "Operations",
-        user_ids: "UserIds",
-        office_workload: "OfficeWorkload",
-        uuid: "uuid",
-        published: "published",
-        event_type: "eventType",
-        la_activity_name: "ActivityDisplayName",
-        la_activity_time: "ActivityDateTime",
-        la_initiated_by: "InitiatedBy",
-        activity_name: "activityDisplayName",
-        activity_time: "activityDateTime",
-        created: "createdDateTime",
-        upn: "userPrincipalName",
-        app_id: "appId",
-    }
+/// Recognises a record's kind from its shape, or `None` when it is none picket knows.
+/// (Indexes the root's members first: a record read for processing has them indexed already,
+/// see [`detect_kind_in`].)
+pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
+    detect_kind_in(&Fields::new(raw))
 }
 
-/// Recognises a record's kind from its shape, or `None` when it is none picket knows.
-///
-/// The members that tell are gathered in one walk over the record's members; the tests
-/// below then run in order, the first that holds naming the kind.
-pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
-    raw.as_object()?;
-    // CloudTrail's test comes first: once both its members are seen, the rest can wait.
-    let o = Shape::until(Some(raw), |o| {
-        o.event_version.is_some() && o.event_source.is_some()
-    });
-    fn str_of(v: Option<&Value>) -> Option<&str> {
-        v.and_then(Value::as_str)
-    }
-    if o.event_version.is_some() && o.event_source.is_some() {
+/// [`detect_kind`] on a record's indexed root members: the tests run in order, the first
+/// that holds naming the kind, each looking up only the members it needs (the first member
+/// of a name decides, as `get` on the object would find it).
+pub fn detect_kind_in(f: &Fields<'_>) -> Option<RecordKind> {
+    f.object()?;
+    let has = |k: &str| f.get(k).is_some();
+    let str_of = |k: &str| f.get(k).and_then(Value::as_str);
+    if has("eventVersion") && has("eventSource") {
         return Some(RecordKind::Cloudtrail);
     }
-    if str_of(o.detail_type).is_some_and(|dt| dt.ends_with("via CloudTrail")) {
+    if str_of("detail-type").is_some_and(|dt| dt.ends_with("via CloudTrail")) {
         return Some(RecordKind::Cloudtrail);
     }
-    if str_of(o.kind) == Some("admin#reports#activity") {
+    if str_of("kind") == Some("admin#reports#activity") {
         return Some(RecordKind::GoogleReports);
     }
-    if o.proto_payload.is_some() && o.log_name.is_some() {
+    if has("protoPayload") && has("logName") {
         return Some(RecordKind::GcpAudit);
     }
-    if let (Some(category), true) = (str_of(o.category), o.properties.is_some()) {
+    if let (Some(category), true) = (str_of("category"), has("properties")) {
         return match category {
             "SignInLogs"
             | "NonInteractiveUserSignInLogs"
@@ -145,36 +108,34 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
     }
     // Azure activity log: a Log Analytics `AzureActivity` row, the REST `eventData` / alert
     // payload, or an export record without `properties`.
-    if o.operation_name_value.is_some()
-        || (o.event_data_id.is_some() && o.operation_name.is_some())
-        || (o.operation_name.is_some()
-            && o.time.is_some()
-            && str_of(o.resource_id)
+    if has("OperationNameValue")
+        || (has("eventDataId") && has("operationName"))
+        || (has("operationName")
+            && has("time")
+            && str_of("resourceId")
                 .is_some_and(|id| !id.to_ascii_lowercase().contains("microsoft.aadiam")))
     {
         return Some(RecordKind::AzureActivity);
     }
     // Microsoft 365 Unified Audit Log, a `Search-UnifiedAuditLog` wrapper of one, or a Log
     // Analytics `OfficeActivity` row.
-    if (o.creation_time.is_some()
-        && o.operation.is_some()
-        && (o.workload.is_some() || o.record_type.is_some()))
-        || (o.audit_data.is_some() && (o.operations.is_some() || o.user_ids.is_some()))
-        || (o.office_workload.is_some() && o.operation.is_some())
+    if (has("CreationTime") && has("Operation") && (has("Workload") || has("RecordType")))
+        || (has("AuditData") && (has("Operations") || has("UserIds")))
+        || (has("OfficeWorkload") && has("Operation"))
     {
         return Some(RecordKind::M365Audit);
     }
-    if o.uuid.is_some() && o.published.is_some() && o.event_type.is_some() {
+    if has("uuid") && has("published") && has("eventType") {
         return Some(RecordKind::Okta);
     }
     // A Log Analytics `AuditLogs` row (Sentinel export; the OTRF datasets): PascalCase columns.
-    if o.la_activity_name.is_some() && o.la_activity_time.is_some() && o.la_initiated_by.is_some() {
+    if has("ActivityDisplayName") && has("ActivityDateTime") && has("InitiatedBy") {
         return Some(RecordKind::AzureMonitorAudit);
     }
-    if o.activity_name.is_some() && o.activity_time.is_some() {
+    if has("activityDisplayName") && has("activityDateTime") {
         return Some(RecordKind::EntraAudit);
     }
-    if o.created.is_some() && (o.upn.is_some() || o.app_id.is_some()) {
+    if has("createdDateTime") && (has("userPrincipalName") || has("appId")) {
         return Some(RecordKind::EntraSignin);
     }
     None
@@ -182,7 +143,11 @@ pub fn detect_kind(raw: &Value) -> Option<RecordKind> {
 
 /// Normalizes one raw record of a known kind. Some records hold several events (a Reports
 /// activity with several `events[]`), hence the `Vec`.
-pub fn normalize(kind: RecordKind, raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(
+    kind: RecordKind,
+    raw: impl Into<Raw>,
+) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw = raw.into();
     match kind {
         RecordKind::Cloudtrail => cloudtrail::normalize(raw),
         RecordKind::EntraSignin => entra_signin::normalize(raw),

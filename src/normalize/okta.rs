@@ -17,7 +17,7 @@
 //!
 //! To classify one more event type: add it to [`activity`].
 
-use crate::json::{JsonContainerTrait, Value};
+use crate::json::{JsonContainerTrait, Raw, Value};
 
 use super::NormalizeError;
 use super::util::{
@@ -32,7 +32,8 @@ use crate::model::{
 const KIND: RecordKind = RecordKind::Okta;
 
 /// Normalizes one System Log event into one event.
-pub fn normalize(raw: Value) -> Result<Vec<IdentityEvent>, NormalizeError> {
+pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeError> {
+    let raw: Raw = raw.into();
     require_object(&raw, KIND)?;
     let mut event = build(&raw)?;
     event.raw = raw;
@@ -89,7 +90,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth,
         uid,
-        raw: Value::new(),
+        raw: crate::json::Raw::default(),
     })
 }
 

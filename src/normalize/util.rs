@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Value, ValueRef};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Raw, Value, ValueRef};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use super::NormalizeError;
@@ -42,6 +42,12 @@ impl<'a> Root<'a> for &Fields<'a> {
     }
 }
 
+impl<'a> Root<'a> for &'a Raw {
+    fn member(self, key: &str) -> Option<&'a Value> {
+        self.fields().get(key)
+    }
+}
+
 /// Declares a struct of the members a normalizer reads from one JSON object, filled by
 /// [`of`](#) in ONE walk over the object's members: each field holds the first member named
 /// its key, like [`get`] would find it. A lookup per field walks the members again each time
@@ -60,6 +66,19 @@ macro_rules! members {
         }
 
         impl<'v> $name<'v> {
+            /// The members of the object `f` indexes, looked up (walked once, as [`of`](#)
+            /// does, when names repeat in it, to tell whether one of these does).
+            #[allow(dead_code)]
+            fn in_fields(f: &$crate::json::Fields<'v>) -> Self {
+                if f.repeated() {
+                    return Self::of(f.object());
+                }
+                Self {
+                    $($field: f.get($key),)*
+                    repeated: false,
+                }
+            }
+
             /// The members of `v`; all `None` when `v` is not an object.
             #[allow(dead_code)]
             fn of(v: Option<&'v $crate::json::Value>) -> Self {

@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::json::{JsonContainerTrait, JsonValueMutTrait, JsonValueTrait, Value};
+use crate::json::{Fields, JsonValueMutTrait, JsonValueTrait, Raw, Value};
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 
@@ -42,8 +42,8 @@ impl std::fmt::Display for Origin {
 /// One raw record as a source delivered it.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
-    /// The record.
-    pub value: Value,
+    /// The record, its root members indexed.
+    pub value: Raw,
     /// The kind, when the source knows it (otherwise recognised from the shape).
     pub kind: Option<RecordKind>,
     /// Where it came from.
@@ -380,7 +380,7 @@ impl Records {
                     let salvaged = salvage_array(&doc[offset..]);
                     let n = salvaged.len();
                     self.pending
-                        .extend(salvaged.into_iter().map(|r| (r, None, None)));
+                        .extend(salvaged.into_iter().map(|r| (Raw::new(r), None, None)));
                     let message = if n > 0 {
                         format!("{msg} (the {n} record(s) before it were kept)")
                     } else {
@@ -519,35 +519,37 @@ const LINE_TOO_LONG: &str = "line longer than the limit";
 const CONTAINER_KEYS: [&str; 4] = ["Records", "value", "items", "entries"];
 
 /// A record waiting to be returned: its value, its kind when already recognised, its line.
-type Pending = (Value, Option<RecordKind>, Option<usize>);
+type Pending = (Raw, Option<RecordKind>, Option<usize>);
 
 /// Splits the containers providers wrap records in, into `out`. A value recognised as a
 /// record is no container, and keeps the kind it was recognised as (the pipeline would
 /// otherwise walk its members again to find it).
-fn unwrap_container(mut v: Value, line: Option<usize>, out: &mut VecDeque<Pending>) {
+fn unwrap_container(v: Value, line: Option<usize>, out: &mut VecDeque<Pending>) {
     if v.is_array() {
         out.extend(
             v.into_array()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|r| (r, None, line)),
+                .map(|r| (Raw::new(r), None, line)),
         );
         return;
     }
-    if let Some(kind) = crate::normalize::detect_kind(&v) {
-        out.push_back((v, Some(kind), line));
+    let raw = Raw::new(v);
+    if let Some(kind) = crate::normalize::detect_kind_in(raw.fields()) {
+        out.push_back((raw, Some(kind), line));
         return;
     }
-    if let Some(key) = container_key(&v) {
-        let items = v
+    if let Some(key) = container_key(raw.fields()) {
+        let items = raw
+            .into_value()
             .as_object_mut()
             .and_then(|o| o.remove(&key))
             .and_then(Value::into_array)
             .unwrap_or_default();
-        out.extend(items.into_iter().map(|r| (r, None, line)));
+        out.extend(items.into_iter().map(|r| (Raw::new(r), None, line)));
         return;
     }
-    out.push_back((v, None, line));
+    out.push_back((raw, None, line));
 }
 
 /// The container key whose array holds `v`'s records, unless `v` is an object that looks like
@@ -555,11 +557,10 @@ fn unwrap_container(mut v: Value, line: Option<usize>, out: &mut VecDeque<Pendin
 /// activity), or holds no such array (a page object such as `{"value":[...],
 /// "@odata.nextLink":...}` has no record fields of its own). One pass over the members: a record has dozens, and
 /// looking up each of eight names would walk them eight times.
-fn container_key(v: &Value) -> Option<&'static str> {
-    let object = v.as_object()?;
+fn container_key(fields: &Fields<'_>) -> Option<&'static str> {
     // As `get` would: the first member of each name decides.
     let (mut seen, mut arrays, mut kind_seen) = (0u8, 0u8, false);
-    for (key, value) in object.iter() {
+    for (key, value) in fields.iter() {
         match key {
             "eventVersion" | "protoPayload" | "activityDisplayName" => return None,
             "kind" if !kind_seen => {
@@ -710,7 +711,7 @@ fn skip_line(r: &mut dyn BufRead) -> std::io::Result<()> {
 
 /// The event time of a raw record, read from the field its kind keeps it in, without
 /// normalizing it. Replay orders records by this.
-pub fn record_time(kind: RecordKind, raw: &Value) -> Option<DateTime<Utc>> {
+pub fn record_time(kind: RecordKind, raw: &Fields<'_>) -> Option<DateTime<Utc>> {
     let s = match kind {
         RecordKind::Cloudtrail => raw
             .get("eventTime")
@@ -911,21 +912,21 @@ mod tests {
     fn record_time_per_kind() {
         let ct = crate::json::json!({"eventTime": "2024-01-02T03:04:05Z"});
         assert_eq!(
-            record_time(RecordKind::Cloudtrail, &ct).map(|t| t.to_rfc3339()),
+            record_time(RecordKind::Cloudtrail, &Fields::new(&ct)).map(|t| t.to_rfc3339()),
             Some("2024-01-02T03:04:05+00:00".to_string())
         );
         let reports = crate::json::json!({"id": {"time": "2024-01-02T03:04:05.123Z"}});
-        assert!(record_time(RecordKind::GoogleReports, &reports).is_some());
-        assert!(record_time(RecordKind::EntraSignin, &ct).is_none());
+        assert!(record_time(RecordKind::GoogleReports, &Fields::new(&reports)).is_some());
+        assert!(record_time(RecordKind::EntraSignin, &Fields::new(&ct)).is_none());
         let ual = crate::json::json!({"CreationTime": "2023-07-23T06:25:34", "Operation": "x"});
         assert_eq!(
-            record_time(RecordKind::M365Audit, &ual).map(|t| t.to_rfc3339()),
+            record_time(RecordKind::M365Audit, &Fields::new(&ual)).map(|t| t.to_rfc3339()),
             Some("2023-07-23T06:25:34+00:00".to_owned())
         );
         let okta = crate::json::json!({"published": "2026-02-01T09:00:00.123Z"});
-        assert!(record_time(RecordKind::Okta, &okta).is_some());
+        assert!(record_time(RecordKind::Okta, &Fields::new(&okta)).is_some());
         let act = crate::json::json!({"TimeGenerated": "2026-02-01T09:00:00Z"});
-        assert!(record_time(RecordKind::AzureActivity, &act).is_some());
+        assert!(record_time(RecordKind::AzureActivity, &Fields::new(&act)).is_some());
     }
 
     /// The kind and time of each record of a file, as replay's index reads them.
@@ -934,8 +935,8 @@ mod tests {
             .unwrap()
             .map(|r| {
                 let r = r.unwrap();
-                let kind = crate::normalize::detect_kind(&r.value);
-                let time = kind.and_then(|k| record_time(k, &r.value));
+                let kind = crate::normalize::detect_kind_in(r.value.fields());
+                let time = kind.and_then(|k| record_time(k, r.value.fields()));
                 (kind, time.map(|t| t.to_rfc3339()))
             })
             .collect()

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::decode::{self, DecodeError, Limits, RawRecord, Records};
 use crate::model::RecordKind;
-use crate::normalize::detect_kind;
+use crate::normalize::detect_kind_in;
 
 /// An indexed input file.
 #[derive(Debug, Clone)]
@@ -92,8 +92,10 @@ fn index_file(
 }
 
 fn time_of(kind: Option<RecordKind>, rec: &RawRecord) -> Option<DateTime<Utc>> {
-    let kind = kind.or(rec.kind).or_else(|| detect_kind(&rec.value))?;
-    decode::record_time(kind, &rec.value)
+    let kind = kind
+        .or(rec.kind)
+        .or_else(|| detect_kind_in(rec.value.fields()))?;
+    decode::record_time(kind, rec.value.fields())
 }
 
 /// One open file in the merge, with a sorted window of its records. `records` is dropped
@@ -193,7 +195,9 @@ impl Merge {
             match o.records.as_mut().and_then(Iterator::next) {
                 Some(Ok(mut rec)) => {
                     // Recognised once here; the pipeline reuses it.
-                    rec.kind = kind.or(rec.kind).or_else(|| detect_kind(&rec.value));
+                    rec.kind = kind
+                        .or(rec.kind)
+                        .or_else(|| detect_kind_in(rec.value.fields()));
                     let t = time_of(kind, &rec);
                     batch.push((t, rec));
                 }

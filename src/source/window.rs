@@ -219,7 +219,8 @@ impl Windowed {
             let mut known: HashSet<String> = cur.seen.iter().map(|(id, _)| id.clone()).collect();
             let mut batch = Batch::default();
             for row in page.rows {
-                let time = super::decode::record_time(stream.kind, &row);
+                let row = crate::json::Raw::new(row);
+                let time = super::decode::record_time(stream.kind, row.fields());
                 let id = (stream.id)(&row).unwrap_or_else(|| digest(&row));
                 if !known.insert(id.clone()) {
                     dups += 1;
@@ -377,7 +378,12 @@ mod tests {
                 .unwrap()
                 .iter()
                 .filter(|r| {
-                    super::super::decode::record_time(RecordKind::EntraSignin, r).unwrap() >= from
+                    super::super::decode::record_time(
+                        RecordKind::EntraSignin,
+                        &crate::json::Fields::new(r),
+                    )
+                    .unwrap()
+                        >= from
                 })
                 .cloned()
                 .collect();

@@ -109,7 +109,7 @@ pub fn event_for(kind: RecordKind, raw: &Value, fallback_uid: &str) -> IdentityE
         && !events.is_empty()
     {
         let mut e = events.remove(0);
-        e.raw = raw.clone();
+        e.raw = raw.clone().into();
         return e;
     }
     let rec = super::view_record(kind, raw);
@@ -169,7 +169,7 @@ pub fn event_for(kind: RecordKind, raw: &Value, fallback_uid: &str) -> IdentityE
         auth: Default::default(),
         oauth: None,
         uid,
-        raw: raw.clone(),
+        raw: raw.clone().into(),
     }
 }
 

@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::json::{JsonValueTrait, Value as Raw};
+use crate::json::{JsonValueTrait, Raw};
 
 use crate::detect::{DetectContext, DetectError, Detector};
 use crate::model::{Attack, Evidence, Finding, IdentityEvent, RecordKind, Severity, finding_uid};
@@ -50,8 +50,16 @@ pub const DEFAULT_SEVERITY: Severity = Severity::Medium;
 /// envelope, and a Unified Audit Log record inside a `Search-UnifiedAuditLog` wrapper
 /// (`AuditData` as an object), are unwrapped. (Normalized events already hold the inner record
 /// as `raw`.) The envelope checks use the index the rules use anyway.
-pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
-    let mut rec = Record::new(raw);
+pub fn view_record(kind: RecordKind, raw: &crate::json::Value) -> Record<'_> {
+    view(kind, Record::new(raw))
+}
+
+/// [`view_record`] on a record read with its root index ([`Raw`]), which it reuses.
+pub fn view_indexed(kind: RecordKind, raw: &Raw) -> Record<'_> {
+    view(kind, Record::indexed(raw))
+}
+
+fn view(kind: RecordKind, mut rec: Record<'_>) -> Record<'_> {
     let inner = match kind {
         RecordKind::Cloudtrail if rec.field("detail-type").is_some() => rec.field("detail"),
         RecordKind::M365Audit if rec.field("CreationTime").is_none() => {
@@ -66,7 +74,7 @@ pub fn view_record(kind: RecordKind, raw: &Raw) -> Record<'_> {
 }
 
 /// The record [`view_record`] indexes, for callers that want the value alone.
-pub fn record_view(kind: RecordKind, raw: &Raw) -> &Raw {
+pub fn record_view(kind: RecordKind, raw: &crate::json::Value) -> &crate::json::Value {
     view_record(kind, raw).value()
 }
 
@@ -318,7 +326,7 @@ impl Detector for SigmaDetector {
         cx: &DetectContext<'_>,
     ) -> Result<Vec<Finding>, DetectError> {
         let kind = event.kind;
-        let raw = view_record(kind, &event.raw);
+        let raw = view_indexed(kind, &event.raw);
         let raw = &raw;
         let mut cands = std::mem::take(&mut self.scratch);
         self.rules.candidates(kind, raw, &mut cands);

@@ -12,7 +12,7 @@ use std::sync::{LazyLock, Mutex};
 
 use smallvec::SmallVec;
 
-use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Object, Value, ValueRef};
+use crate::json::{Fields, JsonContainerTrait, JsonValueTrait, Object, Raw, Value, ValueRef};
 
 /// One step of a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,10 +171,27 @@ impl FieldPath {
 /// rule index look up the same few root fields.
 pub struct Record<'v> {
     value: &'v Value,
-    fields: Fields<'v>,
+    fields: Index<'v>,
     /// The values of each path walked so far: rules share paths (`eventName`, `userAgent`,
     /// a mapping's alternatives), and the index walks its keys before the rules do.
     memo: RefCell<Memo<'v>>,
+}
+
+/// A record's root index: the one its [`Raw`] carries, or one of its own.
+enum Index<'v> {
+    Shared(&'v Fields<'v>),
+    Own(Fields<'v>),
+}
+
+impl<'v> std::ops::Deref for Index<'v> {
+    type Target = Fields<'v>;
+
+    fn deref(&self) -> &Fields<'v> {
+        match self {
+            Index::Shared(f) => f,
+            Index::Own(f) => f,
+        }
+    }
 }
 
 /// Path id -> span of `values`.
@@ -190,16 +207,27 @@ impl<'v> Record<'v> {
     pub fn new(value: &'v Value) -> Record<'v> {
         Record {
             value,
-            fields: Fields::new(value),
+            fields: Index::Own(Fields::new(value)),
             memo: RefCell::default(),
         }
     }
 
-    /// Indexes `value` instead, in place: an envelope's inner record takes its envelope's
-    /// index without moving a new one (it is large) into place.
+    /// A raw record as it is, with the index it carries.
+    pub fn indexed(raw: &'v Raw) -> Record<'v> {
+        Record {
+            value: raw.value(),
+            fields: Index::Shared(raw.fields()),
+            memo: RefCell::default(),
+        }
+    }
+
+    /// Indexes `value` instead (an envelope's inner record).
     pub fn reindex(&mut self, value: &'v Value) {
         self.value = value;
-        self.fields.reset(value);
+        match &mut self.fields {
+            Index::Own(f) => f.reset(value),
+            shared => *shared = Index::Own(Fields::new(value)),
+        }
         let memo = self.memo.get_mut();
         memo.ids.clear();
         memo.spans.clear();
