@@ -136,7 +136,9 @@ impl<'v> Fields<'v> {
             return;
         };
         self.object = Some(v);
-        // `extend` reserves once and then writes without a capacity check per member.
+        // Reserved first: sonic-rs's member iterator gives no size hint, and `extend` alone
+        // grew the vector four or five times per record.
+        self.members.reserve(obj.len());
         self.members.extend(obj.iter());
         // At most half full, at least 32 slots.
         let size = (self.members.len() * 2).next_power_of_two().max(32);
