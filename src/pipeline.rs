@@ -52,7 +52,9 @@ pub const FINDING_TTL_DAYS: i64 = 90;
 /// Records per pipeline batch of `picket replay` (`--batch`). Small, so that a record is
 /// still in the CPU cache when it is normalized and its event when it is detected: on the
 /// replay mix, batches of 256 run at about 1.4 times the events per CPU-second of batches of
-/// 4,096 (`PICKET_BENCH_BATCH` of the `replay` bench), and 64 to 256 all do as well.
+/// 4,096 (`PICKET_BENCH_BATCH` of the `replay` bench). Batches of 64 run a few percent faster
+/// still in that one-thread bench, but `picket replay`, whose reader thread hands each batch
+/// over, then takes a fifth longer in wall time.
 /// State transactions span batches ([`REPLAY_COMMIT_EVENTS`]), so small ones write no more.
 pub const REPLAY_BATCH_RECORDS: usize = 256;
 /// Events per state transaction of `picket replay` (`--commit-every`,
