@@ -538,9 +538,15 @@ impl VMatch {
     fn on(&self, v: &Value, k: usize, raw: &Record<'_>) -> bool {
         match self {
             VMatch::Str(p) if let Some(s) = v.as_str() => p.is_match(s),
-            VMatch::Str(p) => match (v.as_ref(), p.exact_number()) {
-                // Numbers compare numerically with an exact numeric literal: no allocation.
-                (ValueRef::Number(n), Some(want)) => n.as_f64() == Some(want),
+            // A number matches by its JSON spelling, as every other value (`10` is not
+            // `10.0`, as in pySigma's backends); integers are spelled without allocating.
+            VMatch::Str(p) => match v.as_ref() {
+                ValueRef::Number(n) if let Some(i) = n.as_i64() => {
+                    p.is_match(itoa::Buffer::new().format(i))
+                }
+                ValueRef::Number(n) if let Some(u) = n.as_u64() => {
+                    p.is_match(itoa::Buffer::new().format(u))
+                }
                 _ => string_form(v).is_some_and(|s| p.is_match(&s)),
             },
             VMatch::Null => v.is_null(),
@@ -761,6 +767,22 @@ mod tests {
         ));
         let y = "sel:\n  l: '[]'\ncondition: sel";
         assert!(hit(y, json!({"l": []})));
+        // Numbers match by their JSON spelling (as pySigma's backends compare them).
+        let raw = |text: &str| crate::json::parse(text.as_bytes()).unwrap();
+        let y = "sel:\n  n: 10\ncondition: sel";
+        assert!(hit(y, raw(r#"{"n": 10}"#)));
+        assert!(hit(y, raw(r#"{"n": "10"}"#)));
+        assert!(!hit(y, raw(r#"{"n": 10.0}"#)), "10.0 is not spelled 10");
+        assert!(!hit(y, raw(r#"{"n": -10}"#)));
+        let y = "sel:\n  n: -3\ncondition: sel";
+        assert!(hit(y, raw(r#"{"n": -3}"#)));
+        let y = "sel:\n  n: 1.5\ncondition: sel";
+        assert!(hit(y, raw(r#"{"n": 1.5}"#)));
+        let y = "sel:\n  n|startswith: 18446744073709551\ncondition: sel";
+        assert!(
+            hit(y, raw(r#"{"n": 18446744073709551615}"#)),
+            "u64 beyond i64"
+        );
     }
 
     #[test]

@@ -82,8 +82,6 @@ pub struct StrPattern {
     pub m: StrMatch,
     /// Compare case-sensitively.
     pub cased: bool,
-    /// The exact literal as a number, when it is one (computed once).
-    num: Option<f64>,
 }
 
 impl StrPattern {
@@ -143,17 +141,7 @@ impl StrPattern {
                 StrMatch::Regex(r)
             }
         };
-        let num = match &m {
-            StrMatch::Exact(l)
-                if !l.is_empty()
-                    && l.bytes()
-                        .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-') =>
-            {
-                l.parse().ok()
-            }
-            _ => None,
-        };
-        Ok(StrPattern { m, cased, num })
+        Ok(StrPattern { m, cased })
     }
 
     /// Compiles a `re` value with its `i`, `m`, `s` flags (case-sensitive by default, unanchored).
@@ -167,7 +155,6 @@ impl StrPattern {
         Ok(StrPattern {
             m: StrMatch::Regex(r),
             cased: true,
-            num: None,
         })
     }
 
@@ -177,11 +164,6 @@ impl StrPattern {
             StrMatch::Exact(l) if !self.cased => Some(l),
             _ => None,
         }
-    }
-
-    /// The exact literal as a number, when it is one (`50126`, `0`, `1.5`).
-    pub fn exact_number(&self) -> Option<f64> {
-        self.num
     }
 
     /// Whether `hay` matches.
