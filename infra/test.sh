@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The full test suite: formatting, lints, both feature sets, supply-chain checks and the
-# Terraform checks. Installs and starts what the tests need (pinned), stops it afterwards.
+# The full test suite: formatting, lints, both feature sets, the Sigma engine's agreement
+# with pySigma, supply-chain checks and the Terraform checks. Installs and starts what the tests need (pinned), stops it afterwards.
 # Usage: infra/test.sh            (from anywhere; CI runs it through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ cargo fmt --all -- --check
 step "core build and tests (--no-default-features)"
 cargo clippy --locked --no-default-features --all-targets -- -D warnings
 run_tests --no-default-features
+
+step "Sigma agreement with pySigma (SQLite backend; pinned)"
+bash infra/ci/sigma-agreement.sh
 
 step "emulators (moto server, aiosmtpd; pinned)"
 bash infra/emulators/setup.sh
