@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: formatting, lints, both feature sets, the Sigma engine's agreement
-# with pySigma, supply-chain checks and the Terraform checks. Installs and starts what the tests need (pinned), stops it afterwards.
+# with pySigma, supply-chain checks and the Terraform checks. Installs and starts what the
+# tests need (pinned), stops it afterwards.
 # Usage: infra/test.sh            (from anywhere; CI runs it through .ci/run)
 set -euo pipefail
 cd "$(dirname "$0")/.."

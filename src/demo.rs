@@ -78,10 +78,7 @@ pub fn story_records() -> Vec<RawRecord> {
                 .filter_map(Result::ok)
         })
         .collect();
-    records.sort_by_key(|r| {
-        crate::normalize::detect_kind_in(r.value.fields())
-            .and_then(|k| decode::record_time(k, r.value.fields()))
-    });
+    records.sort_by_key(RawRecord::time);
     records
 }
 

@@ -583,10 +583,7 @@ fn normalize_batch(
     // copies every event already in it.
     let mut events = Vec::with_capacity(records.len() + records.len() / 2);
     for rec in records {
-        let kind = match rec
-            .kind
-            .or_else(|| normalize::detect_kind_in(rec.value.fields()))
-        {
+        let kind = match rec.detected_kind() {
             Some(k) => k,
             None => {
                 tracing::debug!(origin = %rec.origin, "record of unknown shape rejected");

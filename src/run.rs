@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::model::{Finding, Severity, finding_uid};
 use crate::pipeline::{BatchReport, Pipeline, PipelineError, StagedWrite};
-use crate::source::{Source, decode};
+use crate::source::Source;
 use crate::state::{StateError, StateStore};
 
 /// State namespace of per-source status.
@@ -267,10 +267,7 @@ impl Runner {
             let records = batch.records.len() as u64;
             let mut next = slot.status.clone();
             for r in &batch.records {
-                let kind = r
-                    .kind
-                    .or_else(|| crate::normalize::detect_kind_in(r.value.fields()));
-                if let Some(t) = kind.and_then(|k| decode::record_time(k, r.value.fields()))
+                if let Some(t) = r.time()
                     && next.newest_event.is_none_or(|n| t > n)
                 {
                     next.newest_event = Some(t);

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use picket::json::Value;
 use picket::model::RecordKind;
-use picket::normalize::detect_kind;
 use picket::source::decode::{Limits, from_bytes};
 
 /// Every fixture record whose kind `keep` accepts.
@@ -29,7 +28,7 @@ pub fn records(keep: impl Fn(RecordKind) -> bool) -> Vec<(RecordKind, Value)> {
                 continue;
             };
             for r in from_bytes(bytes, &p.display().to_string(), Limits::default()).flatten() {
-                if let Some(k) = detect_kind(&r.value).filter(|k| keep(*k)) {
+                if let Some(k) = r.detected_kind().filter(|k| keep(*k)) {
                     out.push((k, r.value.into_value()));
                 }
             }

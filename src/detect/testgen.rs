@@ -75,7 +75,7 @@ pub fn bare_event(
         auth: AuthFacts::default(),
         oauth: None,
         uid: uid.to_string(),
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     }
 }
 

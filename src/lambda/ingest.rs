@@ -25,7 +25,7 @@ use crate::cloud::Clients;
 use crate::model::RecordKind;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::source::aws_s3;
-use crate::source::decode::{self, Limits, Origin, RawRecord};
+use crate::source::decode::{Limits, Origin, RawRecord};
 
 /// EventBridge detail types whose `detail` is a CloudTrail record.
 const CLOUDTRAIL_DETAIL_TYPES: &[&str] = &[
@@ -131,10 +131,7 @@ impl Ingest {
     ) -> Result<BatchReport, LambdaError> {
         let records = self.records(body, id).await?;
         for r in &records {
-            let kind = r
-                .kind
-                .or_else(|| crate::normalize::detect_kind_in(r.value.fields()));
-            if let Some(t) = kind.and_then(|k| decode::record_time(k, r.value.fields()))
+            if let Some(t) = r.time()
                 && newest.is_none_or(|n| t > n)
             {
                 *newest = Some(t);

@@ -165,7 +165,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth: AuthFacts::default(),
         oauth: None,
         uid,
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     })
 }
 

@@ -187,7 +187,7 @@ fn from_record(r: &Record<'_>) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth: None,
         uid,
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     })
 }
 

@@ -152,7 +152,7 @@ pub(crate) fn build(
         auth: AuthFacts::default(),
         oauth,
         uid,
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     })
 }
 

@@ -226,7 +226,7 @@ pub(crate) fn build(
         },
         oauth: None,
         uid,
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     })
 }
 

@@ -180,7 +180,7 @@ pub fn normalize(raw: impl Into<Raw>) -> Result<Vec<IdentityEvent>, NormalizeErr
             } else {
                 qualifier.clone()
             },
-            raw: crate::json::Raw::default(),
+            raw: Raw::default(),
         });
     }
     // Each event's `raw` is the activity with only that event in `events`. A lone event's

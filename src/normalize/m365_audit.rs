@@ -262,7 +262,7 @@ fn build(r: &Value) -> Result<IdentityEvent, NormalizeError> {
         auth,
         oauth,
         uid,
-        raw: crate::json::Raw::default(),
+        raw: Raw::default(),
     })
 }
 

@@ -48,11 +48,11 @@ impl<'a> Root<'a> for &'a Raw {
     }
 }
 
-/// Declares a struct of the members a normalizer reads from one JSON object, filled by
-/// [`of`](#) in ONE walk over the object's members: each field holds the first member named
-/// its key, like [`get`] would find it. A lookup per field walks the members again each time
-/// (sonic-rs compares keys one by one), and most objects of a record are read for several
-/// fields, so one walk is the cheaper way on every record shape picket reads.
+/// Declares a struct of the members a normalizer reads from one JSON object: each field holds
+/// the first member named its key, like [`get`] would find it. A record's root is already
+/// indexed ([`Fields`], carried by its [`Raw`]), so `in_fields` looks each key up there; a
+/// nested object is filled by [`of`](#) in ONE walk over its members (a lookup per field
+/// would walk them again each time: sonic-rs compares keys one by one).
 ///
 /// `repeated` tells whether a key named here occurs more than once (ambiguous JSON).
 macro_rules! members {

@@ -50,6 +50,20 @@ pub struct RawRecord {
     pub origin: Origin,
 }
 
+impl RawRecord {
+    /// The record's kind: the source's, else recognised from its shape.
+    pub fn detected_kind(&self) -> Option<RecordKind> {
+        self.kind
+            .or_else(|| crate::normalize::detect_kind_in(self.value.fields()))
+    }
+
+    /// Its event time ([`record_time`]), when its kind is known or recognised.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        self.detected_kind()
+            .and_then(|k| record_time(k, self.value.fields()))
+    }
+}
+
 /// Limits that keep hostile input bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 
 use super::decode::{self, DecodeError, Limits, RawRecord, Records};
 use crate::model::RecordKind;
-use crate::normalize::detect_kind_in;
 
 /// An indexed input file.
 #[derive(Debug, Clone)]
@@ -92,9 +91,7 @@ fn index_file(
 }
 
 fn time_of(kind: Option<RecordKind>, rec: &RawRecord) -> Option<DateTime<Utc>> {
-    let kind = kind
-        .or(rec.kind)
-        .or_else(|| detect_kind_in(rec.value.fields()))?;
+    let kind = kind.or_else(|| rec.detected_kind())?;
     decode::record_time(kind, rec.value.fields())
 }
 
@@ -195,10 +192,8 @@ impl Merge {
             match o.records.as_mut().and_then(Iterator::next) {
                 Some(Ok(mut rec)) => {
                     // Recognised once here; the pipeline reuses it.
-                    rec.kind = kind
-                        .or(rec.kind)
-                        .or_else(|| detect_kind_in(rec.value.fields()));
-                    let t = time_of(kind, &rec);
+                    rec.kind = kind.or_else(|| rec.detected_kind());
+                    let t = rec.time();
                     batch.push((t, rec));
                 }
                 Some(Err(e)) => o.errors.push_back(e),
